@@ -1,0 +1,305 @@
+;; x402-nexus-escrow
+;;
+;; STX escrow for x402 payments. A payer locks uSTX for a recipient under a
+;; caller-chosen 32-byte payment id; the recipient claims it before the
+;; payment expires, or anyone refunds it to the payer once it has expired.
+;;
+;; Invariants (checked by contracts/x402-nexus-escrow.tests.clar):
+;; - total-locked == sum of the amounts of pending payments
+;;               == the STX balance of this contract;
+;; - a payment id is used at most once, forever (payments are never deleted);
+;; - a payment moves pending -> claimed or pending -> refunded, and a settled
+;;   payment never changes again;
+;; - nobody, including the owner, can move escrowed funds anywhere except to
+;;   the payment's recipient (claim) or its sender (refund).
+;;
+;; Every state change prints exactly one tuple; contracts/EVENTS.md documents
+;; their shapes, which are the indexer's input contract.
+
+;; ---------------------------------------------------------------------------
+;; Constants
+
+;; Blocks a payment stays claimable: ~16 min at Nakamoto block times.
+(define-constant PAYMENT-TIMEOUT u100)
+
+(define-constant STATUS-PENDING "pending")
+(define-constant STATUS-CLAIMED "claimed")
+(define-constant STATUS-REFUNDED "refunded")
+
+(define-constant ERR-NOT-OWNER (err u100))
+(define-constant ERR-PAUSED (err u101))
+(define-constant ERR-ZERO-AMOUNT (err u102))
+(define-constant ERR-SELF-PAYMENT (err u103))
+(define-constant ERR-ID-USED (err u104))
+(define-constant ERR-NOT-FOUND (err u105))
+(define-constant ERR-NOT-RECIPIENT (err u106))
+(define-constant ERR-NOT-PENDING (err u107))
+(define-constant ERR-EXPIRED (err u108))
+(define-constant ERR-NOT-EXPIRED (err u109))
+(define-constant ERR-TRANSFER-FAILED (err u110))
+(define-constant ERR-NOT-PROPOSED-OWNER (err u111))
+(define-constant ERR-ALREADY-PAUSED (err u112))
+(define-constant ERR-NOT-PAUSED (err u113))
+
+;; ---------------------------------------------------------------------------
+;; State
+
+(define-data-var owner principal tx-sender)
+;; Set by `propose-owner`, consumed by `accept-owner`.
+(define-data-var proposed-owner (optional principal) none)
+;; Stops create-payment and claim-payment; never refund-expired.
+(define-data-var paused bool false)
+;; Sum of the amounts of all pending payments.
+(define-data-var total-locked uint u0)
+
+;; Entries are never deleted, which is what makes payment ids single-use.
+(define-map payments
+  (buff 32)
+  {
+    sender: principal,
+    recipient: principal,
+    amount: uint,
+    memo: (buff 34),
+    created-at: uint,
+    expires-at: uint,
+    status: (string-ascii 8),
+  }
+)
+
+;; ---------------------------------------------------------------------------
+;; Private helpers
+
+;; One print shape for all three payment events. `payment` is the record as
+;; stored, so sender/recipient are always the payment's own parties.
+(define-private (print-payment-event
+    (event (string-ascii 16))
+    (payment-id (buff 32))
+    (payment {
+      sender: principal,
+      recipient: principal,
+      amount: uint,
+      memo: (buff 34),
+      created-at: uint,
+      expires-at: uint,
+      status: (string-ascii 8),
+    })
+  )
+  (print {
+    event: event,
+    payment-id: payment-id,
+    sender: (get sender payment),
+    recipient: (get recipient payment),
+    amount: (get amount payment),
+    memo: (get memo payment),
+    expires-at: (get expires-at payment),
+    block-height: stacks-block-height,
+  })
+)
+
+;; Send `amount` uSTX held by this contract to `to`. The allowance is exactly
+;; `amount`; any allowance violation or transfer failure becomes
+;; ERR-TRANSFER-FAILED so the raw codes (u0..u4, u128) never leak.
+(define-private (pay-out
+    (amount uint)
+    (to principal)
+  )
+  (match (as-contract? ((with-stx amount))
+    (unwrap! (stx-transfer? amount tx-sender to) ERR-TRANSFER-FAILED)
+  )
+    sent (ok sent)
+    allowance-index ERR-TRANSFER-FAILED
+  )
+)
+
+;; Mark a pending payment settled and release its amount from total-locked.
+;; Runs before the transfer out (checks-effects-interactions).
+(define-private (settle
+    (payment-id (buff 32))
+    (payment {
+      sender: principal,
+      recipient: principal,
+      amount: uint,
+      memo: (buff 34),
+      created-at: uint,
+      expires-at: uint,
+      status: (string-ascii 8),
+    })
+    (status (string-ascii 8))
+  )
+  (begin
+    (map-set payments payment-id (merge payment { status: status }))
+    (var-set total-locked (- (var-get total-locked) (get amount payment)))
+  )
+)
+
+(define-private (is-owner-caller)
+  (is-eq contract-caller (var-get owner))
+)
+
+;; ---------------------------------------------------------------------------
+;; Payments
+
+;; Lock `amount` uSTX from tx-sender for `recipient`.
+(define-public (create-payment
+    (payment-id (buff 32))
+    (recipient principal)
+    (amount uint)
+    (memo (buff 34))
+  )
+  (let ((payment {
+      sender: tx-sender,
+      recipient: recipient,
+      amount: amount,
+      memo: memo,
+      created-at: stacks-block-height,
+      expires-at: (+ stacks-block-height PAYMENT-TIMEOUT),
+      status: STATUS-PENDING,
+    }))
+    (asserts! (not (var-get paused)) ERR-PAUSED)
+    (asserts! (> amount u0) ERR-ZERO-AMOUNT)
+    (asserts! (not (is-eq tx-sender recipient)) ERR-SELF-PAYMENT)
+    (asserts! (map-insert payments payment-id payment) ERR-ID-USED)
+    (var-set total-locked (+ (var-get total-locked) amount))
+    (unwrap! (stx-transfer? amount tx-sender current-contract)
+      ERR-TRANSFER-FAILED
+    )
+    (print-payment-event "payment-created" payment-id payment)
+    (ok true)
+  )
+)
+
+;; The recipient takes the funds of a pending, unexpired payment.
+(define-public (claim-payment (payment-id (buff 32)))
+  (let ((payment (unwrap! (map-get? payments payment-id) ERR-NOT-FOUND)))
+    (asserts! (not (var-get paused)) ERR-PAUSED)
+    (asserts! (is-eq tx-sender (get recipient payment)) ERR-NOT-RECIPIENT)
+    (asserts! (is-eq (get status payment) STATUS-PENDING) ERR-NOT-PENDING)
+    (asserts! (< stacks-block-height (get expires-at payment)) ERR-EXPIRED)
+    (settle payment-id payment STATUS-CLAIMED)
+    (try! (pay-out (get amount payment) (get recipient payment)))
+    (print-payment-event "payment-claimed" payment-id payment)
+    (ok true)
+  )
+)
+
+;; Anyone may return an expired pending payment to its sender. Deliberately
+;; not gated by `paused`: a pause must never trap funds.
+(define-public (refund-expired (payment-id (buff 32)))
+  (let ((payment (unwrap! (map-get? payments payment-id) ERR-NOT-FOUND)))
+    (asserts! (is-eq (get status payment) STATUS-PENDING) ERR-NOT-PENDING)
+    (asserts! (>= stacks-block-height (get expires-at payment)) ERR-NOT-EXPIRED)
+    (settle payment-id payment STATUS-REFUNDED)
+    (try! (pay-out (get amount payment) (get sender payment)))
+    (print-payment-event "payment-refunded" payment-id payment)
+    (ok true)
+  )
+)
+
+;; ---------------------------------------------------------------------------
+;; Administration. Owner checks use contract-caller, so a contract the owner
+;; is tricked into calling cannot act as the owner. There is no admin
+;; withdrawal of any kind.
+
+(define-public (pause)
+  (begin
+    (asserts! (is-owner-caller) ERR-NOT-OWNER)
+    (asserts! (not (var-get paused)) ERR-ALREADY-PAUSED)
+    (var-set paused true)
+    (print {
+      event: "paused",
+      sender: contract-caller,
+      block-height: stacks-block-height,
+    })
+    (ok true)
+  )
+)
+
+(define-public (unpause)
+  (begin
+    (asserts! (is-owner-caller) ERR-NOT-OWNER)
+    (asserts! (var-get paused) ERR-NOT-PAUSED)
+    (var-set paused false)
+    (print {
+      event: "unpaused",
+      sender: contract-caller,
+      block-height: stacks-block-height,
+    })
+    (ok true)
+  )
+)
+
+;; Step 1 of an ownership transfer. Proposing again replaces the proposal
+;; (proposing the current owner cancels it in effect).
+(define-public (propose-owner (new-owner principal))
+  (begin
+    (asserts! (is-owner-caller) ERR-NOT-OWNER)
+    (var-set proposed-owner (some new-owner))
+    (print {
+      event: "owner-proposed",
+      sender: (var-get owner),
+      recipient: new-owner,
+      block-height: stacks-block-height,
+    })
+    (ok true)
+  )
+)
+
+;; Step 2: the proposed owner accepts, proving it controls the principal.
+(define-public (accept-owner)
+  (let ((old-owner (var-get owner)))
+    (asserts! (is-eq (some contract-caller) (var-get proposed-owner))
+      ERR-NOT-PROPOSED-OWNER
+    )
+    (var-set owner contract-caller)
+    (var-set proposed-owner none)
+    (print {
+      event: "owner-changed",
+      sender: old-owner,
+      recipient: contract-caller,
+      block-height: stacks-block-height,
+    })
+    (ok true)
+  )
+)
+
+;; ---------------------------------------------------------------------------
+;; Read-only
+
+(define-read-only (get-payment (payment-id (buff 32)))
+  (map-get? payments payment-id)
+)
+
+(define-read-only (get-status (payment-id (buff 32)))
+  (get status (map-get? payments payment-id))
+)
+
+;; True when refund-expired would succeed now.
+(define-read-only (is-refundable (payment-id (buff 32)))
+  (match (map-get? payments payment-id)
+    payment (and
+      (is-eq (get status payment) STATUS-PENDING)
+      (>= stacks-block-height (get expires-at payment))
+    )
+    false
+  )
+)
+
+(define-read-only (get-total-locked)
+  (var-get total-locked)
+)
+
+(define-read-only (get-owner)
+  (var-get owner)
+)
+
+(define-read-only (get-proposed-owner)
+  (var-get proposed-owner)
+)
+
+(define-read-only (is-paused)
+  (var-get paused)
+)
+
+(define-read-only (get-timeout)
+  PAYMENT-TIMEOUT
+)
