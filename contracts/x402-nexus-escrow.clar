@@ -158,11 +158,15 @@
     (asserts! (not (var-get paused)) ERR-PAUSED)
     (asserts! (> amount u0) ERR-ZERO-AMOUNT)
     (asserts! (not (is-eq tx-sender recipient)) ERR-SELF-PAYMENT)
-    (asserts! (map-insert payments payment-id payment) ERR-ID-USED)
-    (var-set total-locked (+ (var-get total-locked) amount))
+    (asserts! (is-none (map-get? payments payment-id)) ERR-ID-USED)
+    ;; Every check, including the transfer in, precedes the first write, so
+    ;; an error leaves no partial state even when called from another
+    ;; function of this contract.
     (unwrap! (stx-transfer? amount tx-sender current-contract)
       ERR-TRANSFER-FAILED
     )
+    (map-set payments payment-id payment)
+    (var-set total-locked (+ (var-get total-locked) amount))
     (print-payment-event "payment-created" payment-id payment)
     (ok true)
   )

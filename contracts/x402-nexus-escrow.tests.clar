@@ -1,0 +1,472 @@
+;; Rendezvous invariants and properties for x402-nexus-escrow (`npm run fuzz`).
+;;
+;; Rendezvous appends this file (and its `context` map) to the contract and
+;; deploys the result in place of it, so everything here sees the contract's
+;; private state: `payments`, `total-locked`, `paused`, `owner`.
+;;
+;; - invariant mode: random sequences of the public functions (including the
+;;   fuzz-* wrappers below), from random devnet accounts, with random burn
+;;   blocks mined in between; after each sequence one invariant-* is checked.
+;; - test mode: random calls of the test-* properties; each one predicts the
+;;   exact outcome of one escrow call from the current state and checks it.
+
+;; ---------------------------------------------------------------------------
+;; Payment ids. Random 32-byte ids never collide, so without steering claims,
+;; refunds and replays would only ever see ERR-NOT-FOUND. The wrappers and
+;; properties create payments under sequential ids (sha256 of a counter) and
+;; settle or replay one of the 8 most recent; invariants look at the 16 most
+;; recent.
+
+(define-data-var ghost-next-seed uint u0)
+
+(define-constant WINDOW (list u1 u2 u3 u4 u5 u6 u7 u8 u9 u10 u11 u12 u13 u14 u15 u16))
+
+(define-read-only (seed-id (seed uint))
+  (sha256 seed)
+)
+
+;; A fresh id; consumes the counter.
+(define-private (fresh-id)
+  (let ((seed (var-get ghost-next-seed)))
+    (var-set ghost-next-seed (+ seed u1))
+    (seed-id seed)
+  )
+)
+
+;; One of the 8 most recently issued ids, picked by `pick`.
+(define-read-only (recent-id (pick uint))
+  (let (
+      (issued (var-get ghost-next-seed))
+      (span (if (< issued u8)
+        issued
+        u8
+      ))
+    )
+    ;; Before any id is issued: 0x00, which fresh-id never produces.
+    (if (is-eq span u0)
+      0x00
+      (seed-id (- issued (+ u1 (mod pick span))))
+    )
+  )
+)
+
+;; The id issued `back` ids ago (1 = latest), if any.
+(define-read-only (window-id (back uint))
+  (if (<= back (var-get ghost-next-seed))
+    (some (seed-id (- (var-get ghost-next-seed) back)))
+    none
+  )
+)
+
+;; ---------------------------------------------------------------------------
+;; Ghost state, written only after a successful settlement through a fuzz-*
+;; wrapper. It remembers what the contract itself is not required to.
+
+;; Successful claims / refunds per payment id.
+(define-map ghost-claims (buff 32) uint)
+(define-map ghost-refunds (buff 32) uint)
+;; The payment record as it was right after its first settlement.
+(define-map ghost-settled
+  (buff 32)
+  {
+    sender: principal,
+    recipient: principal,
+    amount: uint,
+    memo: (buff 34),
+    created-at: uint,
+    expires-at: uint,
+    status: (string-ascii 8),
+  }
+)
+
+(define-private (record-settlement (id (buff 32)))
+  (match (map-get? payments id)
+    payment (map-insert ghost-settled id payment)
+    false
+  )
+)
+
+(define-private (bump (counter uint))
+  (+ counter u1)
+)
+
+;; ---------------------------------------------------------------------------
+;; Fuzz wrappers (public, so invariant mode calls them like any other public
+;; function; tx-sender is the random caller).
+
+(define-public (fuzz-create
+    (recipient principal)
+    (amount uint)
+    (memo (buff 34))
+  )
+  (create-payment (fresh-id) recipient amount memo)
+)
+
+;; Re-use a recent id: must always fail with ERR-ID-USED.
+(define-public (fuzz-replay
+    (pick uint)
+    (recipient principal)
+    (amount uint)
+    (memo (buff 34))
+  )
+  (create-payment (recent-id pick) recipient amount memo)
+)
+
+;; A pending recent payment addressed to the caller, if any.
+(define-private (find-claimable
+    (back uint)
+    (found (optional (buff 32)))
+  )
+  (match found
+    id found
+    (match (window-id back)
+      id (match (map-get? payments id)
+        payment (if (and
+            (is-eq (get recipient payment) tx-sender)
+            (is-eq (get status payment) STATUS-PENDING)
+          )
+          (some id)
+          none
+        )
+        none
+      )
+      none
+    )
+  )
+)
+
+;; Half the calls target a payment the caller can claim (a random caller is
+;; rarely the recipient); the other half any recent id.
+(define-public (fuzz-claim (pick uint))
+  (let ((id (if (is-eq (mod pick u2) u0)
+      (default-to (recent-id pick) (fold find-claimable WINDOW none))
+      (recent-id pick)
+    )))
+    (try! (claim-payment id))
+    (map-set ghost-claims id (bump (default-to u0 (map-get? ghost-claims id))))
+    (record-settlement id)
+    (ok true)
+  )
+)
+
+(define-public (fuzz-refund (pick uint))
+  (let ((id (recent-id pick)))
+    (try! (refund-expired id))
+    (map-set ghost-refunds id (bump (default-to u0 (map-get? ghost-refunds id))))
+    (record-settlement id)
+    (ok true)
+  )
+)
+
+;; ---------------------------------------------------------------------------
+;; Invariants
+
+;; The contract holds exactly the pending funds. (On a live chain anyone can
+;; send STX to the contract address, making balance > total-locked; such a
+;; donation is stuck forever. Nobody donates during fuzzing.)
+(define-read-only (invariant-total-locked-matches-balance)
+  (is-eq (stx-get-balance current-contract) (var-get total-locked))
+)
+
+(define-private (settled-at-most-once
+    (back uint)
+    (ok-so-far bool)
+  )
+  (and
+    ok-so-far
+    (match (window-id back)
+      id (<=
+        (+
+          (default-to u0 (map-get? ghost-claims id))
+          (default-to u0 (map-get? ghost-refunds id))
+        )
+        u1
+      )
+      true
+    )
+  )
+)
+
+;; No payment is paid out twice: never claimed and refunded, never claimed
+;; or refunded twice.
+(define-read-only (invariant-no-payment-claimed-and-refunded)
+  (fold settled-at-most-once WINDOW true)
+)
+
+(define-private (settled-unchanged
+    (back uint)
+    (ok-so-far bool)
+  )
+  (and
+    ok-so-far
+    (match (window-id back)
+      id (match (map-get? ghost-settled id)
+        snapshot (is-eq (map-get? payments id) (some snapshot))
+        true
+      )
+      true
+    )
+  )
+)
+
+;; Once claimed or refunded, a payment record never changes again (no
+;; replay of its id, no status flip).
+(define-read-only (invariant-settled-payment-never-changes)
+  (fold settled-unchanged WINDOW true)
+)
+
+(define-private (well-formed
+    (back uint)
+    (ok-so-far bool)
+  )
+  (and
+    ok-so-far
+    (match (map-get? payments (default-to 0x (window-id back)))
+      payment (and
+        (> (get amount payment) u0)
+        (not (is-eq (get sender payment) (get recipient payment)))
+        (is-eq (get expires-at payment) (+ (get created-at payment) PAYMENT-TIMEOUT))
+        (or
+          (is-eq (get status payment) STATUS-PENDING)
+          (is-eq (get status payment) STATUS-CLAIMED)
+          (is-eq (get status payment) STATUS-REFUNDED)
+        )
+      )
+      true
+    )
+  )
+)
+
+;; Every stored payment satisfies the creation rules and has a known status.
+(define-read-only (invariant-payments-well-formed)
+  (fold well-formed WINDOW true)
+)
+
+(define-private (pending-amount
+    (back uint)
+    (sum uint)
+  )
+  (match (map-get? payments (default-to 0x (window-id back)))
+    payment (if (is-eq (get status payment) STATUS-PENDING)
+      (+ sum (get amount payment))
+      sum
+    )
+    sum
+  )
+)
+
+;; total-locked covers at least the pending payments among the recent ids
+;; (other ids come from direct create-payment calls with random ids).
+(define-read-only (invariant-total-locked-covers-pending)
+  (>= (var-get total-locked) (fold pending-amount WINDOW u0))
+)
+
+;; ---------------------------------------------------------------------------
+;; Properties. Each predicts the exact result from the current state, makes
+;; the call, and checks result, record, total-locked and STX balances.
+;; Failure codes u9xx identify the broken expectation.
+
+(define-public (test-create-payment
+    (pick uint)
+    (recipient principal)
+    (amount uint)
+    (memo (buff 34))
+  )
+  (let (
+      ;; One call in four replays a recent id (expects ERR-ID-USED).
+      (id (if (and (is-eq (mod pick u4) u0) (> (var-get ghost-next-seed) u0))
+        (recent-id pick)
+        (fresh-id)
+      ))
+      (caller tx-sender)
+      (locked-before (var-get total-locked))
+      (escrow-before (stx-get-balance current-contract))
+      (caller-before (stx-get-balance caller))
+      (expected-error (if (var-get paused)
+        (some u101)
+        (if (is-eq amount u0)
+          (some u102)
+          (if (is-eq caller recipient)
+            (some u103)
+            (if (is-some (map-get? payments id))
+              (some u104)
+              (if (> amount caller-before)
+                (some u110)
+                none
+              )
+            )
+          )
+        )
+      ))
+      (result (create-payment id recipient amount memo))
+    )
+    (match expected-error
+      code (begin
+        (asserts! (is-eq result (err code)) (err u900))
+        (asserts! (is-eq (var-get total-locked) locked-before) (err u901))
+        (asserts! (is-eq (stx-get-balance caller) caller-before) (err u902))
+        (ok true)
+      )
+      (begin
+        (asserts! (is-eq result (ok true)) (err u903))
+        (asserts!
+          (is-eq (map-get? payments id)
+            (some {
+              sender: caller,
+              recipient: recipient,
+              amount: amount,
+              memo: memo,
+              created-at: stacks-block-height,
+              expires-at: (+ stacks-block-height PAYMENT-TIMEOUT),
+              status: STATUS-PENDING,
+            })
+          )
+          (err u904)
+        )
+        (asserts! (is-eq (var-get total-locked) (+ locked-before amount))
+          (err u905)
+        )
+        (asserts!
+          (is-eq (stx-get-balance current-contract) (+ escrow-before amount))
+          (err u906)
+        )
+        (asserts! (is-eq (stx-get-balance caller) (- caller-before amount))
+          (err u907)
+        )
+        (ok true)
+      )
+    )
+  )
+)
+
+(define-public (test-claim-payment (pick uint))
+  (let (
+      (id (recent-id pick))
+      (caller tx-sender)
+      (before (map-get? payments id))
+      (locked-before (var-get total-locked))
+      (caller-before (stx-get-balance caller))
+      (expected-error (match before
+        payment (if (var-get paused)
+          u101
+          (if (not (is-eq caller (get recipient payment)))
+            u106
+            (if (not (is-eq (get status payment) STATUS-PENDING))
+              u107
+              (if (>= stacks-block-height (get expires-at payment))
+                u108
+                u0
+              )
+            )
+          )
+        )
+        u105
+      ))
+      (result (claim-payment id))
+    )
+    (if (> expected-error u0)
+      (begin
+        (asserts! (is-eq result (err expected-error)) (err u910))
+        (asserts! (is-eq (map-get? payments id) before) (err u911))
+        (asserts! (is-eq (var-get total-locked) locked-before) (err u912))
+        (ok true)
+      )
+      (let ((payment (unwrap! before (err u913))))
+        (asserts! (is-eq result (ok true)) (err u914))
+        (asserts!
+          (is-eq (map-get? payments id)
+            (some (merge payment { status: STATUS-CLAIMED }))
+          )
+          (err u915)
+        )
+        (asserts!
+          (is-eq (var-get total-locked) (- locked-before (get amount payment)))
+          (err u916)
+        )
+        (asserts!
+          (is-eq (stx-get-balance caller) (+ caller-before (get amount payment)))
+          (err u917)
+        )
+        (ok true)
+      )
+    )
+  )
+)
+
+(define-public (test-refund-expired (pick uint))
+  (let (
+      (id (recent-id pick))
+      (before (map-get? payments id))
+      (locked-before (var-get total-locked))
+      (payer-before (match before
+        payment (stx-get-balance (get sender payment))
+        u0
+      ))
+      (expected-error (match before
+        payment (if (not (is-eq (get status payment) STATUS-PENDING))
+          u107
+          (if (< stacks-block-height (get expires-at payment))
+            u109
+            u0
+          )
+        )
+        u105
+      ))
+      (result (refund-expired id))
+    )
+    (if (> expected-error u0)
+      (begin
+        (asserts! (is-eq result (err expected-error)) (err u920))
+        (asserts! (is-eq (map-get? payments id) before) (err u921))
+        (asserts! (is-eq (var-get total-locked) locked-before) (err u922))
+        (ok true)
+      )
+      (let ((payment (unwrap! before (err u923))))
+        (asserts! (is-eq result (ok true)) (err u924))
+        (asserts!
+          (is-eq (map-get? payments id)
+            (some (merge payment { status: STATUS-REFUNDED }))
+          )
+          (err u925)
+        )
+        (asserts!
+          (is-eq (var-get total-locked) (- locked-before (get amount payment)))
+          (err u926)
+        )
+        ;; The funds go to the payer, whoever calls.
+        (asserts!
+          (is-eq (stx-get-balance (get sender payment))
+            (+ payer-before (get amount payment))
+          )
+          (err u927)
+        )
+        (ok true)
+      )
+    )
+  )
+)
+
+;; Toggle the pause flag so the other properties also run while paused.
+(define-public (test-toggle-pause)
+  (let (
+      (was-paused (var-get paused))
+      (is-owner (is-eq contract-caller (var-get owner)))
+      (result (if was-paused
+        (unpause)
+        (pause)
+      ))
+    )
+    (if is-owner
+      (begin
+        (asserts! (is-eq result (ok true)) (err u930))
+        (asserts! (is-eq (var-get paused) (not was-paused)) (err u931))
+        (ok true)
+      )
+      (begin
+        (asserts! (is-eq result (err u100)) (err u932))
+        (asserts! (is-eq (var-get paused) was-paused) (err u933))
+        (ok true)
+      )
+    )
+  )
+)
