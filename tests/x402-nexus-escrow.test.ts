@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
 import { Cl } from "@stacks/transactions";
 import {
   CONTRACT,
@@ -287,6 +288,32 @@ describe("claim-payment", () => {
     expect(unpause(deployer).result).toBeOk(Cl.bool(true));
     expect(claimPayment(bob, ID).result).toBeOk(Cl.bool(true));
     expectTotalLocked(0n);
+  });
+});
+
+describe("payout allowance", () => {
+  it("an allowance short of the amount fails the payout with ERR-TRANSFER-FAILED, not a raw code", () => {
+    // A copy of the contract whose as-contract? allows one uSTX less than it
+    // sends: shows the allowance is enforced and its error is mapped.
+    const source = readFileSync("contracts/x402-nexus-escrow.clar", "utf8");
+    const mutant = source.replace("((with-stx amount))", "((with-stx (- amount u1)))");
+    expect(mutant).not.toBe(source);
+    const deployed = simnet.deployContract(
+      "escrow-short-allowance",
+      mutant,
+      { clarityVersion: 4 },
+      deployer,
+    );
+    expect(deployed.result).toBeBool(true);
+    const args = [Cl.buffer(ID), Cl.principal(bob), Cl.uint(AMOUNT), Cl.buffer(MEMO)];
+    expect(
+      simnet.callPublicFn("escrow-short-allowance", "create-payment", args, alice).result,
+    ).toBeOk(Cl.bool(true));
+    const before = balances(bob);
+    const res = simnet.callPublicFn("escrow-short-allowance", "claim-payment", [Cl.buffer(ID)], bob);
+    expect(res.result).toBeErr(Cl.uint(ERR.TRANSFER_FAILED));
+    expect(res.events).toStrictEqual([]);
+    expect(balances(bob)).toStrictEqual(before);
   });
 });
 
