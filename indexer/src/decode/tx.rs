@@ -1,0 +1,162 @@
+//! Escrow contract-calls inside raw transactions (`transactions[].raw_tx`,
+//! `/new_mempool_tx` entries), decoded with `stacks-codec`.
+
+use clarity::vm::types::{SequenceData, Value};
+use stacks_codec::codec::{
+    StacksMessageCodec, StacksTransaction, TransactionPayload, TransactionVersion,
+};
+
+use super::ContractId;
+use crate::domain::PaymentId;
+
+/// The escrow's public functions that move a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EscrowFunction {
+    CreatePayment,
+    ClaimPayment,
+    RefundExpired,
+}
+
+impl EscrowFunction {
+    /// The Clarity function name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreatePayment => "create-payment",
+            Self::ClaimPayment => "claim-payment",
+            Self::RefundExpired => "refund-expired",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::CreatePayment, Self::ClaimPayment, Self::RefundExpired]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
+}
+
+/// A call to one of the escrow's payment functions, with typed arguments.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EscrowCall {
+    pub txid: String,
+    pub function: EscrowFunction,
+    /// The transaction's origin (the `tx-sender`).
+    pub sender: String,
+    pub payment_id: PaymentId,
+    /// create-payment only.
+    pub recipient: Option<String>,
+    pub amount: Option<u128>,
+    pub memo: Option<Vec<u8>>,
+    pub nonce: u64,
+    pub fee: u64,
+    pub chain_id: u32,
+}
+
+/// Why a transaction could not be read as an escrow call.
+#[derive(Debug, thiserror::Error)]
+pub enum TxDecodeError {
+    #[error("transaction hex is not valid hex")]
+    Hex(#[source] hex::FromHexError),
+    #[error("bytes are not a Stacks transaction: {0}")]
+    Codec(String),
+    #[error("{function} argument {index} is not {expected}")]
+    BadArgument {
+        function: &'static str,
+        index: usize,
+        expected: &'static str,
+    },
+    #[error("{function} takes {expected} arguments, got {got}")]
+    ArgCount {
+        function: &'static str,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// Parse `0x` transaction hex into a transaction.
+pub fn decode_tx_hex(hex_str: &str) -> Result<StacksTransaction, TxDecodeError> {
+    let bytes = hex::decode(hex_str.strip_prefix("0x").unwrap_or(hex_str))
+        .map_err(TxDecodeError::Hex)?;
+    let mut cursor = bytes.as_slice();
+    let tx = StacksTransaction::consensus_deserialize(&mut cursor)
+        .map_err(|e| TxDecodeError::Codec(e.to_string()))?;
+    Ok(tx)
+}
+
+/// `0x` txid of a decoded transaction.
+pub fn txid_of(tx: &StacksTransaction) -> String {
+    format!("0x{}", hex::encode(tx.txid().as_bytes()))
+}
+
+/// `Ok(None)` when the transaction is not a payment call to `contract`;
+/// an error when it is one but its arguments have the wrong types.
+pub fn decode_escrow_call(
+    tx: &StacksTransaction,
+    contract: &ContractId,
+) -> Result<Option<EscrowCall>, TxDecodeError> {
+    let TransactionPayload::ContractCall(call) = &tx.payload else {
+        return Ok(None);
+    };
+    if call.contract_name.as_str() != contract.name || call.address.to_string() != contract.address
+    {
+        return Ok(None);
+    }
+    let Some(function) = EscrowFunction::parse(call.function_name.as_str()) else {
+        return Ok(None);
+    };
+    let args = &call.function_args;
+    let expected = match function {
+        EscrowFunction::CreatePayment => 4,
+        _ => 1,
+    };
+    if args.len() != expected {
+        return Err(TxDecodeError::ArgCount {
+            function: function.as_str(),
+            expected,
+            got: args.len(),
+        });
+    }
+    let bad = |index, expected| TxDecodeError::BadArgument {
+        function: function.as_str(),
+        index,
+        expected,
+    };
+    let payment_id = match &args[0] {
+        Value::Sequence(SequenceData::Buffer(b)) => PaymentId::from_slice(&b.data),
+        _ => None,
+    }
+    .ok_or_else(|| bad(0, "a 32-byte buffer"))?;
+    let origin = tx.auth.origin();
+    let sender = match tx.version {
+        TransactionVersion::Mainnet => origin.address_mainnet(),
+        TransactionVersion::Testnet => origin.address_testnet(),
+    }
+    .to_string();
+    let mut out = EscrowCall {
+        txid: txid_of(tx),
+        function,
+        sender,
+        payment_id,
+        recipient: None,
+        amount: None,
+        memo: None,
+        nonce: origin.nonce(),
+        fee: tx.get_tx_fee(),
+        chain_id: tx.chain_id,
+    };
+    if function == EscrowFunction::CreatePayment {
+        out.recipient = match &args[1] {
+            Value::Principal(p) => Some(p.to_string()),
+            _ => return Err(bad(1, "a principal")),
+        };
+        out.amount = match &args[2] {
+            Value::UInt(u) => Some(*u),
+            _ => return Err(bad(2, "a uint")),
+        };
+        out.memo = match &args[3] {
+            Value::Sequence(SequenceData::Buffer(b)) if b.data.len() <= 34 => Some(b.data.clone()),
+            _ => return Err(bad(3, "a buffer of at most 34 bytes")),
+        };
+    }
+    Ok(Some(out))
+}

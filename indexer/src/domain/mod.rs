@@ -1,0 +1,9 @@
+//! Domain types shared by the indexer, the verifier and the node binary:
+//! the payment record, its status, and the one payment-event record that
+//! travels on every path (event log, WebSocket, webhooks, API).
+
+mod event;
+mod payment;
+
+pub use event::{EventSource, EventType, PaymentEvent, Reverted};
+pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus};

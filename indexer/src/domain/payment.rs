@@ -1,0 +1,196 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The escrow contract's `(buff 32)` payment id, shown as `0x` + 64 hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PaymentId(pub [u8; 32]);
+
+/// A string that is not `0x` + 64 hex digits.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("payment id must be 0x followed by 64 hex digits, got {0:?}")]
+pub struct PaymentIdError(pub String);
+
+impl PaymentId {
+    /// Build from a byte slice; `None` unless it is exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(PaymentId)
+    }
+}
+
+impl fmt::Display for PaymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for PaymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for PaymentId {
+    type Err = PaymentIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || PaymentIdError(s.chars().take(80).collect());
+        let body = s.strip_prefix("0x").ok_or_else(err)?;
+        if body.len() != 64 {
+            return Err(err());
+        }
+        let bytes = hex::decode(body).map_err(|_| err())?;
+        PaymentId::from_slice(&bytes).ok_or_else(err)
+    }
+}
+
+impl Serialize for PaymentId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PaymentId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a payment stands. `expired` is not a status: it is derived
+/// (`confirmed` and the chain has reached `expires_at`), see [`Payment::expired`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentStatus {
+    /// Known to us (relayed) but not yet seen by the node.
+    Pending,
+    /// The create-payment transaction is in the mempool.
+    Submitted,
+    /// create-payment succeeded in a canonical block; funds are locked.
+    Confirmed,
+    /// The recipient claimed the funds.
+    Claimed,
+    /// The funds went back to the sender after expiry.
+    Refunded,
+    /// The create-payment transaction aborted on chain or was rejected.
+    Failed,
+    /// The create-payment transaction left the mempool without being mined.
+    Dropped,
+}
+
+impl PaymentStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [PaymentStatus; 7] = [
+        Self::Pending,
+        Self::Submitted,
+        Self::Confirmed,
+        Self::Claimed,
+        Self::Refunded,
+        Self::Failed,
+        Self::Dropped,
+    ];
+
+    /// The lowercase name used in JSON, SQL and Redis keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Submitted => "submitted",
+            Self::Confirmed => "confirmed",
+            Self::Claimed => "claimed",
+            Self::Refunded => "refunded",
+            Self::Failed => "failed",
+            Self::Dropped => "dropped",
+        }
+    }
+
+    /// Settled payments can no longer move funds; only these may expire from the cache.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Self::Claimed | Self::Refunded | Self::Failed | Self::Dropped)
+    }
+}
+
+impl FromStr for PaymentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown payment status {s:?}"))
+    }
+}
+
+impl fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a transaction was mined: enough to find and prove it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPos {
+    pub txid: String,
+    pub tx_index: u32,
+    pub block_height: u64,
+    pub index_block_hash: String,
+    pub block_hash: String,
+    pub burn_block_height: u64,
+    pub burn_block_hash: String,
+}
+
+/// The current state of one escrow payment (the `payment:{id}` record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub payment_id: PaymentId,
+    pub status: PaymentStatus,
+    /// Principal that locks the funds (tx-sender of create-payment).
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    /// uSTX as a decimal string: Clarity uints exceed JSON's safe integers.
+    pub amount: Option<String>,
+    /// The create-payment memo, `0x` hex.
+    pub memo: Option<String>,
+    /// Absolute stacks block height at which the payment becomes refundable.
+    pub expires_at: Option<u64>,
+    /// Txid of the create-payment transaction we track.
+    pub create_txid: Option<String>,
+    /// Where create-payment was mined (set once `confirmed`).
+    pub created_in: Option<ChainPos>,
+    /// Where claim-payment or refund-expired was mined.
+    pub settled_in: Option<ChainPos>,
+    /// Why it failed or was dropped, as the node said it (`ReplaceByFee`, `(err u104)`, ...).
+    pub reason: Option<String>,
+    /// For `dropped` by replacement: the txid that replaced ours.
+    pub replaced_by: Option<String>,
+    /// `seq` of the last event that changed this record; 0 before its first commit.
+    pub updated_seq: u64,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+impl Payment {
+    /// A blank record for a payment we have only just heard of.
+    pub fn new(payment_id: PaymentId, status: PaymentStatus, at: &str) -> Self {
+        Payment {
+            payment_id,
+            status,
+            sender: None,
+            recipient: None,
+            amount: None,
+            memo: None,
+            expires_at: None,
+            create_txid: None,
+            created_in: None,
+            settled_in: None,
+            reason: None,
+            replaced_by: None,
+            updated_seq: 0,
+            updated_at: at.to_string(),
+        }
+    }
+
+    /// Derived flag: locked funds that the sender may now take back.
+    pub fn expired(&self, tip_height: u64) -> bool {
+        self.status == PaymentStatus::Confirmed
+            && self.expires_at.is_some_and(|e| tip_height >= e)
+    }
+}

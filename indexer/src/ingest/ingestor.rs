@@ -1,0 +1,422 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::{Clock, EventBus, IngestError, Route};
+use crate::decode::block::error_chain;
+use crate::decode::{decode_block, decode_escrow_call, decode_tx_hex, ContractId, DecodeStats};
+use crate::domain::{EventSource, Payment, PaymentEvent, PaymentId};
+use crate::machine::{apply_block, block_payment_ids, step, Ctx, Input};
+use crate::observer::{DropMempoolTx, NewBlock, NewBurnBlock};
+use crate::store::{
+    BlockRecord, CommitBatch, DeadLetter, History, MempoolRecord, StateStore, StoreError,
+};
+use crate::store::types::sanitize_text;
+
+/// What one delivery did (for the HTTP answer, logs and metrics).
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Committed events, with their `seq`.
+    pub events: Vec<PaymentEvent>,
+    /// Dead letters written (a poison payload, or events inside a good one).
+    pub dead_letters: u32,
+    /// Decoder counters (spoofed prints, undecodable transactions, ...).
+    pub stats: DecodeStats,
+    /// The block was already committed: nothing changed.
+    pub duplicate: bool,
+    /// A block was committed by this delivery.
+    pub block_committed: bool,
+    /// Height of the delivered block (`/new_block` only).
+    pub block_height: Option<u64>,
+}
+
+/// Cursor kept under the ingest lock.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// Last `seq` committed to history (by us, since start-up).
+    history_seq: u64,
+    /// Last `seq` handed to the bus: never publish an event twice.
+    published_seq: u64,
+}
+
+/// The ingest pipeline. Cheap to share (`Arc`); deliveries are serialized.
+pub struct Ingestor {
+    state: Arc<dyn StateStore>,
+    history: Arc<dyn History>,
+    bus: Arc<dyn EventBus>,
+    clock: Arc<dyn Clock>,
+    contract: ContractId,
+    source: EventSource,
+    cursor: Mutex<Cursor>,
+}
+
+impl Ingestor {
+    /// Build the pipeline and bring the state store up to date with history
+    /// (after a crash between the two writes, or an emptied Redis).
+    pub async fn start(
+        state: Arc<dyn StateStore>,
+        history: Arc<dyn History>,
+        bus: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>,
+        contract: ContractId,
+        source: EventSource,
+    ) -> Result<Self, IngestError> {
+        let history_seq = history.last_seq().await?;
+        let ing = Ingestor {
+            state,
+            history,
+            bus,
+            clock,
+            contract,
+            source,
+            // Events already in history were published by a previous run.
+            cursor: Mutex::new(Cursor {
+                history_seq,
+                published_seq: history_seq,
+            }),
+        };
+        {
+            let mut cur = ing.cursor.lock().await;
+            ing.catch_up(&mut cur).await?;
+        }
+        Ok(ing)
+    }
+
+    /// The escrow contract this pipeline follows.
+    pub fn contract(&self) -> &ContractId {
+        &self.contract
+    }
+
+    /// The state store (read side of the API).
+    pub fn state(&self) -> &Arc<dyn StateStore> {
+        &self.state
+    }
+
+    /// The history store (read side of the API).
+    pub fn history(&self) -> &Arc<dyn History> {
+        &self.history
+    }
+
+    /// Process one observer POST. `Ok` means every effect is committed and
+    /// the node may be answered 200 (poison payloads included: they are in
+    /// the dead-letter table). `Err` is a storage failure: answer 5xx.
+    pub async fn deliver(&self, route: Route, body: &[u8]) -> Result<Outcome, IngestError> {
+        let mut cur = self.cursor.lock().await;
+        self.catch_up(&mut cur).await?;
+        match route {
+            Route::NewBlock => self.new_block(&mut cur, body).await,
+            Route::NewBurnBlock => self.new_burn_block(&mut cur, body).await,
+            Route::NewMempoolTx => self.mempool(&mut cur, body).await,
+            Route::DropMempoolTx => self.drop_txs(&mut cur, body).await,
+            Route::NewMicroblocks | Route::Attachments | Route::Other => {
+                // Microblock transactions reach us again inside the anchoring
+                // block's `transactions`; attachments are BNS zonefiles. We only
+                // check the payload is JSON so garbage is not silently accepted.
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) => Ok(Outcome::default()),
+                    Err(e) => self.poison(route, body, error_chain(&e)).await,
+                }
+            }
+        }
+    }
+
+    /// If the state store is behind history (failed apply, flushed Redis),
+    /// re-apply the changed payments from history and publish what was
+    /// committed but never published.
+    async fn catch_up(&self, cur: &mut Cursor) -> Result<(), IngestError> {
+        let state_seq = self.state.last_seq().await?;
+        if state_seq == cur.history_seq {
+            return Ok(());
+        }
+        // Ahead of history means the cache belongs to another history: rebuild all.
+        let from = if state_seq > cur.history_seq { 0 } else { state_seq };
+        let payments = self.history.payments_changed_since(from).await?;
+        tracing::warn!(
+            state_seq,
+            history_seq = cur.history_seq,
+            payments = payments.len(),
+            "state store behind history; rebuilding from history"
+        );
+        self.state.apply(&payments, cur.history_seq, &[]).await?;
+        self.publish_pending(cur).await?;
+        Ok(())
+    }
+
+    async fn publish_pending(&self, cur: &mut Cursor) -> Result<(), IngestError> {
+        while cur.published_seq < cur.history_seq {
+            let events = self.history.events_since(cur.published_seq, 1000).await?;
+            let Some(last) = events.last() else { break };
+            let last = last.seq;
+            for ev in &events {
+                self.bus.publish(ev);
+            }
+            cur.published_seq = last;
+        }
+        Ok(())
+    }
+
+    /// Record a payload that can never be processed and acknowledge it.
+    async fn poison(
+        &self,
+        route: Route,
+        body: &[u8],
+        reason: String,
+    ) -> Result<Outcome, IngestError> {
+        tracing::warn!(path = route.path(), %reason, bytes = body.len(), "dead-lettered payload");
+        self.history
+            .dead_letter(DeadLetter {
+                id: 0,
+                source: route.path().to_string(),
+                reason: sanitize_text(&reason),
+                payload: sanitize_text(&String::from_utf8_lossy(body)),
+                at: self.clock.now_rfc3339(),
+            })
+            .await?;
+        Ok(Outcome {
+            dead_letters: 1,
+            ..Default::default()
+        })
+    }
+
+    async fn load(&self, ids: &[PaymentId]) -> Result<HashMap<PaymentId, Payment>, StoreError> {
+        let found = self.state.get_many(ids).await?;
+        Ok(ids
+            .iter()
+            .zip(found)
+            .filter_map(|(id, p)| p.map(|p| (*id, p)))
+            .collect())
+    }
+
+    /// Commit `batch`, then the state store, then publish.
+    async fn commit(
+        &self,
+        cur: &mut Cursor,
+        batch: CommitBatch,
+        counters: &[(&str, u64)],
+    ) -> Result<Vec<PaymentEvent>, IngestError> {
+        let committed = self.history.commit(batch).await?;
+        cur.history_seq = committed.last_seq;
+        self.state
+            .apply(&committed.payments, committed.last_seq, counters)
+            .await?;
+        for ev in &committed.events {
+            self.bus.publish(ev);
+        }
+        cur.published_seq = committed.last_seq;
+        Ok(committed.events)
+    }
+
+    fn ctx(&self, tip_height: u64) -> Ctx {
+        Ctx {
+            tip_height,
+            now: self.clock.now_rfc3339(),
+            source: self.source,
+        }
+    }
+
+    async fn new_block(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
+        let nb: NewBlock = match serde_json::from_slice(body) {
+            Ok(b) => b,
+            Err(e) => return self.poison(Route::NewBlock, body, error_chain(&e)).await,
+        };
+        if self.history.block_known(&nb.index_block_hash).await? {
+            return Ok(Outcome {
+                duplicate: true,
+                ..Default::default()
+            });
+        }
+        let decoded = decode_block(&nb, &self.contract);
+        let mut out = Outcome {
+            stats: decoded.stats.clone(),
+            ..Default::default()
+        };
+        for p in &decoded.problems {
+            let payload = serde_json::json!({
+                "index_block_hash": nb.index_block_hash,
+                "block_height": nb.block_height,
+                "txid": p.txid,
+                "event_index": p.event_index,
+            });
+            self.history
+                .dead_letter(DeadLetter {
+                    id: 0,
+                    source: Route::NewBlock.path().to_string(),
+                    reason: sanitize_text(&p.reason),
+                    payload: payload.to_string(),
+                    at: self.clock.now_rfc3339(),
+                })
+                .await?;
+            out.dead_letters += 1;
+        }
+        let ids = block_payment_ids(&decoded);
+        let mut current = self.load(&ids).await?;
+        let events = apply_block(&mut current, &decoded, &self.ctx(nb.block_height));
+        let payments = changed(&current, &events);
+        let counters = counters_for(&events, 1, decoded.stats.spoofed_prints, out.dead_letters);
+        let batch = CommitBatch {
+            block: Some(BlockRecord {
+                block: decoded.block,
+                canonical: true,
+            }),
+            block_txs: decoded.txs,
+            payments,
+            events,
+            ..Default::default()
+        };
+        out.events = self.commit(cur, batch, &counters.as_refs()).await?;
+        out.block_committed = true;
+        out.block_height = Some(nb.block_height);
+        Ok(out)
+    }
+
+    async fn new_burn_block(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
+        let bb: NewBurnBlock = match serde_json::from_slice(body) {
+            Ok(b) => b,
+            Err(e) => return self.poison(Route::NewBurnBlock, body, error_chain(&e)).await,
+        };
+        let batch = CommitBatch {
+            burn_block: Some((bb.burn_block_height, bb.burn_block_hash)),
+            ..Default::default()
+        };
+        self.commit(cur, batch, &[]).await?;
+        Ok(Outcome::default())
+    }
+
+    async fn mempool(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
+        let txs: Vec<String> = match serde_json::from_slice(body) {
+            Ok(t) => t,
+            Err(e) => return self.poison(Route::NewMempoolTx, body, error_chain(&e)).await,
+        };
+        let mut out = Outcome::default();
+        let mut calls = Vec::new();
+        for hex_tx in &txs {
+            if !hex_tx.contains(&self.contract.name_hex) {
+                continue;
+            }
+            let tx = match decode_tx_hex(hex_tx) {
+                Ok(tx) => tx,
+                Err(_) => {
+                    out.stats.undecodable_txs += 1;
+                    continue;
+                }
+            };
+            match decode_escrow_call(&tx, &self.contract) {
+                Ok(Some(call)) => calls.push(call),
+                Ok(None) => {}
+                Err(e) => {
+                    let dl = self.poison(Route::NewMempoolTx, hex_tx.as_bytes(), error_chain(&e)).await?;
+                    out.dead_letters += dl.dead_letters;
+                }
+            }
+        }
+        if calls.is_empty() {
+            return Ok(out);
+        }
+        let ids: Vec<PaymentId> = calls.iter().map(|c| c.payment_id).collect();
+        let mut current = self.load(&ids).await?;
+        let ctx = self.ctx(0);
+        let mut events = Vec::new();
+        for call in &calls {
+            if let Some((p, ev)) = step(current.get(&call.payment_id), call.payment_id, Input::Mempool { call }, &ctx) {
+                current.insert(call.payment_id, p);
+                events.push(ev);
+            }
+        }
+        let batch = CommitBatch {
+            mempool: calls
+                .iter()
+                .map(|c| MempoolRecord {
+                    txid: c.txid.clone(),
+                    payment_id: c.payment_id,
+                    function: c.function.as_str().to_string(),
+                })
+                .collect(),
+            payments: changed(&current, &events),
+            events,
+            ..Default::default()
+        };
+        let counters = counters_for(&batch.events, 0, 0, out.dead_letters);
+        out.events = self.commit(cur, batch, &counters.as_refs()).await?;
+        Ok(out)
+    }
+
+    async fn drop_txs(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
+        let drop: DropMempoolTx = match serde_json::from_slice(body) {
+            Ok(d) => d,
+            Err(e) => return self.poison(Route::DropMempoolTx, body, error_chain(&e)).await,
+        };
+        let known = self.history.payments_for_txids(&drop.dropped_txids).await?;
+        if known.is_empty() {
+            return Ok(Outcome::default());
+        }
+        let ids: Vec<PaymentId> = known.iter().map(|(_, id)| *id).collect();
+        let mut current = self.load(&ids).await?;
+        let ctx = self.ctx(0);
+        let mut events = Vec::new();
+        for (txid, id) in &known {
+            let input = Input::Dropped {
+                txid,
+                reason: &drop.reason,
+                new_txid: drop.new_txid.as_deref(),
+            };
+            if let Some((p, ev)) = step(current.get(id), *id, input, &ctx) {
+                current.insert(*id, p);
+                events.push(ev);
+            }
+        }
+        if events.is_empty() {
+            return Ok(Outcome::default());
+        }
+        let counters = counters_for(&events, 0, 0, 0);
+        let batch = CommitBatch {
+            payments: changed(&current, &events),
+            events,
+            ..Default::default()
+        };
+        let events = self.commit(cur, batch, &counters.as_refs()).await?;
+        Ok(Outcome {
+            events,
+            ..Default::default()
+        })
+    }
+}
+
+/// The final record of every payment an event mentions, once each.
+fn changed(current: &HashMap<PaymentId, Payment>, events: &[PaymentEvent]) -> Vec<Payment> {
+    let mut ids: Vec<PaymentId> = events.iter().map(|e| e.payment_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.iter().filter_map(|id| current.get(id).cloned()).collect()
+}
+
+/// `metric:{name}` counters kept next to the state (the architecture's keys).
+struct Counters(Vec<(String, u64)>);
+
+impl Counters {
+    fn as_refs(&self) -> Vec<(&str, u64)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+    }
+}
+
+fn counters_for(events: &[PaymentEvent], blocks: u64, spoofed: u64, dead: u32) -> Counters {
+    let mut by_type: HashMap<&'static str, u64> = HashMap::new();
+    for e in events {
+        *by_type.entry(e.event_type.as_str()).or_default() += 1;
+    }
+    let mut out: Vec<(String, u64)> = by_type
+        .into_iter()
+        .map(|(k, v)| (format!("events:{k}"), v))
+        .collect();
+    for (name, v) in [
+        ("blocks_ingested", blocks),
+        ("spoofed_prints", spoofed),
+        ("dead_letters", u64::from(dead)),
+    ] {
+        if v > 0 {
+            out.push((name.to_string(), v));
+        }
+    }
+    out.sort();
+    Counters(out)
+}

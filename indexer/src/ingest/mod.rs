@@ -1,0 +1,16 @@
+//! One delivery from stacks-node, end to end: parse → decode → state machine
+//! → one history commit → state store → publish. Deliveries are serialized
+//! (stacks-node sends them one at a time anyway), which keeps `seq` gap-free
+//! and lets the state machine read the record it is about to replace.
+
+mod bus;
+mod clock;
+mod error;
+mod ingestor;
+mod route;
+
+pub use bus::{BroadcastBus, EventBus};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::IngestError;
+pub use ingestor::{Ingestor, Outcome};
+pub use route::Route;

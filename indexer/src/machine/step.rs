@@ -1,0 +1,253 @@
+use std::collections::HashMap;
+
+use crate::decode::{BlockRef, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint, PrintKind, TxOutcome};
+use crate::domain::{ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus};
+
+/// What happened, as far as one payment is concerned.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// A create-payment transaction entered the mempool.
+    Mempool { call: &'a EscrowCall },
+    /// The node dropped a mempool transaction.
+    Dropped {
+        txid: &'a str,
+        reason: &'a str,
+        new_txid: Option<&'a str>,
+    },
+    /// A payment print in a block: the contract's own word.
+    Printed {
+        block: &'a BlockRef,
+        tx: &'a EscrowTx,
+        print: &'a PaymentPrint,
+    },
+    /// A create-payment that aborted in a block (no print, funds not moved).
+    CreateAborted {
+        block: &'a BlockRef,
+        tx: &'a EscrowTx,
+        call: &'a EscrowCall,
+        reason: &'a str,
+    },
+}
+
+/// Context the pure machine needs from outside.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Height of the canonical tip when the event is emitted.
+    pub tip_height: u64,
+    /// RFC 3339 now, recorded on the event.
+    pub now: String,
+    pub source: EventSource,
+}
+
+fn pos(block: &BlockRef, tx: &EscrowTx) -> ChainPos {
+    ChainPos {
+        txid: tx.txid.clone(),
+        tx_index: tx.tx_index,
+        block_height: block.height,
+        index_block_hash: block.index_block_hash.clone(),
+        block_hash: block.block_hash.clone(),
+        burn_block_height: block.burn_height,
+        burn_block_hash: block.burn_hash.clone(),
+    }
+}
+
+/// One transition. `None` means "nothing changes": duplicates, stale or
+/// irrelevant observations. `Some` carries the new record and its event
+/// (with `seq` 0: the history store assigns it at commit).
+pub fn step(
+    prev: Option<&Payment>,
+    id: PaymentId,
+    input: Input<'_>,
+    ctx: &Ctx,
+) -> Option<(Payment, PaymentEvent)> {
+    use PaymentStatus::*;
+    let fresh = || Payment::new(id, Pending, &ctx.now);
+    let status = prev.map(|p| p.status);
+    let (next, event_type, where_) = match input {
+        Input::Mempool { call } => {
+            if call.function != EscrowFunction::CreatePayment {
+                return None;
+            }
+            let same_tx = prev.and_then(|p| p.create_txid.as_deref()).is_none_or(|t| t == call.txid);
+            let resubmittable = matches!(status, None | Some(Pending)) || (status == Some(Dropped) && same_tx);
+            if !resubmittable || !same_tx {
+                return None;
+            }
+            let mut p = prev.cloned().unwrap_or_else(fresh);
+            p.status = Submitted;
+            p.sender = Some(call.sender.clone());
+            p.recipient = call.recipient.clone();
+            p.amount = call.amount.map(|a| a.to_string());
+            p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
+            p.create_txid = Some(call.txid.clone());
+            p.reason = None;
+            p.replaced_by = None;
+            (p, EventType::Submitted, (Some(call.txid.clone()), None))
+        }
+        Input::Dropped { txid, reason, new_txid } => {
+            let p = prev?;
+            if !matches!(p.status, Pending | Submitted) || p.create_txid.as_deref() != Some(txid) {
+                return None;
+            }
+            let mut p = p.clone();
+            p.status = Dropped;
+            p.reason = Some(reason.to_string());
+            p.replaced_by = new_txid.map(str::to_string);
+            (p, EventType::Dropped, (Some(txid.to_string()), None))
+        }
+        Input::Printed { block, tx, print } => {
+            let here = pos(block, tx);
+            let (to, ev) = match print.kind {
+                PrintKind::Created => (Confirmed, EventType::Confirmed),
+                PrintKind::Claimed => (Claimed, EventType::Claimed),
+                PrintKind::Refunded => (Refunded, EventType::Refunded),
+            };
+            if let Some(p) = prev {
+                let already = match print.kind {
+                    PrintKind::Created => p.created_in.as_ref().is_some_and(|c| c.txid == tx.txid),
+                    _ => p.settled_in.as_ref().is_some_and(|s| s.txid == tx.txid),
+                };
+                // A create can never follow a settlement: ids are unique forever.
+                let stale = print.kind == PrintKind::Created && matches!(p.status, Claimed | Refunded);
+                if already || stale {
+                    return None;
+                }
+            }
+            let mut p = prev.cloned().unwrap_or_else(fresh);
+            p.status = to;
+            p.sender = Some(print.sender.clone());
+            p.recipient = Some(print.recipient.clone());
+            p.amount = Some(print.amount.to_string());
+            p.memo = Some(format!("0x{}", hex::encode(&print.memo)));
+            p.expires_at = Some(print.expires_at);
+            p.reason = None;
+            p.replaced_by = None;
+            if print.kind == PrintKind::Created {
+                p.create_txid = Some(tx.txid.clone());
+                p.created_in = Some(here.clone());
+            } else {
+                p.settled_in = Some(here.clone());
+            }
+            (p, ev, (Some(tx.txid.clone()), Some(here)))
+        }
+        Input::CreateAborted { block, tx, call, reason } => {
+            // Only the payment's own create can fail it: a replayed id (err u104)
+            // from someone else's transaction leaves the real payment alone.
+            let ours = match prev {
+                None => true,
+                Some(p) => {
+                    matches!(p.status, Pending | Submitted | Dropped)
+                        && p.create_txid.as_deref().is_none_or(|t| t == tx.txid)
+                }
+            };
+            if !ours {
+                return None;
+            }
+            let mut p = prev.cloned().unwrap_or_else(fresh);
+            p.status = Failed;
+            p.sender = Some(call.sender.clone());
+            p.recipient = call.recipient.clone();
+            p.amount = call.amount.map(|a| a.to_string());
+            p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
+            p.create_txid = Some(tx.txid.clone());
+            p.reason = Some(reason.to_string());
+            let here = pos(block, tx);
+            (p, EventType::Failed, (Some(tx.txid.clone()), Some(here)))
+        }
+    };
+    let mut next = next;
+    next.updated_at = ctx.now.clone();
+    let (txid, at) = where_;
+    let confirmations = at
+        .as_ref()
+        .map(|a| ctx.tip_height.saturating_sub(a.block_height) + 1)
+        .unwrap_or(0);
+    let event = PaymentEvent {
+        seq: 0,
+        event_type,
+        payment_id: id,
+        status: next.status,
+        sender: next.sender.clone(),
+        recipient: next.recipient.clone(),
+        amount: next.amount.clone(),
+        txid,
+        block_height: at.as_ref().map(|a| a.block_height),
+        index_block_hash: at.as_ref().map(|a| a.index_block_hash.clone()),
+        burn_block_height: at.as_ref().map(|a| a.burn_block_height),
+        confirmations,
+        is_final: false,
+        source: ctx.source,
+        reason: match event_type {
+            EventType::Failed | EventType::Dropped => next.reason.clone(),
+            _ => None,
+        },
+        reverted: None,
+        at: ctx.now.clone(),
+    };
+    Some((next, event))
+}
+
+/// Apply every escrow transaction of a block, in order, to `current`
+/// (which must hold the prior record of every payment the block touches).
+/// Returns the events in emission order; `current` ends with the new records.
+pub fn apply_block(
+    current: &mut HashMap<PaymentId, Payment>,
+    block: &DecodedBlock,
+    ctx: &Ctx,
+) -> Vec<PaymentEvent> {
+    let mut events = Vec::new();
+    for tx in &block.txs {
+        let inputs: Vec<(PaymentId, Input<'_>)> = match (&tx.outcome, &tx.call) {
+            (TxOutcome::Success, _) => tx
+                .prints
+                .iter()
+                .map(|print| {
+                    (
+                        print.payment_id,
+                        Input::Printed {
+                            block: &block.block,
+                            tx,
+                            print,
+                        },
+                    )
+                })
+                .collect(),
+            (TxOutcome::Aborted(reason), Some(call)) if call.function == EscrowFunction::CreatePayment => {
+                vec![(
+                    call.payment_id,
+                    Input::CreateAborted {
+                        block: &block.block,
+                        tx,
+                        call,
+                        reason,
+                    },
+                )]
+            }
+            _ => Vec::new(),
+        };
+        for (id, input) in inputs {
+            if let Some((p, ev)) = step(current.get(&id), id, input, ctx) {
+                current.insert(id, p);
+                events.push(ev);
+            }
+        }
+    }
+    events
+}
+
+/// Every payment id a block can touch (to prefetch their records).
+pub fn block_payment_ids(block: &DecodedBlock) -> Vec<PaymentId> {
+    let mut ids: Vec<PaymentId> = block
+        .txs
+        .iter()
+        .flat_map(|t| {
+            t.prints
+                .iter()
+                .map(|p| p.payment_id)
+                .chain(t.call.as_ref().map(|c| c.payment_id))
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}

@@ -1,0 +1,101 @@
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{BlockRef, EscrowTx};
+use crate::domain::{Payment, PaymentEvent, PaymentStatus};
+
+/// A block as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRecord {
+    pub block: BlockRef,
+    /// On the chain we currently follow.
+    pub canonical: bool,
+}
+
+/// An escrow transaction seen in the mempool (for drops and re-submission).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolRecord {
+    pub txid: String,
+    pub payment_id: crate::domain::PaymentId,
+    pub function: String,
+}
+
+/// Everything one delivery changes, committed together.
+#[derive(Debug, Clone, Default)]
+pub struct CommitBatch {
+    /// The block this delivery brings, if it is a `/new_block`.
+    pub block: Option<BlockRecord>,
+    /// Its escrow transactions (kept to re-apply or roll back later).
+    pub block_txs: Vec<EscrowTx>,
+    pub mempool: Vec<MempoolRecord>,
+    /// `(burn_height, burn_hash)` from `/new_burn_block`.
+    pub burn_block: Option<(u64, String)>,
+    /// New records of every payment that changed.
+    pub payments: Vec<Payment>,
+    /// Events without `seq`; the store numbers them in order.
+    pub events: Vec<PaymentEvent>,
+}
+
+impl CommitBatch {
+    /// Nothing to write at all.
+    pub fn is_empty(&self) -> bool {
+        self.block.is_none()
+            && self.block_txs.is_empty()
+            && self.mempool.is_empty()
+            && self.burn_block.is_none()
+            && self.payments.is_empty()
+            && self.events.is_empty()
+    }
+
+    /// Number the events from `last_seq + 1` and stamp each payment with the
+    /// seq of its last event. Shared by every history implementation.
+    pub fn assign_seqs(&mut self, last_seq: u64) -> u64 {
+        let mut seq = last_seq;
+        for ev in &mut self.events {
+            seq += 1;
+            ev.seq = seq;
+            if let Some(p) = self.payments.iter_mut().find(|p| p.payment_id == ev.payment_id) {
+                p.updated_seq = seq;
+            }
+        }
+        seq
+    }
+}
+
+/// What a commit produced.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    pub events: Vec<PaymentEvent>,
+    pub payments: Vec<Payment>,
+    pub last_seq: u64,
+}
+
+/// A payload or event we could not process, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Assigned by the store.
+    pub id: i64,
+    /// Observer path (`/new_block`) or `import:LINE`.
+    pub source: String,
+    pub reason: String,
+    /// The body as received (lossy UTF-8, NULs removed: PostgreSQL TEXT rejects them).
+    pub payload: String,
+    pub at: String,
+}
+
+/// Query for `GET /api/payments`.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub status: Option<PaymentStatus>,
+    /// Keyset cursor: payment ids strictly greater than this.
+    pub after: Option<String>,
+    pub limit: u32,
+}
+
+/// Remove NUL and other C0 controls except tab/newline: PostgreSQL TEXT rejects NUL.
+pub fn sanitize_text(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}

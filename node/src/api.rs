@@ -1,0 +1,205 @@
+//! The HTTP API: health, payments, metrics.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use nexus_indexer::domain::{Payment, PaymentId, PaymentStatus};
+use nexus_indexer::store::{PaymentFilter, StoreError};
+
+use crate::observer::error_chain;
+use crate::server::App;
+
+/// Router for the API listener.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/payments", get(list_payments))
+        .route("/api/payments/:id", get(get_payment))
+        .with_state(app)
+}
+
+/// The error body every endpoint uses.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    temporary: bool,
+    code: &'static str,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl ApiError {
+    fn bad_request(field: &'static str, message: String) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            temporary: false,
+            code: "validation_error",
+            message,
+            field: Some(field),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError {
+            status: if e.is_temporary() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            temporary: e.is_temporary(),
+            code: "storage_error",
+            message: error_chain(&e),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut err = json!({
+            "type": if self.temporary { "temporary" } else { "permanent" },
+            "code": self.code,
+            "message": self.message,
+        });
+        if let Some(f) = self.field {
+            err["field"] = json!(f);
+        }
+        (self.status, Json(json!({ "error": err }))).into_response()
+    }
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let state = app.ingestor.state().ping().await;
+    let history = app.ingestor.history().ping().await;
+    let tip = app.ingestor.history().tip().await.ok().flatten();
+    let last_at = app.metrics.last_block_at.get();
+    let age = (last_at > 0).then(|| chrono::Utc::now().timestamp() - last_at);
+    let ok = state.is_ok() && history.is_ok();
+    let show = |r: &Result<(), StoreError>| match r {
+        Ok(()) => json!("ok"),
+        Err(e) => json!(error_chain(e)),
+    };
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "mode": if app.config.is_embedded() { "embedded" } else { "production" },
+        "state_store": show(&state),
+        "history_store": show(&history),
+        "contract_id": app.config.contract_id,
+        "last_block_height": tip.as_ref().map(|t| t.block.height),
+        "last_block_hash": tip.as_ref().map(|t| t.block.index_block_hash.clone()),
+        "last_block_age_seconds": age,
+    });
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// A payment as the API shows it: the record plus derived fields.
+#[derive(Debug, Serialize)]
+pub struct PaymentView {
+    #[serde(flatten)]
+    pub payment: Payment,
+    /// `confirmed` and the chain has reached `expires_at`: refundable.
+    pub expired: bool,
+    /// Depth of the create-payment block below our tip.
+    pub confirmations: u64,
+}
+
+async fn tip_height(app: &App) -> Result<u64, StoreError> {
+    Ok(app.ingestor.history().tip().await?.map(|t| t.block.height).unwrap_or(0))
+}
+
+fn view(p: Payment, tip: u64) -> PaymentView {
+    let confirmations = p
+        .created_in
+        .as_ref()
+        .map(|c| tip.saturating_sub(c.block_height) + 1)
+        .unwrap_or(0);
+    PaymentView {
+        expired: p.expired(tip),
+        confirmations,
+        payment: p,
+    }
+}
+
+async fn get_payment(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id: PaymentId = id.parse().map_err(|e: nexus_indexer::domain::PaymentIdError| {
+        ApiError::bad_request("payment_id", e.to_string())
+    })?;
+    // The state store is the fast path; settled records expire from Redis after 24 h.
+    let payment = match app.ingestor.state().get(&id).await? {
+        Some(p) => Some(p),
+        None => app.ingestor.history().get_payment(&id).await?,
+    };
+    let Some(payment) = payment else {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            temporary: false,
+            code: "not_found",
+            message: format!("no payment {id}"),
+            field: None,
+        });
+    };
+    let events = app.ingestor.history().events_for_payment(&id).await?;
+    let view = view(payment, tip_height(&app).await?);
+    Ok(Json(json!({ "payment": view, "events": events })).into_response())
+}
+
+/// Query of `GET /api/payments`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    sender: Option<String>,
+    recipient: Option<String>,
+    status: Option<String>,
+    /// Keyset cursor from the previous page's `next`.
+    after: Option<String>,
+    /// 1..=500, default 100.
+    limit: Option<u32>,
+}
+
+async fn list_payments(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| s.parse::<PaymentStatus>().map_err(|e| ApiError::bad_request("status", e)))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "limit must be between 1 and 500".into()));
+    }
+    if let Some(a) = &q.after {
+        a.parse::<PaymentId>()
+            .map_err(|e| ApiError::bad_request("after", e.to_string()))?;
+    }
+    let filter = PaymentFilter {
+        sender: q.sender,
+        recipient: q.recipient,
+        status,
+        after: q.after,
+        limit,
+    };
+    let payments = app.ingestor.history().list_payments(&filter).await?;
+    let next = (payments.len() as u32 == limit)
+        .then(|| payments.last().map(|p| p.payment_id.to_string()))
+        .flatten();
+    let tip = tip_height(&app).await?;
+    let views: Vec<PaymentView> = payments.into_iter().map(|p| view(p, tip)).collect();
+    Ok(Json(json!({ "payments": views, "next": next })).into_response())
+}

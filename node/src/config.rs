@@ -1,0 +1,144 @@
+//! Configuration: defaults → `nexus.toml` → `NEXUS_*` environment variables →
+//! command-line flags, later layers winning. Every key is listed with its
+//! default in `node/nexus.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The devnet deployer's escrow: the default so `nexus-node run` works against Clarinet devnet.
+pub const DEFAULT_CONTRACT_ID: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.x402-nexus-escrow";
+
+/// The node's configuration. Env var names are `NEXUS_` + the upper-cased key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where stacks-node's `[[events_observer]]` POSTs (`NEXUS_OBSERVER_ADDR`).
+    pub observer_addr: SocketAddr,
+    /// HTTP API, health and metrics (`NEXUS_API_ADDR`).
+    pub api_addr: SocketAddr,
+    /// The escrow contract followed; prints of any other contract are ignored (`NEXUS_CONTRACT_ID`).
+    pub contract_id: String,
+    /// Redis for current state; unset = in memory (`NEXUS_REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share a server (`NEXUS_REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// PostgreSQL for history; unset = SQLite at `sqlite_path` (`NEXUS_DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// SQLite history file of the embedded default (`NEXUS_SQLITE_PATH`).
+    pub sqlite_path: PathBuf,
+    /// Largest observer body accepted; a genesis `/new_block` is ~80 MB (`NEXUS_BODY_LIMIT_BYTES`).
+    pub body_limit_bytes: usize,
+    /// `text` or `json` logs (`NEXUS_LOG_FORMAT`); the level comes from `RUST_LOG`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            observer_addr: "127.0.0.1:8403".parse().expect("static addr"),
+            api_addr: "127.0.0.1:8402".parse().expect("static addr"),
+            contract_id: DEFAULT_CONTRACT_ID.to_string(),
+            redis_url: None,
+            redis_prefix: "nexus:".to_string(),
+            database_url: None,
+            sqlite_path: PathBuf::from("nexus.sqlite"),
+            body_limit_bytes: 256 * 1024 * 1024,
+            log_format: "text".to_string(),
+        }
+    }
+}
+
+/// A configuration that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration")]
+    Invalid(#[source] Box<figment::Error>),
+    #[error("invalid contract_id")]
+    Contract(#[source] nexus_indexer::decode::ContractIdError),
+}
+
+impl Config {
+    /// Layer defaults, the TOML file (if it exists), `NEXUS_*` env vars and `overrides`.
+    pub fn load(file: &std::path::Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("NEXUS_"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        cfg.contract().map_err(ConfigError::Contract)?;
+        Ok(cfg)
+    }
+
+    /// The parsed contract id.
+    pub fn contract(&self) -> Result<nexus_indexer::decode::ContractId, nexus_indexer::decode::ContractIdError> {
+        self.contract_id.parse()
+    }
+
+    /// Runs without external services.
+    pub fn is_embedded(&self) -> bool {
+        self.redis_url.is_none() && self.database_url.is_none()
+    }
+}
+
+/// Command-line values that override the file and the environment.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observer_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlite_path: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_defaults_file_env_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("nexus.toml", "api_addr = \"127.0.0.1:9000\"\nredis_prefix = \"file:\"\n")?;
+            jail.set_env("NEXUS_REDIS_PREFIX", "env:");
+            let flags = Overrides {
+                sqlite_path: Some("flag.sqlite".into()),
+                ..Default::default()
+            };
+            let cfg = Config::load("nexus.toml".as_ref(), &flags).expect("loads");
+            assert_eq!(cfg.api_addr.port(), 9000, "file beats default");
+            assert_eq!(cfg.redis_prefix, "env:", "env beats file");
+            assert_eq!(cfg.sqlite_path, PathBuf::from("flag.sqlite"), "flag beats all");
+            assert_eq!(cfg.observer_addr.port(), 8403, "default kept");
+            assert!(cfg.is_embedded());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_bad_contract_and_unknown_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("nexus.toml", "contract_id = \"nope\"\n")?;
+            assert!(matches!(
+                Config::load("nexus.toml".as_ref(), &Overrides::default()),
+                Err(ConfigError::Contract(_))
+            ));
+            jail.create_file("nexus.toml", "typo_key = 1\n")?;
+            assert!(matches!(
+                Config::load("nexus.toml".as_ref(), &Overrides::default()),
+                Err(ConfigError::Invalid(_))
+            ));
+            Ok(())
+        });
+    }
+}

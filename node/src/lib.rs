@@ -1,0 +1,9 @@
+//! x402-Nexus node: configuration, the observer and API listeners, metrics,
+//! and the demo. A thin layer over `nexus-indexer` and `nexus-verifier`.
+
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod observer;
+pub mod server;

@@ -1,0 +1,115 @@
+//! Prometheus metrics (text exposition at `GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use nexus_indexer::ingest::Outcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabel {
+    pub path: String,
+    pub code: String,
+}
+
+/// Every metric the node exports. One instance per node (not global), so
+/// in-process tests can run several nodes side by side.
+pub struct Metrics {
+    registry: Registry,
+    pub blocks_ingested: Counter,
+    pub events: Family<TypeLabel, Counter>,
+    pub dead_letters: Counter,
+    pub spoofed_prints: Counter,
+    pub undecodable_txs: Counter,
+    pub observer_requests: Family<RequestLabel, Counter>,
+    pub ingest_latency: Family<PathLabel, Histogram>,
+    pub last_block_height: Gauge,
+    /// Unix seconds when the last block was committed (for `/health`'s block age).
+    pub last_block_at: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("nexus");
+        let m = Metrics {
+            blocks_ingested: Counter::default(),
+            events: Family::default(),
+            dead_letters: Counter::default(),
+            spoofed_prints: Counter::default(),
+            undecodable_txs: Counter::default(),
+            observer_requests: Family::default(),
+            ingest_latency: Family::new_with_constructor(|| {
+                // 0.5 ms .. ~4 s: one block commit should sit in the low buckets.
+                Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14))
+            }),
+            last_block_height: Gauge::default(),
+            last_block_at: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("blocks_ingested", "Blocks committed", m.blocks_ingested.clone());
+        registry.register("payment_events", "Payment events committed, by type", m.events.clone());
+        registry.register("dead_letters", "Payloads or events stored as dead letters", m.dead_letters.clone());
+        registry.register(
+            "spoofed_prints",
+            "Payment-like prints from other contracts, ignored",
+            m.spoofed_prints.clone(),
+        );
+        registry.register(
+            "undecodable_txs",
+            "Transactions mentioning the contract that the codec could not read",
+            m.undecodable_txs.clone(),
+        );
+        registry.register("observer_requests", "Observer POSTs by path and HTTP code", m.observer_requests.clone());
+        registry.register(
+            "ingest_latency_seconds",
+            "Time from receiving an observer POST to its commit",
+            m.ingest_latency.clone(),
+        );
+        registry.register("last_block_height", "Height of the last committed block", m.last_block_height.clone());
+        registry.register("last_block_timestamp_seconds", "When the last block was committed", m.last_block_at.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Record what a delivery did.
+    pub fn record(&self, outcome: &Outcome) {
+        for e in &outcome.events {
+            self.events
+                .get_or_create(&TypeLabel {
+                    r#type: e.event_type.as_str().to_string(),
+                })
+                .inc();
+        }
+        self.dead_letters.inc_by(u64::from(outcome.dead_letters));
+        self.spoofed_prints.inc_by(outcome.stats.spoofed_prints);
+        self.undecodable_txs.inc_by(outcome.stats.undecodable_txs);
+        if outcome.block_committed {
+            self.blocks_ingested.inc();
+        }
+    }
+
+    /// Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

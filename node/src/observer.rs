@@ -1,0 +1,118 @@
+//! The event-observer endpoint stacks-node POSTs to.
+//!
+//! Response rules (stacks-node retries a non-200 forever and stops producing
+//! blocks until it gets a 200, so the answer decides what is lost or stalled):
+//!
+//! | situation | answer | why |
+//! |---|---|---|
+//! | effects committed (history, then state) | 200 | only now is it safe for the node to forget the payload |
+//! | already seen (same block, same mempool tx, same drop) | 200 | idempotent: nothing changes, nothing is emitted |
+//! | payload that can never be processed (not JSON, wrong shape) | 200 + dead letter | stalling the chain on poison helps nobody; the dead-letter table keeps it with the reason |
+//! | a bad escrow event inside a good block | 200 + dead letter for that event | the rest of the block is applied |
+//! | body over `body_limit_bytes` | 413 | we cannot store it; raise the limit (the node retries) |
+//! | storage unavailable (Redis or the database down) | 503 | temporary: the node retries the same payload and nothing is lost |
+//! | any other storage failure | 500 | |
+//!
+//! `/stackerdb_chunks`, `/proposal_response`, `/mined_*` and other paths are
+//! acknowledged with 200 without processing (after a JSON well-formedness check).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+
+use nexus_indexer::ingest::Route;
+
+use crate::metrics::{PathLabel, RequestLabel};
+use crate::server::App;
+
+/// Router for the observer listener.
+pub fn router(app: Arc<App>, body_limit: usize) -> Router {
+    Router::new()
+        .route("/*path", post(observe))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response {
+    let route = Route::from_path(uri.path());
+    let started = Instant::now();
+    // Run the delivery on its own task: if stacks-node hangs up mid-commit the
+    // work still completes (a dropped handler future would cancel it).
+    let ingestor = app.ingestor.clone();
+    let result = tokio::spawn(async move { ingestor.deliver(route, &body).await }).await;
+    let (code, response) = match result {
+        Ok(Ok(outcome)) => {
+            app.metrics.record(&outcome);
+            if let Some(h) = outcome.block_height {
+                app.metrics.last_block_height.set(h as i64);
+                app.metrics.last_block_at.set(chrono::Utc::now().timestamp());
+            }
+            tracing::debug!(
+                path = uri.path(),
+                events = outcome.events.len(),
+                dead_letters = outcome.dead_letters,
+                duplicate = outcome.duplicate,
+                "delivery committed"
+            );
+            let body = Json(json!({
+                "result": "ok",
+                "events": outcome.events.len(),
+                "dead_letters": outcome.dead_letters,
+                "duplicate": outcome.duplicate,
+            }));
+            (StatusCode::OK, body.into_response())
+        }
+        Ok(Err(e)) => {
+            let temporary = e.is_temporary();
+            tracing::error!(path = uri.path(), error = %error_chain(&e), temporary, "delivery not committed; stacks-node will retry");
+            let code = if temporary {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            let body = Json(json!({"error": {
+                "type": if temporary { "temporary" } else { "permanent" },
+                "code": "storage_unavailable",
+                "message": error_chain(&e),
+            }}));
+            (code, body.into_response())
+        }
+        Err(join) => {
+            tracing::error!(path = uri.path(), error = %join, "delivery task panicked");
+            (StatusCode::INTERNAL_SERVER_ERROR, StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+    };
+    app.metrics
+        .ingest_latency
+        .get_or_create(&PathLabel {
+            path: route.path().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    app.metrics
+        .observer_requests
+        .get_or_create(&RequestLabel {
+            path: route.path().to_string(),
+            code: code.as_u16().to_string(),
+        })
+        .inc();
+    response
+}
+
+/// `Display` of an error and its sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}

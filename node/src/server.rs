@@ -1,0 +1,138 @@
+//! Wiring: stores chosen by configuration, the ingest pipeline, both HTTP
+//! listeners, and one cancellation token that every task ends on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use nexus_indexer::domain::EventSource;
+use nexus_indexer::ingest::{BroadcastBus, IngestError, Ingestor, SystemClock};
+use nexus_indexer::store::memory::MemoryState;
+use nexus_indexer::store::postgres::PgHistory;
+use nexus_indexer::store::redis::RedisState;
+use nexus_indexer::store::sqlite::SqliteHistory;
+use nexus_indexer::store::{History, StateStore, StoreError};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Shared by every handler.
+pub struct App {
+    pub config: Config,
+    pub ingestor: Arc<Ingestor>,
+    pub metrics: Metrics,
+    /// In-process event fan-out (WebSocket and webhooks subscribe here).
+    pub bus: BroadcastBus,
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not open the {0} store")]
+    Store(&'static str, #[source] StoreError),
+    #[error("could not catch the state store up with history")]
+    Ingest(#[source] IngestError),
+    #[error("could not listen on {0}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+    #[error(transparent)]
+    Config(#[from] nexus_indexer::decode::ContractIdError),
+}
+
+/// A running node: its bound addresses and the handle to stop it.
+pub struct Running {
+    pub app: Arc<App>,
+    pub observer_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    tasks: JoinSet<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Wait until every task has ended (after `shutdown` is cancelled).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        while let Some(r) = self.tasks.join_next().await {
+            r.map_err(std::io::Error::other)??;
+        }
+        Ok(())
+    }
+}
+
+/// Open the stores the configuration names.
+pub async fn open_stores(cfg: &Config) -> Result<(Arc<dyn StateStore>, Arc<dyn History>), StartError> {
+    let state: Arc<dyn StateStore> = match &cfg.redis_url {
+        Some(url) => Arc::new(
+            RedisState::connect(url, &cfg.redis_prefix)
+                .await
+                .map_err(|e| StartError::Store("redis", e))?,
+        ),
+        None => Arc::new(MemoryState::new()),
+    };
+    let history: Arc<dyn History> = match &cfg.database_url {
+        Some(url) => Arc::new(
+            PgHistory::connect(url)
+                .await
+                .map_err(|e| StartError::Store("postgres", e))?,
+        ),
+        None => Arc::new(SqliteHistory::open(&cfg.sqlite_path).map_err(|e| StartError::Store("sqlite", e))?),
+    };
+    Ok((state, history))
+}
+
+/// Start the node: stores, ingest pipeline, observer and API listeners.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    let contract = cfg.contract()?;
+    let (state, history) = open_stores(&cfg).await?;
+    if cfg.is_embedded() {
+        tracing::info!(sqlite = %cfg.sqlite_path.display(), "embedded default: state in memory, history in SQLite (set redis_url/database_url for production)");
+    } else {
+        tracing::info!(redis = cfg.redis_url.is_some(), postgres = cfg.database_url.is_some(), "production stores");
+    }
+    let bus = BroadcastBus::new(4096);
+    let ingestor = Ingestor::start(
+        state,
+        history,
+        Arc::new(bus.clone()),
+        Arc::new(SystemClock),
+        contract,
+        EventSource::Observer,
+    )
+    .await
+    .map_err(StartError::Ingest)?;
+    let app = Arc::new(App {
+        ingestor: Arc::new(ingestor),
+        metrics: Metrics::new(),
+        bus,
+        config: cfg.clone(),
+    });
+    let observer = TcpListener::bind(cfg.observer_addr)
+        .await
+        .map_err(|e| StartError::Bind(cfg.observer_addr, e))?;
+    let api = TcpListener::bind(cfg.api_addr)
+        .await
+        .map_err(|e| StartError::Bind(cfg.api_addr, e))?;
+    let observer_addr = observer.local_addr().map_err(|e| StartError::Bind(cfg.observer_addr, e))?;
+    let api_addr = api.local_addr().map_err(|e| StartError::Bind(cfg.api_addr, e))?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let obs_router = crate::observer::router(app.clone(), cfg.body_limit_bytes);
+    let api_router = crate::api::router(app.clone());
+    for (listener, router) in [(observer, obs_router), (api, api_router)] {
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+        });
+    }
+    tracing::info!(%observer_addr, %api_addr, contract = %cfg.contract_id, "nexus-node listening");
+    Ok(Running {
+        app,
+        observer_addr,
+        api_addr,
+        shutdown,
+        tasks,
+    })
+}
