@@ -142,3 +142,16 @@ mod tests {
         });
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// The documented example must stay loadable and equal to the defaults.
+    #[test]
+    fn example_toml_matches_defaults() {
+        let text = include_str!("../nexus.example.toml");
+        let cfg: Config = Figment::from(Toml::string(text)).extract().expect("example parses");
+        assert_eq!(cfg, Config::default());
+    }
+}

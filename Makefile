@@ -1,0 +1,40 @@
+# x402-Nexus. `make demo` runs the node on the embedded default; `make test` runs every test.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: demo run test test-contract test-rust lint services bench-ingest fmt
+
+## The recorded escrow scenario through a real node (memory + SQLite, no services).
+demo:
+	$(CARGO) run -q -p nexus-node -- demo
+
+## The node on the embedded default (observer :8403, API :8402).
+run:
+	$(CARGO) run -q -p nexus-node -- run
+
+## Everything CI runs: contract tests, fixture drift, fuzzing, type-check, Rust gates and tests.
+test: test-contract lint test-rust
+
+test-contract:
+	npm ci --no-audit --no-fund
+	npm test
+	npm run typecheck
+	npm run fixtures:check
+	npm run fuzz
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust: services
+	$(CARGO) test --workspace
+
+services:
+	@scripts/ensure-services.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+## Ingest throughput over loopback into real Redis + PostgreSQL (last line: JSON figures).
+bench-ingest: services
+	$(CARGO) bench -q -p nexus-node --bench ingest
