@@ -82,7 +82,9 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
                 "code": "storage_unavailable",
                 "message": error_chain(&e),
             }}));
-            (code, body.into_response())
+            // The status must be on the response itself: a 200 here would tell
+            // stacks-node the uncommitted payload was delivered.
+            (code, (code, body).into_response())
         }
         Err(join) => {
             tracing::error!(path = uri.path(), error = %join, "delivery task panicked");

@@ -61,7 +61,12 @@ fn hex_of(s: &str) -> String {
 /// * mined `create-payment`: `payment:confirmed` if it succeeded, else
 ///   `payment:failed` with the call's result as the reason;
 /// * successful `claim-payment` / `refund-expired`: `payment:claimed` / `payment:refunded`;
-/// * failed claims and `pause`/`unpause`: nothing (no payment changes).
+/// * failed claims and `pause`/`unpause`: nothing (no payment changes);
+/// * after each block: `payment:final` for every payment whose latest
+///   on-chain transition (confirmed, claimed, refunded: it has a position)
+///   is now [`CONFIRMATION_DEPTH`] blocks deep, in payment-id order, carrying
+///   that transition's block and txid. A new transition restarts the count;
+///   a failed create has no position and never becomes final.
 fn expected_events(fixture: &Value) -> Vec<Expected> {
     let txs = fixture["transactions"].as_array().expect("transactions");
     let mut by_height: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
@@ -75,8 +80,12 @@ fn expected_events(fixture: &Value) -> Vec<Expected> {
     // (sender, recipient, amount) of each payment, from its create-payment call.
     let mut parties = Parties::new();
     let mut out = Vec::new();
-    for (&h, here) in &by_height {
-        for t in here {
+    // Finality of each payment: its status, latest on-chain position, final yet.
+    let mut depth: BTreeMap<String, Finality> = BTreeMap::new();
+    let top = *by_height.keys().last().expect("a block");
+    for h in 1..=top {
+        let here = by_height.get(&h).cloned().unwrap_or_default();
+        for t in &here {
             if t["function"] == "create-payment" {
                 let id = s(&t["args"][0]["repr"]);
                 let recipient = s(&t["args"][1]["repr"])
@@ -94,7 +103,7 @@ fn expected_events(fixture: &Value) -> Vec<Expected> {
                 );
             }
         }
-        for t in here {
+        for t in &here {
             let ok = t["success"].as_bool().expect("success");
             let (ty, status, print) = match (t["function"].as_str().expect("function"), ok) {
                 ("create-payment", true) => {
@@ -124,12 +133,47 @@ fn expected_events(fixture: &Value) -> Vec<Expected> {
                 );
             }
             push(&mut out, &parties, t, ty, status, Some(h));
+            let id = s(&t["args"][0]["repr"]);
+            let entry = depth.entry(id).or_insert((String::new(), None, false));
+            entry.0 = status.to_string();
+            if status != "failed" {
+                entry.1 = Some((s(&t["txid"]), h));
+            }
+            entry.2 = false;
+        }
+        for (id, (status, pos, fin)) in depth.iter_mut() {
+            let Some((txid, at)) = pos else { continue };
+            if *fin || h + 1 - *at < CONFIRMATION_DEPTH {
+                continue;
+            }
+            *fin = true;
+            let (sender, recipient, amount) = parties[id].clone();
+            out.push(Expected {
+                seq: out.len() as u64 + 1,
+                event_type: "payment:final".into(),
+                payment_id: id.clone(),
+                status: status.clone(),
+                txid: txid.clone(),
+                block_height: Some(*at),
+                sender,
+                recipient,
+                amount,
+                reason: None,
+            });
         }
     }
     out
 }
 
+/// Blocks on top of a transition (its own included) before it is final:
+/// the node's default (`nexus_indexer::ingest::DEFAULT_CONFIRMATION_DEPTH`).
+const CONFIRMATION_DEPTH: u64 = 6;
+
 type Parties = HashMap<String, (String, String, String)>;
+
+/// A payment's status, the `(txid, height)` of its latest on-chain
+/// transition, and whether that transition was declared final.
+type Finality = (String, Option<(String, u64)>, bool);
 
 /// Append the event `t` causes for its payment (the call's first argument).
 fn push(
@@ -206,10 +250,13 @@ async fn escrow_scenario(stores: Stores) {
     let fixture: Value = serde_json::from_str(SCENARIO).expect("fixture JSON");
     let scenario = Scenario::parse(SCENARIO).expect("scenario");
     let expected = expected_events(&fixture);
+    let transitions = expected
+        .iter()
+        .filter(|e| e.event_type != "payment:final")
+        .count();
     assert_eq!(
-        expected.len(),
-        19,
-        "the fixture's 15 calls make 19 payment events"
+        transitions, 19,
+        "the fixture's 15 calls make 19 payment transitions"
     );
 
     let node = start_node(stores, |c| c.contract_id = scenario.contract_id.clone()).await;
@@ -223,8 +270,13 @@ async fn escrow_scenario(stores: Stores) {
     assert_eq!(got, expected);
     for e in &snap.events {
         assert_eq!(e.source, EventSource::Observer);
-        // Mempool events have no depth; block events are emitted at the tip.
-        let depth = if e.block_height.is_some() { 1 } else { 0 };
+        // Mempool events have no depth; block events are emitted at the tip,
+        // `final` ones once their block is deep enough.
+        let depth = match (e.block_height, e.event_type.as_str()) {
+            (_, "payment:final") => CONFIRMATION_DEPTH,
+            (Some(_), _) => 1,
+            (None, _) => 0,
+        };
         assert_eq!(e.confirmations, depth, "seq {}", e.seq);
     }
     // Published once each, in order.

@@ -26,8 +26,9 @@ pub enum Mode {
 
 struct Ctl {
     mode: Mode,
-    /// Cut as soon as the client sends these bytes (not forwarded).
-    trigger: Option<Vec<u8>>,
+    /// When the client sends these bytes, switch to this mode (the bytes are
+    /// not forwarded).
+    trigger: Option<(Vec<u8>, Mode)>,
     fired: bool,
 }
 
@@ -51,21 +52,24 @@ impl Inner {
     }
 
     /// Does `seen` (the previous tail plus this chunk) fire the trigger? If
-    /// so, cut: the chunk is never forwarded.
+    /// so, switch modes: the chunk is never forwarded.
     fn fires(&self, seen: &[u8]) -> bool {
         let mut ctl = self.ctl.lock().expect("proxy lock");
         let hit = ctl
             .trigger
             .as_ref()
-            .is_some_and(|p| seen.windows(p.len()).any(|w| w == p.as_slice()));
-        if hit {
-            ctl.trigger = None;
-            ctl.fired = true;
-            ctl.mode = Mode::Refuse;
-            drop(ctl);
+            .is_some_and(|(p, _)| seen.windows(p.len()).any(|w| w == p.as_slice()));
+        if !hit {
+            return false;
+        }
+        let (_, mode) = ctl.trigger.take().expect("armed");
+        ctl.fired = true;
+        ctl.mode = mode;
+        drop(ctl);
+        if mode == Mode::Refuse {
             self.generation.send_modify(|g| *g += 1);
         }
-        hit
+        true
     }
 }
 
@@ -115,8 +119,18 @@ impl Proxy {
     /// Cut (as [`Proxy::cut`]) the moment a client sends `pattern`, without
     /// forwarding it: a failure at an exact point of a protocol exchange.
     pub fn cut_when_client_sends(&self, pattern: &[u8]) {
+        self.arm(pattern, Mode::Refuse);
+    }
+
+    /// Go silent (as [`Proxy::blackhole`]) the moment a client sends
+    /// `pattern`, swallowing it: the server "pauses" mid-exchange.
+    pub fn blackhole_when_client_sends(&self, pattern: &[u8]) {
+        self.arm(pattern, Mode::Blackhole);
+    }
+
+    fn arm(&self, pattern: &[u8], mode: Mode) {
         let mut ctl = self.inner.ctl.lock().expect("proxy lock");
-        ctl.trigger = Some(pattern.to_vec());
+        ctl.trigger = Some((pattern.to_vec(), mode));
         ctl.fired = false;
     }
 
