@@ -1,0 +1,726 @@
+//! [`History`] on SQLite: the embedded default (no services to run).
+//!
+//! One connection behind a mutex; every call runs on tokio's blocking pool so
+//! the runtime never waits on disk. The schema (`migrations/sqlite/`) is
+//! logically the PostgreSQL one; versions are tracked in `PRAGMA user_version`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{
+    params, params_from_iter, Connection, ErrorCode, OptionalExtension, TransactionBehavior,
+};
+use serde::de::DeserializeOwned;
+
+use super::types::sanitize_text;
+use super::{
+    BlockRecord, CommitBatch, Committed, DeadLetter, History, PaymentFilter, StoreError, UndoRecord,
+};
+use crate::decode::{BlockRef, EscrowTx};
+use crate::domain::{Payment, PaymentEvent, PaymentId};
+
+const BACKEND: &str = "sqlite";
+
+/// Schema versions, in order: entry `i` takes `user_version` from `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_chain.sql"),
+];
+
+/// Another process holding the write lock (a second indexer, a backup) makes
+/// us wait this long before the call fails as temporary.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The history in one SQLite file (or in memory, for tests).
+#[derive(Debug, Clone)]
+pub struct SqliteHistory {
+    /// rusqlite connections are not `Sync`; the mutex is only ever taken on a
+    /// blocking-pool thread, never across an `.await`.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteHistory {
+    /// Open (or create) the database at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(sq_err)?;
+        Self::init(conn)
+    }
+
+    /// A private database that lives as long as this value (tests, dry runs).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(sq_err)?;
+        Self::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sq_err)?;
+        // WAL: readers do not block the writer. (In-memory databases answer "memory".)
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sq_err)?;
+        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on a
+        // power cut, and we answer 200 to stacks-node after commit, so it
+        // never resends them. One fsync per delivery is the price.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sq_err)?;
+        // Every statement we prepare, with room for list_payments' shapes.
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn)?;
+        Ok(SqliteHistory {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Run `f` with the connection on the blocking pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic elsewhere left the lock poisoned, but rusqlite rolls an
+            // unfinished transaction back on drop: the connection is sound.
+            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        // Cancelled at shutdown or panicked: nothing was acknowledged, retry is safe.
+        .map_err(|e| StoreError::unavailable(BACKEND, e))?
+    }
+}
+
+/// Apply the migrations past `user_version`, each in its own write transaction
+/// that re-reads the version, so two processes opening one file do not race.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let latest = MIGRATIONS.len();
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq_err)?;
+        let current: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sq_err)?;
+        let current = usize::try_from(current).map_err(|e| StoreError::corrupt(BACKEND, e))?;
+        if current > latest {
+            return Err(StoreError::corrupt(
+                BACKEND,
+                format!("schema version {current} is newer than this build knows ({latest})"),
+            ));
+        }
+        if current == latest {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[current]).map_err(sq_err)?;
+        tx.pragma_update(None, "user_version", (current + 1) as i64)
+            .map_err(sq_err)?;
+        tx.commit().map_err(sq_err)?;
+    }
+}
+
+#[async_trait]
+impl History for SqliteHistory {
+    async fn block_known(&self, index_block_hash: &str) -> Result<bool, StoreError> {
+        let hash = sanitize_text(index_block_hash);
+        self.run(move |c| {
+            c.prepare_cached("SELECT EXISTS (SELECT 1 FROM blocks WHERE index_block_hash = ?1)")
+                .and_then(|mut s| s.query_row([hash], |r| r.get(0)))
+                .map_err(sq_err)
+        })
+        .await
+    }
+
+    async fn commit(&self, mut batch: CommitBatch) -> Result<Committed, StoreError> {
+        if batch.is_empty() {
+            return Ok(Committed {
+                last_seq: self.last_seq().await?,
+                ..Default::default()
+            });
+        }
+        self.run(move |c| {
+            // IMMEDIATE: take the write lock before reading last_seq.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sq_err)?;
+            let last: i64 = tx
+                .query_row("SELECT last_seq FROM meta WHERE id = 1", [], |r| r.get(0))
+                .map_err(sq_err)?;
+            let last_seq = batch.assign_seqs(from_i64(last)?);
+
+            {
+                let mut s = tx
+                    .prepare_cached("UPDATE blocks SET canonical = ?2 WHERE index_block_hash = ?1")
+                    .map_err(sq_err)?;
+                for (hash, canonical) in &batch.canonical {
+                    s.execute(params![sanitize_text(hash), canonical]).map_err(sq_err)?;
+                }
+                let mut s = tx
+                    .prepare_cached("DELETE FROM block_undo WHERE index_block_hash = ?1")
+                    .map_err(sq_err)?;
+                for hash in &batch.undo_clear {
+                    s.execute(params![sanitize_text(hash)]).map_err(sq_err)?;
+                }
+                let mut s = tx
+                    .prepare_cached(
+                        "INSERT INTO block_undo (index_block_hash, payment_id, before) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = excluded.before",
+                    )
+                    .map_err(sq_err)?;
+                for u in &batch.undo {
+                    let before = u.before.as_ref().map(to_json).transpose()?;
+                    s.execute(params![
+                        sanitize_text(&u.index_block_hash),
+                        u.payment_id.to_string(),
+                        before
+                    ])
+                    .map_err(sq_err)?;
+                }
+            }
+
+            if let Some(b) = &batch.block {
+                let blk = &b.block;
+                let (height, burn_height, time) =
+                    (to_i64(blk.height)?, to_i64(blk.burn_height)?, to_i64(blk.time)?);
+                // A re-delivered block is not an error: the first copy stays.
+                tx.prepare_cached(
+                    "INSERT INTO blocks (index_block_hash, parent_index_block_hash, block_hash, \
+                     height, burn_height, burn_hash, time, canonical) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     ON CONFLICT (index_block_hash) DO NOTHING",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        sanitize_text(&blk.index_block_hash),
+                        sanitize_text(&blk.parent_index_block_hash),
+                        sanitize_text(&blk.block_hash),
+                        height,
+                        burn_height,
+                        sanitize_text(&blk.burn_hash),
+                        time,
+                        b.canonical,
+                    ])
+                })
+                .map_err(sq_err)?;
+            }
+            if !batch.block_txs.is_empty() {
+                let Some(b) = &batch.block else {
+                    return Err(StoreError::rejected(BACKEND, "block_txs without a block"));
+                };
+                let block = sanitize_text(&b.block.index_block_hash);
+                let mut s = tx
+                    .prepare_cached(
+                        "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
+                    )
+                    .map_err(sq_err)?;
+                for t in &batch.block_txs {
+                    s.execute(params![block, t.tx_index, sanitize_text(&t.txid), to_json(t)?])
+                        .map_err(sq_err)?;
+                }
+            }
+            if !batch.mempool.is_empty() {
+                let mut s = tx
+                    .prepare_cached(
+                        "INSERT INTO mempool_txs (txid, payment_id, function) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (txid) DO NOTHING",
+                    )
+                    .map_err(sq_err)?;
+                for m in &batch.mempool {
+                    s.execute(params![
+                        sanitize_text(&m.txid),
+                        m.payment_id.to_string(),
+                        sanitize_text(&m.function)
+                    ])
+                    .map_err(sq_err)?;
+                }
+            }
+            if let Some((height, hash)) = &batch.burn_block {
+                let height = to_i64(*height)?;
+                tx.prepare_cached(
+                    "INSERT INTO burn_blocks (height, hash) VALUES (?1, ?2) \
+                     ON CONFLICT (height) DO UPDATE SET hash = excluded.hash",
+                )
+                .and_then(|mut s| s.execute(params![height, sanitize_text(hash)]))
+                .map_err(sq_err)?;
+            }
+            if !batch.payments.is_empty() {
+                let mut s = tx
+                    .prepare_cached(
+                        "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                         ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status, \
+                         sender = excluded.sender, recipient = excluded.recipient, \
+                         updated_seq = excluded.updated_seq, body = excluded.body",
+                    )
+                    .map_err(sq_err)?;
+                for p in last_per_id(&batch.payments) {
+                    s.execute(params![
+                        p.payment_id.to_string(),
+                        p.status.as_str(),
+                        p.sender.as_deref().map(sanitize_text),
+                        p.recipient.as_deref().map(sanitize_text),
+                        to_i64(p.updated_seq)?,
+                        to_json(p)?,
+                    ])
+                    .map_err(sq_err)?;
+                }
+            }
+            if !batch.events.is_empty() {
+                let mut s = tx
+                    .prepare_cached(
+                        "INSERT INTO payment_events (seq, payment_id, type, body) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(sq_err)?;
+                for e in &batch.events {
+                    s.execute(params![
+                        to_i64(e.seq)?,
+                        e.payment_id.to_string(),
+                        e.event_type.as_str(),
+                        to_json(e)?
+                    ])
+                    .map_err(sq_err)?;
+                }
+                drop(s);
+                let last = to_i64(last_seq)?;
+                tx.prepare_cached("UPDATE meta SET last_seq = ?1 WHERE id = 1")
+                    .and_then(|mut s| s.execute([last]))
+                    .map_err(sq_err)?;
+            }
+            tx.commit().map_err(sq_err)?;
+            Ok(Committed {
+                events: batch.events,
+                payments: batch.payments,
+                last_seq,
+            })
+        })
+        .await
+    }
+
+    async fn dead_letter(&self, dl: DeadLetter) -> Result<i64, StoreError> {
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT INTO dead_letters (source, reason, payload, at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        sanitize_text(&dl.source),
+                        sanitize_text(&dl.reason),
+                        sanitize_text(&dl.payload),
+                        sanitize_text(&dl.at)
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(sq_err)
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        self.run(move |c| {
+            let mut s = c
+                .prepare_cached("SELECT id, source, reason, payload, at FROM dead_letters ORDER BY id DESC LIMIT ?1")
+                .map_err(sq_err)?;
+            let rows = s
+                .query_map([limit], |r| {
+                    Ok(DeadLetter {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        reason: r.get(2)?,
+                        payload: r.get(3)?,
+                        at: r.get(4)?,
+                    })
+                })
+                .map_err(sq_err)?;
+            rows.map(|r| r.map_err(sq_err)).collect()
+        })
+        .await
+    }
+
+    async fn payments_for_txids(
+        &self,
+        txids: &[String],
+    ) -> Result<Vec<(String, PaymentId)>, StoreError> {
+        let mut seen = HashSet::new();
+        let txids: Vec<String> = txids
+            .iter()
+            .map(|t| sanitize_text(t))
+            .filter(|t| seen.insert(t.clone()))
+            .collect();
+        if txids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(move |c| {
+            let mut s = c
+                .prepare_cached("SELECT payment_id FROM mempool_txs WHERE txid = ?1")
+                .map_err(sq_err)?;
+            let mut out = Vec::new();
+            // In the order asked, one row per known txid.
+            for txid in txids {
+                let pid: Option<String> = s
+                    .query_row([&txid], |r| r.get(0))
+                    .optional()
+                    .map_err(sq_err)?;
+                if let Some(pid) = pid {
+                    let pid = pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?;
+                    out.push((txid, pid));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
+        let id = id.to_string();
+        self.run(move |c| {
+            let body: Option<String> = c
+                .prepare_cached("SELECT body FROM payments WHERE payment_id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(sq_err)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
+    async fn list_payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError> {
+        // Only the filters in use become predicates (values always bound), so
+        // SQLite can use the matching (column, payment_id) index.
+        let mut sql = String::from("SELECT body FROM payments WHERE 1");
+        let mut args: Vec<Value> = Vec::new();
+        let mut pred = |column_op: &str, value: String| {
+            args.push(Value::Text(value));
+            sql.push_str(&format!(" AND {column_op} ?{}", args.len()));
+        };
+        if let Some(s) = &filter.sender {
+            pred("sender =", sanitize_text(s));
+        }
+        if let Some(r) = &filter.recipient {
+            pred("recipient =", sanitize_text(r));
+        }
+        if let Some(st) = filter.status {
+            pred("status =", st.as_str().to_string());
+        }
+        if let Some(a) = &filter.after {
+            pred("payment_id >", sanitize_text(a));
+        }
+        args.push(Value::Integer(i64::from(filter.limit)));
+        sql.push_str(&format!(" ORDER BY payment_id LIMIT ?{}", args.len()));
+        self.run(move |c| {
+            let mut s = c.prepare_cached(&sql).map_err(sq_err)?;
+            let bodies = s
+                .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))
+                .map_err(sq_err)?;
+            bodies.map(|b| from_json(&b.map_err(sq_err)?)).collect()
+        })
+        .await
+    }
+
+    async fn payments_changed_since(&self, seq: u64) -> Result<Vec<Payment>, StoreError> {
+        let seq = to_i64(seq)?;
+        self.run(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM payments WHERE updated_seq > ?1 ORDER BY updated_seq, payment_id",
+                params![seq],
+            )
+        })
+        .await
+    }
+
+    async fn events_for_payment(&self, id: &PaymentId) -> Result<Vec<PaymentEvent>, StoreError> {
+        let id = id.to_string();
+        self.run(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM payment_events WHERE payment_id = ?1 ORDER BY seq",
+                params![id],
+            )
+        })
+        .await
+    }
+
+    async fn events_since(&self, after: u64, limit: u32) -> Result<Vec<PaymentEvent>, StoreError> {
+        let after = to_i64(after)?;
+        self.run(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM payment_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                params![after, limit],
+            )
+        })
+        .await
+    }
+
+    async fn last_seq(&self) -> Result<u64, StoreError> {
+        self.run(|c| {
+            let last: i64 = c
+                .prepare_cached("SELECT last_seq FROM meta WHERE id = 1")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(sq_err)?;
+            from_i64(last)
+        })
+        .await
+    }
+
+    async fn tip(&self) -> Result<Option<BlockRecord>, StoreError> {
+        self.run(|c| {
+            // Canonical blocks first; among them the highest, then the newest.
+            let row = c
+                .prepare_cached(
+                    "SELECT index_block_hash, parent_index_block_hash, block_hash, height, \
+                     burn_height, burn_hash, time, canonical FROM blocks \
+                     ORDER BY canonical DESC, height DESC, rowid DESC LIMIT 1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, String>(5)?,
+                            r.get::<_, i64>(6)?,
+                            r.get::<_, bool>(7)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(sq_err)?;
+            let Some((ibh, parent, hash, height, burn_height, burn_hash, time, canonical)) = row
+            else {
+                return Ok(None);
+            };
+            Ok(Some(BlockRecord {
+                block: BlockRef {
+                    index_block_hash: ibh,
+                    parent_index_block_hash: parent,
+                    block_hash: hash,
+                    height: from_i64(height)?,
+                    burn_height: from_i64(burn_height)?,
+                    burn_hash,
+                    time: from_i64(time)?,
+                },
+                canonical,
+            }))
+        })
+        .await
+    }
+
+    async fn get_block(&self, index_block_hash: &str) -> Result<Option<BlockRecord>, StoreError> {
+        let hash = sanitize_text(index_block_hash);
+        self.run(move |c| {
+            let sql = format!("SELECT {BLOCK_COLS} FROM blocks WHERE index_block_hash = ?1");
+            Ok(blocks(c, &sql, params![hash])?.pop())
+        })
+        .await
+    }
+
+    async fn block_txs(&self, index_block_hash: &str) -> Result<Vec<EscrowTx>, StoreError> {
+        let hash = sanitize_text(index_block_hash);
+        self.run(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM block_txs WHERE index_block_hash = ?1 ORDER BY tx_index",
+                &[&hash],
+            )
+        })
+        .await
+    }
+
+    async fn undo(&self, index_block_hash: &str) -> Result<Vec<UndoRecord>, StoreError> {
+        let hash = sanitize_text(index_block_hash);
+        self.run(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT payment_id, before FROM block_undo WHERE index_block_hash = ?1 ORDER BY payment_id",
+                )
+                .map_err(sq_err)?;
+            let rows = s
+                .query_map(params![hash], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))
+                .map_err(sq_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (pid, before) = row.map_err(sq_err)?;
+                out.push(UndoRecord {
+                    index_block_hash: hash.clone(),
+                    payment_id: pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?,
+                    before: before.as_deref().map(from_json).transpose()?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn recent_blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, StoreError> {
+        self.run(move |c| {
+            let sql = format!(
+                "SELECT {BLOCK_COLS} FROM blocks ORDER BY height DESC, rowid DESC LIMIT ?1"
+            );
+            blocks(c, &sql, params![i64::from(limit)])
+        })
+        .await
+    }
+
+    async fn children(&self, index_block_hash: &str) -> Result<Vec<BlockRecord>, StoreError> {
+        let hash = sanitize_text(index_block_hash);
+        self.run(move |c| {
+            let sql = format!(
+                "SELECT {BLOCK_COLS} FROM blocks WHERE parent_index_block_hash = ?1 ORDER BY rowid"
+            );
+            blocks(c, &sql, params![hash])
+        })
+        .await
+    }
+
+    async fn gaps(&self) -> Result<Vec<BlockRecord>, StoreError> {
+        self.run(move |c| {
+            let sql = format!(
+                "SELECT {BLOCK_COLS} FROM blocks b WHERE NOT b.canonical AND NOT EXISTS \
+                 (SELECT 1 FROM blocks p WHERE p.index_block_hash = b.parent_index_block_hash) \
+                 ORDER BY b.height"
+            );
+            blocks(c, &sql, params![])
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.prepare_cached("SELECT 1")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+                .map(|_| ())
+                .map_err(sq_err)
+        })
+        .await
+    }
+}
+
+/// Columns read by [`blocks`].
+const BLOCK_COLS: &str = "index_block_hash, parent_index_block_hash, block_hash, height, \
+     burn_height, burn_hash, time, canonical";
+
+/// Run a `SELECT {BLOCK_COLS} ...` and build the records.
+fn blocks(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<BlockRecord>, StoreError> {
+    let mut s = c.prepare_cached(sql).map_err(sq_err)?;
+    let rows = s
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, bool>(7)?,
+            ))
+        })
+        .map_err(sq_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (ibh, parent, hash, height, burn_height, burn_hash, time, canonical) =
+            row.map_err(sq_err)?;
+        out.push(BlockRecord {
+            block: BlockRef {
+                index_block_hash: ibh,
+                parent_index_block_hash: parent,
+                block_hash: hash,
+                height: from_i64(height)?,
+                burn_height: from_i64(burn_height)?,
+                burn_hash,
+                time: from_i64(time)?,
+            },
+            canonical,
+        });
+    }
+    Ok(out)
+}
+
+/// Run a `SELECT body ...` and decode each JSON body.
+fn bodies<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<T>, StoreError> {
+    let mut s = c.prepare_cached(sql).map_err(sq_err)?;
+    let rows = s
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(sq_err)?;
+    rows.map(|b| from_json(&b.map_err(sq_err)?)).collect()
+}
+
+/// The last record of each payment id, in first-seen order (as PostgreSQL,
+/// whose single upsert statement may not touch a row twice).
+fn last_per_id(payments: &[Payment]) -> Vec<&Payment> {
+    let mut at: HashMap<PaymentId, usize> = HashMap::with_capacity(payments.len());
+    let mut out: Vec<&Payment> = Vec::with_capacity(payments.len());
+    for p in payments {
+        match at.get(&p.payment_id) {
+            Some(&i) => out[i] = p,
+            None => {
+                at.insert(p.payment_id, out.len());
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// SQLite integers are i64; a u64 past that is refused, not wrapped.
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|e| StoreError::rejected(BACKEND, e))
+}
+
+fn from_i64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|e| StoreError::corrupt(BACKEND, e))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::rejected(BACKEND, e))
+}
+
+fn from_json<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::corrupt(BACKEND, e))
+}
+
+/// Classify a rusqlite error by whether a retry can help.
+fn sq_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::Error as E;
+    match &e {
+        E::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::OutOfMemory
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::FileLockingProtocolFailed
+            | ErrorCode::OperationInterrupted => StoreError::unavailable(BACKEND, e),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase | ErrorCode::SchemaChanged => {
+                StoreError::corrupt(BACKEND, e)
+            }
+            _ => StoreError::rejected(BACKEND, e),
+        },
+        E::FromSqlConversionFailure(..)
+        | E::Utf8Error(_)
+        | E::InvalidColumnIndex(_)
+        | E::InvalidColumnName(_)
+        | E::InvalidColumnType(..)
+        | E::QueryReturnedNoRows => StoreError::corrupt(BACKEND, e),
+        _ => StoreError::rejected(BACKEND, e),
+    }
+}
