@@ -4,6 +4,7 @@
 //! state machine ([`machine`]) → one commit per delivery ([`store`]) →
 //! published payment events ([`ingest`]).
 
+pub mod chain;
 pub mod decode;
 pub mod domain;
 pub mod ingest;

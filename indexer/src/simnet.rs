@@ -80,7 +80,13 @@ pub fn index_hash(fork: &str, h: u64) -> String {
 
 /// A `/new_block` body in the shape stacks-node 4.x posts (see the
 /// `stacks-node-mocknet` captures): `block_time` null, `raw_value`-only prints.
-pub fn block_envelope(fork: &str, height: u64, parent_fork: &str, txs: &[Value], events: &[Value]) -> Value {
+pub fn block_envelope(
+    fork: &str,
+    height: u64,
+    parent_fork: &str,
+    txs: &[Value],
+    events: &[Value],
+) -> Value {
     json!({
         "block_hash": fake_hash(&format!("block:{fork}"), height),
         "block_height": height,
@@ -138,9 +144,18 @@ impl Scenario {
     /// Every delivery of the scenario, in order.
     pub fn deliveries(&self) -> Vec<Delivery> {
         let mut out = Vec::new();
-        let top = self.transactions.iter().map(|t| t.block_height).max().unwrap_or(0);
+        let top = self
+            .transactions
+            .iter()
+            .map(|t| t.block_height)
+            .max()
+            .unwrap_or(0);
         for h in 1..=top {
-            let here: Vec<&RecordedTx> = self.transactions.iter().filter(|t| t.block_height == h).collect();
+            let here: Vec<&RecordedTx> = self
+                .transactions
+                .iter()
+                .filter(|t| t.block_height == h)
+                .collect();
             for t in &here {
                 out.push(Delivery {
                     route: Route::NewMempoolTx,
@@ -151,7 +166,13 @@ impl Scenario {
             let mut txs = Vec::new();
             let mut events = Vec::new();
             for (i, t) in here.iter().enumerate() {
-                txs.push(tx_entry(&t.txid, i as u32, t.success, &t.tx_hex, &t.result_hex));
+                txs.push(tx_entry(
+                    &t.txid,
+                    i as u32,
+                    t.success,
+                    &t.tx_hex,
+                    &t.result_hex,
+                ));
                 for e in &t.events {
                     let idx = events.len() as u32;
                     events.push(match e.event_type.as_str() {
@@ -173,12 +194,16 @@ impl Scenario {
                 [] => format!("block {h} (empty)"),
                 txs => format!(
                     "block {h}: {}",
-                    txs.iter().map(|t| format!("{} -> {}", t.step, t.result_repr)).collect::<Vec<_>>().join("; ")
+                    txs.iter()
+                        .map(|t| format!("{} -> {}", t.step, t.result_repr))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
             };
             out.push(Delivery {
                 route: Route::NewBlock,
-                body: serde_json::to_vec(&block_envelope("main", h, "main", &txs, &events)).expect("json"),
+                body: serde_json::to_vec(&block_envelope("main", h, "main", &txs, &events))
+                    .expect("json"),
                 label,
             });
         }

@@ -164,6 +164,7 @@ fn payment(n: u32, status: PaymentStatus) -> Payment {
         settled_in: status.is_settled().then(|| pos(120)),
         reason: matches!(status, PaymentStatus::Dropped).then(|| "ReplaceByFee".into()),
         replaced_by: None,
+        is_final: n.is_multiple_of(2),
         updated_seq: u64::from(n),
         updated_at: "2025-06-01T12:00:00Z".into(),
     }

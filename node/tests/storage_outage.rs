@@ -285,17 +285,9 @@ async fn redis_paused_mid_delivery() {
 /// Redis dies at MULTI after PostgreSQL committed a *block*: the retry is a
 /// duplicate (the block is in history) and catches the state store up; the
 /// next block, built on it, must then extend the chain as usual.
-///
-/// Fails against the current working tree (uncommitted chain-following
-/// work): `follow.rs` moves the in-memory chain view (`cur.tip`, headers)
-/// only after the state store applied, so after this failure the tip stays
-/// at 115 although 116 is in history; the retry of 116 is a duplicate, and
-/// block 117 is then planned from the stale tip and its `payment:claimed`
-/// is never emitted (answered 200: lost). Fix: refresh the view from history
-/// when `catch_up` rebuilds (e.g. call `warm`), or move it before the state
-/// apply, since history is already durable.
+/// (Regression: the chain view used to move only after the state store
+/// applied, so block 117 was planned from a stale tip and its event lost.)
 #[tokio::test]
-#[ignore = "known bug: a Redis failure after a block's commit loses the next block's events (see doc comment)"]
 async fn redis_fails_after_a_block_commit() {
     let (node, _pg, redis, sc) = node_behind_proxies().await;
     let deliveries = sc.deliveries();

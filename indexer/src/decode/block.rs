@@ -167,7 +167,11 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         let outcome = if t.status == "success" {
             TxOutcome::Success
         } else {
-            TxOutcome::Aborted(abort_reason(t.raw_result.as_deref(), t.vm_error.as_deref(), &t.status))
+            TxOutcome::Aborted(abort_reason(
+                t.raw_result.as_deref(),
+                t.vm_error.as_deref(),
+                &t.status,
+            ))
         };
         let (mut payment_prints, mut admin) = (Vec::new(), Vec::new());
         for p in prints {

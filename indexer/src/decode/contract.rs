@@ -36,7 +36,9 @@ impl FromStr for ContractId {
         let valid_name = !name.is_empty()
             && name.len() <= 128
             && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_addr || !valid_name {
             return Err(ContractIdError(s.into()));
         }
@@ -67,7 +69,9 @@ mod tests {
         assert_eq!(c.name, "x402-nexus-escrow");
         assert_eq!(c.address, "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM");
         assert!("nodot".parse::<ContractId>().is_err());
-        assert!("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.".parse::<ContractId>().is_err());
+        assert!("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM."
+            .parse::<ContractId>()
+            .is_err());
         assert!("xx.name".parse::<ContractId>().is_err());
     }
 }

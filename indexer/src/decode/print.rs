@@ -47,7 +47,7 @@ pub enum EscrowPrint {
 #[derive(Debug, thiserror::Error)]
 pub enum PrintError {
     #[error("raw_value is not a SIP-005 Clarity value")]
-    Clarity(#[source] clarity::vm::types::serialization::SerializationError),
+    Clarity(#[source] Box<clarity::vm::types::serialization::SerializationError>),
     #[error("print is not a tuple")]
     NotATuple,
     #[error("print tuple lacks field `{0}`")]
@@ -70,7 +70,8 @@ impl PrintError {
 
 /// Decode a print event's `raw_value` (`0x` hex of a SIP-005 value).
 pub fn decode_print(raw_value: &str) -> Result<EscrowPrint, PrintError> {
-    let value = Value::try_deserialize_hex_untyped(raw_value).map_err(PrintError::Clarity)?;
+    let value = Value::try_deserialize_hex_untyped(raw_value)
+        .map_err(|e| PrintError::Clarity(Box::new(e)))?;
     let Value::Tuple(tuple) = value else {
         return Err(PrintError::NotATuple);
     };

@@ -75,8 +75,8 @@ pub enum TxDecodeError {
 
 /// Parse `0x` transaction hex into a transaction.
 pub fn decode_tx_hex(hex_str: &str) -> Result<StacksTransaction, TxDecodeError> {
-    let bytes = hex::decode(hex_str.strip_prefix("0x").unwrap_or(hex_str))
-        .map_err(TxDecodeError::Hex)?;
+    let bytes =
+        hex::decode(hex_str.strip_prefix("0x").unwrap_or(hex_str)).map_err(TxDecodeError::Hex)?;
     let mut cursor = bytes.as_slice();
     let tx = StacksTransaction::consensus_deserialize(&mut cursor)
         .map_err(|e| TxDecodeError::Codec(e.to_string()))?;

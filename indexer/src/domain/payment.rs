@@ -105,7 +105,10 @@ impl PaymentStatus {
 
     /// Settled payments can no longer move funds; only these may expire from the cache.
     pub fn is_settled(self) -> bool {
-        matches!(self, Self::Claimed | Self::Refunded | Self::Failed | Self::Dropped)
+        matches!(
+            self,
+            Self::Claimed | Self::Refunded | Self::Failed | Self::Dropped
+        )
     }
 }
 
@@ -161,6 +164,10 @@ pub struct Payment {
     pub reason: Option<String>,
     /// For `dropped` by replacement: the txid that replaced ours.
     pub replaced_by: Option<String>,
+    /// The latest on-chain transition (create, or claim/refund) is buried at
+    /// least `confirmation_depth` blocks deep on the canonical chain.
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
     /// `seq` of the last event that changed this record; 0 before its first commit.
     pub updated_seq: u64,
     /// RFC 3339 time of the last change.
@@ -183,14 +190,19 @@ impl Payment {
             settled_in: None,
             reason: None,
             replaced_by: None,
+            is_final: false,
             updated_seq: 0,
             updated_at: at.to_string(),
         }
     }
 
+    /// Where the latest on-chain transition happened (settlement, else creation).
+    pub fn latest_pos(&self) -> Option<&ChainPos> {
+        self.settled_in.as_ref().or(self.created_in.as_ref())
+    }
+
     /// Derived flag: locked funds that the sender may now take back.
     pub fn expired(&self, tip_height: u64) -> bool {
-        self.status == PaymentStatus::Confirmed
-            && self.expires_at.is_some_and(|e| tip_height >= e)
+        self.status == PaymentStatus::Confirmed && self.expires_at.is_some_and(|e| tip_height >= e)
     }
 }

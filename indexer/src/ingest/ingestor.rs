@@ -3,16 +3,16 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
+use super::cursor::Cursor;
+
 use super::{Clock, EventBus, IngestError, Route};
 use crate::decode::block::error_chain;
-use crate::decode::{decode_block, decode_escrow_call, decode_tx_hex, ContractId, DecodeStats};
+use crate::decode::{decode_escrow_call, decode_tx_hex, ContractId, DecodeStats};
 use crate::domain::{EventSource, Payment, PaymentEvent, PaymentId};
-use crate::machine::{apply_block, block_payment_ids, step, Ctx, Input};
-use crate::observer::{DropMempoolTx, NewBlock, NewBurnBlock};
-use crate::store::{
-    BlockRecord, CommitBatch, DeadLetter, History, MempoolRecord, StateStore, StoreError,
-};
+use crate::machine::{step, Ctx, Input};
+use crate::observer::{DropMempoolTx, NewBurnBlock};
 use crate::store::types::sanitize_text;
+use crate::store::{CommitBatch, DeadLetter, History, MempoolRecord, StateStore, StoreError};
 
 /// What one delivery did (for the HTTP answer, logs and metrics).
 #[derive(Debug, Clone, Default)]
@@ -29,27 +29,27 @@ pub struct Outcome {
     pub block_committed: bool,
     /// Height of the delivered block (`/new_block` only).
     pub block_height: Option<u64>,
-}
-
-/// Cursor kept under the ingest lock.
-#[derive(Debug, Default)]
-struct Cursor {
-    /// Last `seq` committed to history (by us, since start-up).
-    history_seq: u64,
-    /// Last `seq` handed to the bus: never publish an event twice.
-    published_seq: u64,
+    /// The block's ancestry is unknown: it is held and this parent is missing.
+    pub gap: Option<String>,
+    /// The block caused a reorg rolling back this many blocks.
+    pub reorg_depth: Option<u64>,
 }
 
 /// The ingest pipeline. Cheap to share (`Arc`); deliveries are serialized.
 pub struct Ingestor {
-    state: Arc<dyn StateStore>,
-    history: Arc<dyn History>,
+    pub(super) state: Arc<dyn StateStore>,
+    pub(super) history: Arc<dyn History>,
     bus: Arc<dyn EventBus>,
-    clock: Arc<dyn Clock>,
-    contract: ContractId,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) contract: ContractId,
     source: EventSource,
+    /// Blocks on top of a transition (itself included) before it is final.
+    pub(super) confirmation_depth: u64,
     cursor: Mutex<Cursor>,
 }
+
+/// Default confirmation depth (blocks, the transition's own block included).
+pub const DEFAULT_CONFIRMATION_DEPTH: u64 = 6;
 
 impl Ingestor {
     /// Build the pipeline and bring the state store up to date with history
@@ -70,17 +70,51 @@ impl Ingestor {
             clock,
             contract,
             source,
+            confirmation_depth: DEFAULT_CONFIRMATION_DEPTH,
             // Events already in history were published by a previous run.
             cursor: Mutex::new(Cursor {
                 history_seq,
                 published_seq: history_seq,
+                ..Default::default()
             }),
         };
         {
             let mut cur = ing.cursor.lock().await;
             ing.catch_up(&mut cur).await?;
+            ing.warm(&mut cur).await?;
         }
         Ok(ing)
+    }
+
+    /// Blocks on top of a transition (itself included) before it is final; at least 1.
+    pub fn with_confirmation_depth(mut self, depth: u64) -> Self {
+        self.confirmation_depth = depth.max(1);
+        self
+    }
+
+    /// Load the tip, recent headers and the not-yet-final payments.
+    async fn warm(&self, cur: &mut Cursor) -> Result<(), IngestError> {
+        for rec in self.history.recent_blocks(10_000).await? {
+            cur.remember(Cursor::header_of(&rec));
+        }
+        cur.tip = self
+            .history
+            .tip()
+            .await?
+            .filter(|rec| rec.canonical)
+            .map(|rec| Cursor::header_of(&rec));
+        if let Some(t) = &cur.tip {
+            cur.remember(t.clone());
+        }
+        for p in self.history.payments_changed_since(0).await? {
+            cur.track(&p);
+        }
+        Ok(())
+    }
+
+    /// Open gaps: held blocks whose parent we never saw.
+    pub async fn gaps(&self) -> Result<Vec<crate::store::BlockRecord>, IngestError> {
+        Ok(self.history.gaps().await?)
     }
 
     /// The escrow contract this pipeline follows.
@@ -130,7 +164,11 @@ impl Ingestor {
             return Ok(());
         }
         // Ahead of history means the cache belongs to another history: rebuild all.
-        let from = if state_seq > cur.history_seq { 0 } else { state_seq };
+        let from = if state_seq > cur.history_seq {
+            0
+        } else {
+            state_seq
+        };
         let payments = self.history.payments_changed_since(from).await?;
         tracing::warn!(
             state_seq,
@@ -157,7 +195,7 @@ impl Ingestor {
     }
 
     /// Record a payload that can never be processed and acknowledge it.
-    async fn poison(
+    pub(super) async fn poison(
         &self,
         route: Route,
         body: &[u8],
@@ -189,14 +227,46 @@ impl Ingestor {
     }
 
     /// Commit `batch`, then the state store, then publish.
-    async fn commit(
+    pub(super) async fn commit(
         &self,
         cur: &mut Cursor,
         batch: CommitBatch,
         counters: &[(&str, u64)],
     ) -> Result<Vec<PaymentEvent>, IngestError> {
+        Ok(self.commit_raw(cur, batch, counters).await?.events)
+    }
+
+    /// [`Self::commit`], returning the committed payments too.
+    pub(super) async fn commit_raw(
+        &self,
+        cur: &mut Cursor,
+        batch: CommitBatch,
+        counters: &[(&str, u64)],
+    ) -> Result<crate::store::Committed, IngestError> {
+        let committed = self.commit_history(cur, batch).await?;
+        self.apply_state(cur, &committed, counters).await?;
+        Ok(committed)
+    }
+
+    /// Step 1: the durable commit. Advances `history_seq` at once, so a
+    /// failure in step 2 is caught up from history on the next delivery.
+    pub(super) async fn commit_history(
+        &self,
+        cur: &mut Cursor,
+        batch: CommitBatch,
+    ) -> Result<crate::store::Committed, IngestError> {
         let committed = self.history.commit(batch).await?;
         cur.history_seq = committed.last_seq;
+        Ok(committed)
+    }
+
+    /// Step 2: the state store and the bus.
+    pub(super) async fn apply_state(
+        &self,
+        cur: &mut Cursor,
+        committed: &crate::store::Committed,
+        counters: &[(&str, u64)],
+    ) -> Result<(), IngestError> {
         self.state
             .apply(&committed.payments, committed.last_seq, counters)
             .await?;
@@ -204,10 +274,10 @@ impl Ingestor {
             self.bus.publish(ev);
         }
         cur.published_seq = committed.last_seq;
-        Ok(committed.events)
+        Ok(())
     }
 
-    fn ctx(&self, tip_height: u64) -> Ctx {
+    pub(super) fn ctx(&self, tip_height: u64) -> Ctx {
         Ctx {
             tip_height,
             now: self.clock.now_rfc3339(),
@@ -215,65 +285,14 @@ impl Ingestor {
         }
     }
 
-    async fn new_block(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
-        let nb: NewBlock = match serde_json::from_slice(body) {
-            Ok(b) => b,
-            Err(e) => return self.poison(Route::NewBlock, body, error_chain(&e)).await,
-        };
-        if self.history.block_known(&nb.index_block_hash).await? {
-            return Ok(Outcome {
-                duplicate: true,
-                ..Default::default()
-            });
-        }
-        let decoded = decode_block(&nb, &self.contract);
-        let mut out = Outcome {
-            stats: decoded.stats.clone(),
-            ..Default::default()
-        };
-        for p in &decoded.problems {
-            let payload = serde_json::json!({
-                "index_block_hash": nb.index_block_hash,
-                "block_height": nb.block_height,
-                "txid": p.txid,
-                "event_index": p.event_index,
-            });
-            self.history
-                .dead_letter(DeadLetter {
-                    id: 0,
-                    source: Route::NewBlock.path().to_string(),
-                    reason: sanitize_text(&p.reason),
-                    payload: payload.to_string(),
-                    at: self.clock.now_rfc3339(),
-                })
-                .await?;
-            out.dead_letters += 1;
-        }
-        let ids = block_payment_ids(&decoded);
-        let mut current = self.load(&ids).await?;
-        let events = apply_block(&mut current, &decoded, &self.ctx(nb.block_height));
-        let payments = changed(&current, &events);
-        let counters = counters_for(&events, 1, decoded.stats.spoofed_prints, out.dead_letters);
-        let batch = CommitBatch {
-            block: Some(BlockRecord {
-                block: decoded.block,
-                canonical: true,
-            }),
-            block_txs: decoded.txs,
-            payments,
-            events,
-            ..Default::default()
-        };
-        out.events = self.commit(cur, batch, &counters.as_refs()).await?;
-        out.block_committed = true;
-        out.block_height = Some(nb.block_height);
-        Ok(out)
-    }
-
     async fn new_burn_block(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
         let bb: NewBurnBlock = match serde_json::from_slice(body) {
             Ok(b) => b,
-            Err(e) => return self.poison(Route::NewBurnBlock, body, error_chain(&e)).await,
+            Err(e) => {
+                return self
+                    .poison(Route::NewBurnBlock, body, error_chain(&e))
+                    .await
+            }
         };
         let batch = CommitBatch {
             burn_block: Some((bb.burn_block_height, bb.burn_block_hash)),
@@ -286,7 +305,11 @@ impl Ingestor {
     async fn mempool(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
         let txs: Vec<String> = match serde_json::from_slice(body) {
             Ok(t) => t,
-            Err(e) => return self.poison(Route::NewMempoolTx, body, error_chain(&e)).await,
+            Err(e) => {
+                return self
+                    .poison(Route::NewMempoolTx, body, error_chain(&e))
+                    .await
+            }
         };
         let mut out = Outcome::default();
         let mut calls = Vec::new();
@@ -305,7 +328,9 @@ impl Ingestor {
                 Ok(Some(call)) => calls.push(call),
                 Ok(None) => {}
                 Err(e) => {
-                    let dl = self.poison(Route::NewMempoolTx, hex_tx.as_bytes(), error_chain(&e)).await?;
+                    let dl = self
+                        .poison(Route::NewMempoolTx, hex_tx.as_bytes(), error_chain(&e))
+                        .await?;
                     out.dead_letters += dl.dead_letters;
                 }
             }
@@ -318,7 +343,12 @@ impl Ingestor {
         let ctx = self.ctx(0);
         let mut events = Vec::new();
         for call in &calls {
-            if let Some((p, ev)) = step(current.get(&call.payment_id), call.payment_id, Input::Mempool { call }, &ctx) {
+            if let Some((p, ev)) = step(
+                current.get(&call.payment_id),
+                call.payment_id,
+                Input::Mempool { call },
+                &ctx,
+            ) {
                 current.insert(call.payment_id, p);
                 events.push(ev);
             }
@@ -344,7 +374,11 @@ impl Ingestor {
     async fn drop_txs(&self, cur: &mut Cursor, body: &[u8]) -> Result<Outcome, IngestError> {
         let drop: DropMempoolTx = match serde_json::from_slice(body) {
             Ok(d) => d,
-            Err(e) => return self.poison(Route::DropMempoolTx, body, error_chain(&e)).await,
+            Err(e) => {
+                return self
+                    .poison(Route::DropMempoolTx, body, error_chain(&e))
+                    .await
+            }
         };
         let known = self.history.payments_for_txids(&drop.dropped_txids).await?;
         if known.is_empty() {
@@ -387,7 +421,9 @@ fn changed(current: &HashMap<PaymentId, Payment>, events: &[PaymentEvent]) -> Ve
     let mut ids: Vec<PaymentId> = events.iter().map(|e| e.payment_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    ids.iter().filter_map(|id| current.get(id).cloned()).collect()
+    ids.iter()
+        .filter_map(|id| current.get(id).cloned())
+        .collect()
 }
 
 /// `metric:{name}` counters kept next to the state (the architecture's keys).
@@ -399,15 +435,20 @@ impl Counters {
     }
 }
 
-fn counters_for(events: &[PaymentEvent], blocks: u64, spoofed: u64, dead: u32) -> Counters {
+/// `events:{type}` counts of a batch of events.
+pub(super) fn count_events(events: &[PaymentEvent]) -> Vec<(String, u64)> {
     let mut by_type: HashMap<&'static str, u64> = HashMap::new();
     for e in events {
         *by_type.entry(e.event_type.as_str()).or_default() += 1;
     }
-    let mut out: Vec<(String, u64)> = by_type
+    by_type
         .into_iter()
         .map(|(k, v)| (format!("events:{k}"), v))
-        .collect();
+        .collect()
+}
+
+fn counters_for(events: &[PaymentEvent], blocks: u64, spoofed: u64, dead: u32) -> Counters {
+    let mut out = count_events(events);
     for (name, v) in [
         ("blocks_ingested", blocks),
         ("spoofed_prints", spoofed),

@@ -5,12 +5,14 @@
 
 mod bus;
 mod clock;
+mod cursor;
 mod error;
+mod follow;
 mod ingestor;
 mod route;
 
 pub use bus::{BroadcastBus, EventBus};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::IngestError;
-pub use ingestor::{Ingestor, Outcome};
+pub use ingestor::{Ingestor, Outcome, DEFAULT_CONFIRMATION_DEPTH};
 pub use route::Route;

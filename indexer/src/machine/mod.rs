@@ -16,7 +16,7 @@
 
 mod step;
 
-pub use step::{apply_block, block_payment_ids, step, Ctx, Input};
+pub use step::{apply_block, block_payment_ids, finalize, revert, step, Ctx, Input};
 
 #[cfg(test)]
 mod tests;

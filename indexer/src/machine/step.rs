@@ -1,7 +1,12 @@
 use std::collections::HashMap;
 
-use crate::decode::{BlockRef, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint, PrintKind, TxOutcome};
-use crate::domain::{ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus};
+use crate::decode::{
+    BlockRef, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint, PrintKind,
+    TxOutcome,
+};
+use crate::domain::{
+    ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
+};
 
 /// What happened, as far as one payment is concerned.
 #[derive(Debug, Clone, Copy)]
@@ -68,8 +73,11 @@ pub fn step(
             if call.function != EscrowFunction::CreatePayment {
                 return None;
             }
-            let same_tx = prev.and_then(|p| p.create_txid.as_deref()).is_none_or(|t| t == call.txid);
-            let resubmittable = matches!(status, None | Some(Pending)) || (status == Some(Dropped) && same_tx);
+            let same_tx = prev
+                .and_then(|p| p.create_txid.as_deref())
+                .is_none_or(|t| t == call.txid);
+            let resubmittable =
+                matches!(status, None | Some(Pending)) || (status == Some(Dropped) && same_tx);
             if !resubmittable || !same_tx {
                 return None;
             }
@@ -84,7 +92,11 @@ pub fn step(
             p.replaced_by = None;
             (p, EventType::Submitted, (Some(call.txid.clone()), None))
         }
-        Input::Dropped { txid, reason, new_txid } => {
+        Input::Dropped {
+            txid,
+            reason,
+            new_txid,
+        } => {
             let p = prev?;
             if !matches!(p.status, Pending | Submitted) || p.create_txid.as_deref() != Some(txid) {
                 return None;
@@ -108,7 +120,8 @@ pub fn step(
                     _ => p.settled_in.as_ref().is_some_and(|s| s.txid == tx.txid),
                 };
                 // A create can never follow a settlement: ids are unique forever.
-                let stale = print.kind == PrintKind::Created && matches!(p.status, Claimed | Refunded);
+                let stale =
+                    print.kind == PrintKind::Created && matches!(p.status, Claimed | Refunded);
                 if already || stale {
                     return None;
                 }
@@ -130,14 +143,22 @@ pub fn step(
             }
             (p, ev, (Some(tx.txid.clone()), Some(here)))
         }
-        Input::CreateAborted { block, tx, call, reason } => {
+        Input::CreateAborted {
+            block,
+            tx,
+            call,
+            reason,
+        } => {
             // Only the payment's own create can fail it: a replayed id (err u104)
             // from someone else's transaction leaves the real payment alone.
             let ours = match prev {
                 None => true,
                 Some(p) => {
+                    // A replace-by-fee replacement has the same origin and nonce,
+                    // so its abort is this payment's failure too.
                     matches!(p.status, Pending | Submitted | Dropped)
-                        && p.create_txid.as_deref().is_none_or(|t| t == tx.txid)
+                        && (p.create_txid.as_deref().is_none_or(|t| t == tx.txid)
+                            || p.replaced_by.as_deref() == Some(tx.txid.as_str()))
                 }
             };
             if !ours {
@@ -157,6 +178,10 @@ pub fn step(
     };
     let mut next = next;
     next.updated_at = ctx.now.clone();
+    if where_.1.is_some() {
+        // A new on-chain transition starts its own count to finality.
+        next.is_final = false;
+    }
     let (txid, at) = where_;
     let confirmations = at
         .as_ref()
@@ -212,7 +237,9 @@ pub fn apply_block(
                     )
                 })
                 .collect(),
-            (TxOutcome::Aborted(reason), Some(call)) if call.function == EscrowFunction::CreatePayment => {
+            (TxOutcome::Aborted(reason), Some(call))
+                if call.function == EscrowFunction::CreatePayment =>
+            {
                 vec![(
                     call.payment_id,
                     Input::CreateAborted {
@@ -250,4 +277,96 @@ pub fn block_payment_ids(block: &DecodedBlock) -> Vec<PaymentId> {
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// Roll one payment back across an orphaned block: restore its record from
+/// before the block (`before`), or, when the block introduced it, keep what
+/// we know as `pending` (the transaction may well be mined again). Emits
+/// `payment:reverted` carrying the orphaned block and the status returned to.
+pub fn revert(
+    current: &Payment,
+    before: Option<&Payment>,
+    block: &BlockRef,
+    ctx: &Ctx,
+) -> (Payment, PaymentEvent) {
+    let mut next = before.cloned().unwrap_or_else(|| {
+        let mut p = current.clone();
+        p.status = PaymentStatus::Pending;
+        p.created_in = None;
+        p.settled_in = None;
+        p.is_final = false;
+        p.reason = None;
+        p
+    });
+    next.updated_at = ctx.now.clone();
+    let orphaned_tx = [current.settled_in.as_ref(), current.created_in.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|pos| pos.index_block_hash == block.index_block_hash)
+        .map(|pos| pos.txid.clone());
+    let event = PaymentEvent {
+        seq: 0,
+        event_type: EventType::Reverted,
+        payment_id: current.payment_id,
+        status: next.status,
+        sender: next.sender.clone(),
+        recipient: next.recipient.clone(),
+        amount: next.amount.clone(),
+        txid: orphaned_tx,
+        block_height: None,
+        index_block_hash: None,
+        burn_block_height: None,
+        confirmations: 0,
+        is_final: next.is_final,
+        source: ctx.source,
+        reason: None,
+        reverted: Some(crate::domain::Reverted {
+            index_block_hash: block.index_block_hash.clone(),
+            block_height: block.height,
+            status: next.status,
+        }),
+        at: ctx.now.clone(),
+    };
+    (next, event)
+}
+
+/// The payment's latest on-chain transition is now `depth` blocks deep:
+/// mark it final and emit `payment:final`. `None` if not (yet) applicable.
+pub fn finalize(
+    p: &Payment,
+    tip_height: u64,
+    depth: u64,
+    ctx: &Ctx,
+) -> Option<(Payment, PaymentEvent)> {
+    if p.is_final {
+        return None;
+    }
+    let pos = p.latest_pos()?;
+    let confirmations = tip_height.checked_sub(pos.block_height)? + 1;
+    if confirmations < depth {
+        return None;
+    }
+    let mut next = p.clone();
+    next.is_final = true;
+    next.updated_at = ctx.now.clone();
+    let event = PaymentEvent {
+        seq: 0,
+        event_type: EventType::Final,
+        payment_id: p.payment_id,
+        status: p.status,
+        sender: p.sender.clone(),
+        recipient: p.recipient.clone(),
+        amount: p.amount.clone(),
+        txid: Some(pos.txid.clone()),
+        block_height: Some(pos.block_height),
+        index_block_hash: Some(pos.index_block_hash.clone()),
+        burn_block_height: Some(pos.burn_block_height),
+        confirmations,
+        is_final: true,
+        source: ctx.source,
+        reason: None,
+        reverted: None,
+        at: ctx.now.clone(),
+    };
+    Some((next, event))
 }

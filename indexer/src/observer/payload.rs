@@ -18,6 +18,11 @@ pub struct NewBlock {
     /// Null on mocknet and on pre-Nakamoto blocks: fall back to `burn_block_time`.
     #[serde(default)]
     pub block_time: Option<u64>,
+    /// Set on Nakamoto blocks only (null or absent before epoch 3.0).
+    #[serde(default)]
+    pub signer_bitvec: Option<serde_json::Value>,
+    #[serde(default)]
+    pub signer_signature_hash: Option<String>,
     #[serde(default)]
     pub transactions: Vec<BlockTx>,
     /// Not guaranteed to be in transaction order: sort by (tx_index, event_index).
@@ -95,4 +100,12 @@ pub struct DropMempoolTx {
     pub reason: String,
     #[serde(default)]
     pub new_txid: Option<String>,
+}
+
+impl NewBlock {
+    /// Announced by a Nakamoto (epoch 3.x) node: drives fork choice, see `crate::chain`.
+    pub fn is_nakamoto(&self) -> bool {
+        self.signer_signature_hash.is_some()
+            || self.signer_bitvec.as_ref().is_some_and(|v| !v.is_null())
+    }
 }

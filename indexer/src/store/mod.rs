@@ -22,7 +22,9 @@ pub mod types;
 use async_trait::async_trait;
 
 pub use error::StoreError;
-pub use types::{BlockRecord, CommitBatch, Committed, DeadLetter, MempoolRecord, PaymentFilter};
+pub use types::{
+    BlockRecord, CommitBatch, Committed, DeadLetter, MempoolRecord, PaymentFilter, UndoRecord,
+};
 
 use crate::domain::{Payment, PaymentEvent, PaymentId};
 
@@ -48,7 +50,11 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// One record.
     async fn get(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
-        Ok(self.get_many(std::slice::from_ref(id)).await?.pop().flatten())
+        Ok(self
+            .get_many(std::slice::from_ref(id))
+            .await?
+            .pop()
+            .flatten())
     }
 }
 
@@ -65,7 +71,10 @@ pub trait History: Send + Sync + 'static {
     /// Newest dead letters first.
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
     /// Payment ids of known escrow transactions, as `(txid, payment_id)`.
-    async fn payments_for_txids(&self, txids: &[String]) -> Result<Vec<(String, PaymentId)>, StoreError>;
+    async fn payments_for_txids(
+        &self,
+        txids: &[String],
+    ) -> Result<Vec<(String, PaymentId)>, StoreError>;
     async fn get_payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError>;
     /// Filtered, ordered by payment id, after `after` (keyset pagination).
     async fn list_payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError>;
@@ -78,9 +87,20 @@ pub trait History: Send + Sync + 'static {
     /// The highest committed block (our current tip), if any.
     async fn tip(&self) -> Result<Option<BlockRecord>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
-}
 
-#[cfg(test)]
-mod conformance_memory {
-    // The shared suite runs against every implementation; see tests/store_*.rs.
+    /// One block, canonical or not.
+    async fn get_block(&self, index_block_hash: &str) -> Result<Option<BlockRecord>, StoreError>;
+    /// The escrow transactions stored with a block (to re-apply it after a reorg).
+    async fn block_txs(
+        &self,
+        index_block_hash: &str,
+    ) -> Result<Vec<crate::decode::EscrowTx>, StoreError>;
+    /// The before-images recorded when a block was applied (to roll it back).
+    async fn undo(&self, index_block_hash: &str) -> Result<Vec<UndoRecord>, StoreError>;
+    /// The `limit` highest blocks (canonical or not), to warm the header cache.
+    async fn recent_blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, StoreError>;
+    /// Stored blocks whose parent is `index_block_hash` (held orphans waiting for it).
+    async fn children(&self, index_block_hash: &str) -> Result<Vec<BlockRecord>, StoreError>;
+    /// Non-canonical blocks whose parent we have never seen: open gaps.
+    async fn gaps(&self) -> Result<Vec<BlockRecord>, StoreError>;
 }

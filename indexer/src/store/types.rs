@@ -33,6 +33,21 @@ pub struct CommitBatch {
     pub payments: Vec<Payment>,
     /// Events without `seq`; the store numbers them in order.
     pub events: Vec<PaymentEvent>,
+    /// Blocks whose canonical flag changes (a reorg), applied before `block` is written.
+    pub canonical: Vec<(String, bool)>,
+    /// Before-images of the payments changed by each block applied in this batch.
+    pub undo: Vec<UndoRecord>,
+    /// Blocks rolled back in this batch: their undo records are deleted.
+    pub undo_clear: Vec<String>,
+}
+
+/// A payment as it was before a block changed it: what a rollback restores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoRecord {
+    pub index_block_hash: String,
+    pub payment_id: crate::domain::PaymentId,
+    /// `None`: the block introduced the payment.
+    pub before: Option<Payment>,
 }
 
 impl CommitBatch {
@@ -44,6 +59,9 @@ impl CommitBatch {
             && self.burn_block.is_none()
             && self.payments.is_empty()
             && self.events.is_empty()
+            && self.canonical.is_empty()
+            && self.undo.is_empty()
+            && self.undo_clear.is_empty()
     }
 
     /// Number the events from `last_seq + 1` and stamp each payment with the
@@ -53,7 +71,11 @@ impl CommitBatch {
         for ev in &mut self.events {
             seq += 1;
             ev.seq = seq;
-            if let Some(p) = self.payments.iter_mut().find(|p| p.payment_id == ev.payment_id) {
+            if let Some(p) = self
+                .payments
+                .iter_mut()
+                .find(|p| p.payment_id == ev.payment_id)
+            {
                 p.updated_seq = seq;
             }
         }

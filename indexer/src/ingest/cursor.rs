@@ -1,0 +1,73 @@
+use std::collections::{BTreeSet, HashMap};
+
+use crate::chain::Header;
+use crate::domain::{Payment, PaymentId};
+use crate::store::BlockRecord;
+
+/// Headers kept in memory for fork choice; older ones are read from history on demand.
+const HEADER_CACHE: usize = 20_000;
+
+/// Everything the serialized ingest path remembers between deliveries.
+/// Only ever changed after a successful commit, so a failed delivery leaves it as it was.
+#[derive(Debug, Default)]
+pub(super) struct Cursor {
+    /// Last `seq` committed to history.
+    pub history_seq: u64,
+    /// Last `seq` handed to the bus: never publish an event twice.
+    pub published_seq: u64,
+    /// Our canonical tip.
+    pub tip: Option<Header>,
+    /// Recent block headers by index hash (canonical or not).
+    pub headers: HashMap<String, Header>,
+    /// Payments whose latest on-chain transition is not final yet, by its height.
+    pub unfinal: BTreeSet<(u64, PaymentId)>,
+    pub unfinal_at: HashMap<PaymentId, u64>,
+}
+
+impl Cursor {
+    pub fn header_of(rec: &BlockRecord) -> Header {
+        Header {
+            index_block_hash: rec.block.index_block_hash.clone(),
+            parent_index_block_hash: rec.block.parent_index_block_hash.clone(),
+            height: rec.block.height,
+            nakamoto: false,
+            canonical: rec.canonical,
+        }
+    }
+
+    pub fn remember(&mut self, h: Header) {
+        if self.headers.len() >= HEADER_CACHE {
+            // Drop the lower half by height: forks happen near the tip.
+            let mut heights: Vec<u64> = self.headers.values().map(|h| h.height).collect();
+            heights.sort_unstable();
+            let cut = heights[heights.len() / 2];
+            self.headers.retain(|_, h| h.height > cut);
+        }
+        self.headers.insert(h.index_block_hash.clone(), h);
+    }
+
+    pub fn set_canonical(&mut self, hash: &str, canonical: bool) {
+        if let Some(h) = self.headers.get_mut(hash) {
+            h.canonical = canonical;
+        }
+    }
+
+    /// Track a committed payment record in the finality index.
+    pub fn track(&mut self, p: &Payment) {
+        if let Some(old) = self.unfinal_at.remove(&p.payment_id) {
+            self.unfinal.remove(&(old, p.payment_id));
+        }
+        if let (false, Some(pos)) = (p.is_final, p.latest_pos()) {
+            self.unfinal.insert((pos.block_height, p.payment_id));
+            self.unfinal_at.insert(p.payment_id, pos.block_height);
+        }
+    }
+
+    /// Payments whose latest transition is at or below `height`.
+    pub fn unfinal_up_to(&self, height: u64) -> Vec<PaymentId> {
+        self.unfinal
+            .range(..=(height, PaymentId([0xff; 32])))
+            .map(|(_, id)| *id)
+            .collect()
+    }
+}

@@ -1,0 +1,357 @@
+//! `/new_block`: fork choice, rollback and apply, finality, held orphans.
+//! One history commit per block delivery (including every block a reorg
+//! rolls back or re-applies), then the state store, then the bus.
+
+use std::collections::HashMap;
+
+use super::cursor::Cursor;
+use super::ingestor::Outcome;
+use super::{IngestError, Ingestor, Route};
+use crate::chain::{plan, Header, Plan};
+use crate::decode::{decode_block, BlockRef, DecodedBlock, EscrowTx};
+use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::machine::{apply_block, block_payment_ids, finalize, revert};
+use crate::observer::NewBlock;
+use crate::store::types::sanitize_text;
+use crate::store::{BlockRecord, CommitBatch, DeadLetter, UndoRecord};
+
+/// How many held descendants one delivery may connect (the rest wait for the next one).
+const MAX_CONNECT: usize = 1_000;
+
+/// The working set of one commit.
+#[derive(Default)]
+struct Work {
+    current: HashMap<PaymentId, Payment>,
+    touched: Vec<PaymentId>,
+    events: Vec<PaymentEvent>,
+    undo: Vec<UndoRecord>,
+    canonical: Vec<(String, bool)>,
+    undo_clear: Vec<String>,
+}
+
+impl Work {
+    fn touch(&mut self, id: PaymentId) {
+        if !self.touched.contains(&id) {
+            self.touched.push(id);
+        }
+    }
+}
+
+impl Ingestor {
+    pub(super) async fn new_block(
+        &self,
+        cur: &mut Cursor,
+        body: &[u8],
+    ) -> Result<Outcome, IngestError> {
+        let nb: NewBlock = match serde_json::from_slice(body) {
+            Ok(b) => b,
+            Err(e) => {
+                return self
+                    .poison(Route::NewBlock, body, crate::decode::block::error_chain(&e))
+                    .await
+            }
+        };
+        if self.history.block_known(&nb.index_block_hash).await? {
+            return Ok(Outcome {
+                duplicate: true,
+                ..Default::default()
+            });
+        }
+        let decoded = decode_block(&nb, &self.contract);
+        let mut out = Outcome {
+            stats: decoded.stats.clone(),
+            block_height: Some(nb.block_height),
+            ..Default::default()
+        };
+        for p in &decoded.problems {
+            let payload = serde_json::json!({
+                "index_block_hash": nb.index_block_hash,
+                "block_height": nb.block_height,
+                "txid": p.txid,
+                "event_index": p.event_index,
+            });
+            self.history
+                .dead_letter(DeadLetter {
+                    id: 0,
+                    source: Route::NewBlock.path().to_string(),
+                    reason: sanitize_text(&p.reason),
+                    payload: payload.to_string(),
+                    at: self.clock.now_rfc3339(),
+                })
+                .await?;
+            out.dead_letters += 1;
+        }
+        let header = Header {
+            index_block_hash: nb.index_block_hash.clone(),
+            parent_index_block_hash: nb.parent_index_block_hash.clone(),
+            height: nb.block_height,
+            nakamoto: nb.is_nakamoto(),
+            canonical: false,
+        };
+        let decision = self.plan(cur, &header).await?;
+        let (rollback, apply) = match decision {
+            Plan::Duplicate => {
+                out.duplicate = true;
+                return Ok(out);
+            }
+            Plan::Extend => (Vec::new(), vec![header.index_block_hash.clone()]),
+            Plan::Reorg { rollback, apply } => {
+                tracing::warn!(
+                    depth = rollback.len(),
+                    new_branch = apply.len(),
+                    tip = %header.index_block_hash,
+                    "reorg: rolling back the orphaned branch and applying the new one"
+                );
+                out.reorg_depth = Some(rollback.len() as u64);
+                (rollback, apply)
+            }
+            Plan::SideBranch | Plan::Orphan { .. } => {
+                if let Plan::Orphan { missing } = &decision {
+                    tracing::warn!(block = %header.index_block_hash, height = header.height, %missing, "block with an unknown ancestor: held, gap recorded");
+                    out.gap = Some(missing.clone());
+                }
+                let batch = CommitBatch {
+                    block: Some(BlockRecord {
+                        block: decoded.block,
+                        canonical: false,
+                    }),
+                    block_txs: decoded.txs,
+                    ..Default::default()
+                };
+                let committed = self.commit_history(cur, batch).await?;
+                cur.remember(header);
+                self.apply_state(cur, &committed, &[]).await?;
+                out.block_committed = true;
+                return Ok(out);
+            }
+        };
+        let counters = vec![
+            ("blocks_ingested".to_string(), 1u64),
+            ("spoofed_prints".to_string(), decoded.stats.spoofed_prints),
+        ];
+        let events = self
+            .switch(cur, rollback, apply, Some(decoded), &counters)
+            .await?;
+        out.events = events;
+        out.block_committed = true;
+        // Blocks that arrived before this one (held orphans) may now connect.
+        let mut next = vec![header.index_block_hash];
+        let mut connected = 0;
+        while let Some(parent) = next.pop() {
+            for child in self.history.children(&parent).await? {
+                let is_tip_child = cur
+                    .tip
+                    .as_ref()
+                    .is_some_and(|t| t.index_block_hash == child.block.parent_index_block_hash);
+                if child.canonical || !is_tip_child || connected >= MAX_CONNECT {
+                    continue;
+                }
+                let hash = child.block.index_block_hash.clone();
+                tracing::info!(block = %hash, height = child.block.height, "connecting a held block whose parent arrived");
+                let evs = self
+                    .switch(cur, Vec::new(), vec![hash.clone()], None, &[])
+                    .await?;
+                out.events.extend(evs);
+                connected += 1;
+                next.push(hash);
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fork choice, reading headers missing from the cache from history.
+    async fn plan(&self, cur: &mut Cursor, header: &Header) -> Result<Plan, IngestError> {
+        loop {
+            let p = plan(cur.tip.as_ref(), header, |h| cur.headers.get(h).cloned());
+            let Plan::Orphan { missing } = &p else {
+                return Ok(p);
+            };
+            match self.history.get_block(missing).await? {
+                Some(rec) => cur.remember(Cursor::header_of(&rec)),
+                None => return Ok(p),
+            }
+        }
+    }
+
+    /// Load records of `ids` not yet in the working set.
+    async fn load_into(&self, work: &mut Work, ids: &[PaymentId]) -> Result<(), IngestError> {
+        let missing: Vec<PaymentId> = ids
+            .iter()
+            .filter(|id| !work.current.contains_key(id))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for (id, p) in missing.iter().zip(self.state.get_many(&missing).await?) {
+            if let Some(p) = p {
+                work.current.insert(*id, p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Roll back `rollback` (tip first), apply `apply` (oldest first; the last
+    /// one is `new` when given), mark what became final, and commit it all at once.
+    async fn switch(
+        &self,
+        cur: &mut Cursor,
+        rollback: Vec<String>,
+        apply: Vec<String>,
+        new: Option<DecodedBlock>,
+        counters: &[(String, u64)],
+    ) -> Result<Vec<PaymentEvent>, IngestError> {
+        let mut work = Work::default();
+        let new_hash = new.as_ref().map(|d| d.block.index_block_hash.clone());
+        let mut blocks: Vec<(BlockRef, Vec<EscrowTx>)> = Vec::with_capacity(apply.len());
+        let mut new = new;
+        for hash in &apply {
+            if Some(hash) == new_hash.as_ref() {
+                let d = new.take().expect("the new block is applied once");
+                blocks.push((d.block, d.txs));
+            } else {
+                let rec = self
+                    .history
+                    .get_block(hash)
+                    .await?
+                    .ok_or_else(|| missing_block(hash))?;
+                blocks.push((rec.block, self.history.block_txs(hash).await?));
+            }
+        }
+        let tip_height = blocks.last().map(|(b, _)| b.height).unwrap_or(0);
+        let ctx = self.ctx(tip_height);
+
+        for hash in &rollback {
+            let rec = self
+                .history
+                .get_block(hash)
+                .await?
+                .ok_or_else(|| missing_block(hash))?;
+            let undo = self.history.undo(hash).await?;
+            let ids: Vec<PaymentId> = undo.iter().map(|u| u.payment_id).collect();
+            self.load_into(&mut work, &ids).await?;
+            for u in &undo {
+                let Some(now) = work.current.get(&u.payment_id) else {
+                    continue;
+                };
+                let (p, ev) = revert(now, u.before.as_ref(), &rec.block, &ctx);
+                work.current.insert(u.payment_id, p);
+                work.events.push(ev);
+                work.touch(u.payment_id);
+            }
+            work.canonical.push((hash.clone(), false));
+            work.undo_clear.push(hash.clone());
+        }
+
+        for (block, txs) in &blocks {
+            let decoded = DecodedBlock {
+                block: block.clone(),
+                txs: txs.clone(),
+                problems: Vec::new(),
+                stats: Default::default(),
+            };
+            let ids = block_payment_ids(&decoded);
+            self.load_into(&mut work, &ids).await?;
+            let before: Vec<(PaymentId, Option<Payment>)> = ids
+                .iter()
+                .map(|id| (*id, work.current.get(id).cloned()))
+                .collect();
+            let evs = apply_block(&mut work.current, &decoded, &ctx);
+            for (id, prior) in before {
+                if evs.iter().any(|e| e.payment_id == id) {
+                    work.undo.push(UndoRecord {
+                        index_block_hash: block.index_block_hash.clone(),
+                        payment_id: id,
+                        before: prior,
+                    });
+                    work.touch(id);
+                }
+            }
+            work.events.extend(evs);
+            if Some(&block.index_block_hash) != new_hash.as_ref() {
+                work.canonical.push((block.index_block_hash.clone(), true));
+            }
+        }
+
+        // Finality at the new tip.
+        let limit = (tip_height + 1).saturating_sub(self.confirmation_depth);
+        let mut candidates = cur.unfinal_up_to(limit);
+        candidates.extend(work.touched.iter().copied());
+        candidates.sort_unstable();
+        candidates.dedup();
+        self.load_into(&mut work, &candidates).await?;
+        for id in candidates {
+            let Some(p) = work.current.get(&id) else {
+                continue;
+            };
+            if let Some((p, ev)) = finalize(p, tip_height, self.confirmation_depth, &ctx) {
+                work.current.insert(id, p);
+                work.events.push(ev);
+                work.touch(id);
+            }
+        }
+
+        let payments: Vec<Payment> = work
+            .touched
+            .iter()
+            .filter_map(|id| work.current.get(id).cloned())
+            .collect();
+        let mut counts = super::ingestor::count_events(&work.events);
+        counts.extend(counters.iter().filter(|(_, v)| *v > 0).cloned());
+        let (new_block, new_txs) = match &new_hash {
+            Some(h) => {
+                let i = blocks
+                    .iter()
+                    .position(|(b, _)| &b.index_block_hash == h)
+                    .expect("new block applied");
+                let (b, t) = blocks.swap_remove(i);
+                (
+                    Some(BlockRecord {
+                        block: b,
+                        canonical: true,
+                    }),
+                    t,
+                )
+            }
+            None => (None, Vec::new()),
+        };
+        let new_tip = apply.last().cloned();
+        let batch = CommitBatch {
+            block: new_block.clone(),
+            block_txs: new_txs,
+            payments,
+            events: work.events,
+            canonical: work.canonical.clone(),
+            undo: work.undo,
+            undo_clear: work.undo_clear,
+            ..Default::default()
+        };
+        let counter_refs: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let committed = self.commit_history(cur, batch).await?;
+
+        // Durable: move the in-memory view now, before the state store, so a
+        // state-store failure (caught up from history later) cannot leave it stale.
+        for (hash, canonical) in &work.canonical {
+            cur.set_canonical(hash, *canonical);
+        }
+        if let Some(rec) = &new_block {
+            cur.remember(Cursor::header_of(rec));
+        }
+        if let Some(tip) = new_tip.and_then(|h| cur.headers.get(&h).cloned()) {
+            cur.tip = Some(tip);
+        }
+        for p in &committed.payments {
+            cur.track(p);
+        }
+        self.apply_state(cur, &committed, &counter_refs).await?;
+        Ok(committed.events)
+    }
+}
+
+fn missing_block(hash: &str) -> IngestError {
+    IngestError::Store(crate::store::StoreError::Corrupt {
+        backend: "history",
+        source: format!("block {hash} is referenced by the chain but not stored").into(),
+    })
+}
