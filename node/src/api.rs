@@ -99,13 +99,20 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "last_block_hash": tip.as_ref().map(|t| t.block.index_block_hash.clone()),
         "last_block_age_seconds": age,
     });
-    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.encode(),
     )
         .into_response()
@@ -123,7 +130,13 @@ pub struct PaymentView {
 }
 
 async fn tip_height(app: &App) -> Result<u64, StoreError> {
-    Ok(app.ingestor.history().tip().await?.map(|t| t.block.height).unwrap_or(0))
+    Ok(app
+        .ingestor
+        .history()
+        .tip()
+        .await?
+        .map(|t| t.block.height)
+        .unwrap_or(0))
 }
 
 fn view(p: Payment, tip: u64) -> PaymentView {
@@ -139,10 +152,15 @@ fn view(p: Payment, tip: u64) -> PaymentView {
     }
 }
 
-async fn get_payment(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id: PaymentId = id.parse().map_err(|e: nexus_indexer::domain::PaymentIdError| {
-        ApiError::bad_request("payment_id", e.to_string())
-    })?;
+async fn get_payment(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: PaymentId = id
+        .parse()
+        .map_err(|e: nexus_indexer::domain::PaymentIdError| {
+            ApiError::bad_request("payment_id", e.to_string())
+        })?;
     // The state store is the fast path; settled records expire from Redis after 24 h.
     let payment = match app.ingestor.state().get(&id).await? {
         Some(p) => Some(p),
@@ -174,15 +192,24 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list_payments(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn list_payments(
+    State(app): State<Arc<App>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     let status = q
         .status
         .as_deref()
-        .map(|s| s.parse::<PaymentStatus>().map_err(|e| ApiError::bad_request("status", e)))
+        .map(|s| {
+            s.parse::<PaymentStatus>()
+                .map_err(|e| ApiError::bad_request("status", e))
+        })
         .transpose()?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit", "limit must be between 1 and 500".into()));
+        return Err(ApiError::bad_request(
+            "limit",
+            "limit must be between 1 and 500".into(),
+        ));
     }
     if let Some(a) = &q.after {
         a.parse::<PaymentId>()

@@ -75,7 +75,9 @@ impl Config {
     }
 
     /// The parsed contract id.
-    pub fn contract(&self) -> Result<nexus_indexer::decode::ContractId, nexus_indexer::decode::ContractIdError> {
+    pub fn contract(
+        &self,
+    ) -> Result<nexus_indexer::decode::ContractId, nexus_indexer::decode::ContractIdError> {
         self.contract_id.parse()
     }
 
@@ -109,7 +111,10 @@ mod tests {
     #[test]
     fn layers_defaults_file_env_flags() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("nexus.toml", "api_addr = \"127.0.0.1:9000\"\nredis_prefix = \"file:\"\n")?;
+            jail.create_file(
+                "nexus.toml",
+                "api_addr = \"127.0.0.1:9000\"\nredis_prefix = \"file:\"\n",
+            )?;
             jail.set_env("NEXUS_REDIS_PREFIX", "env:");
             let flags = Overrides {
                 sqlite_path: Some("flag.sqlite".into()),
@@ -118,7 +123,11 @@ mod tests {
             let cfg = Config::load("nexus.toml".as_ref(), &flags).expect("loads");
             assert_eq!(cfg.api_addr.port(), 9000, "file beats default");
             assert_eq!(cfg.redis_prefix, "env:", "env beats file");
-            assert_eq!(cfg.sqlite_path, PathBuf::from("flag.sqlite"), "flag beats all");
+            assert_eq!(
+                cfg.sqlite_path,
+                PathBuf::from("flag.sqlite"),
+                "flag beats all"
+            );
             assert_eq!(cfg.observer_addr.port(), 8403, "default kept");
             assert!(cfg.is_embedded());
             Ok(())
@@ -151,7 +160,9 @@ mod example_file {
     #[test]
     fn example_toml_matches_defaults() {
         let text = include_str!("../nexus.example.toml");
-        let cfg: Config = Figment::from(Toml::string(text)).extract().expect("example parses");
+        let cfg: Config = Figment::from(Toml::string(text))
+            .extract()
+            .expect("example parses");
         assert_eq!(cfg, Config::default());
     }
 }

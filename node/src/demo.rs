@@ -51,7 +51,10 @@ fn line(e: &PaymentEvent) -> String {
         short(e.recipient.as_deref().unwrap_or("?")),
         e.amount.as_deref().unwrap_or("?"),
         place,
-        e.reason.as_deref().map(|r| format!("  reason: {r}")).unwrap_or_default(),
+        e.reason
+            .as_deref()
+            .map(|r| format!("  reason: {r}"))
+            .unwrap_or_default(),
     )
 }
 
@@ -81,7 +84,12 @@ pub async fn run(quiet: bool) -> Result<(), DemoError> {
     let mut total = 0usize;
     for d in &deliveries {
         let url = format!("http://{}{}", node.observer_addr, d.route.path());
-        let resp = client.post(&url).body(d.body.clone()).send().await.map_err(DemoError::Http)?;
+        let resp = client
+            .post(&url)
+            .body(d.body.clone())
+            .send()
+            .await
+            .map_err(DemoError::Http)?;
         if !resp.status().is_success() {
             return Err(DemoError::Status(resp.status().as_u16(), d.label.clone()));
         }
@@ -108,14 +116,23 @@ pub async fn run(quiet: bool) -> Result<(), DemoError> {
         .json()
         .await
         .map_err(DemoError::Http)?;
-    println!("\nSummary ({total} payment events from {} POSTs in {:.0?}):\n", deliveries.len(), elapsed);
+    println!(
+        "\nSummary ({total} payment events from {} POSTs in {:.0?}):\n",
+        deliveries.len(),
+        elapsed
+    );
     println!(
         "  {:<15} {:<9} {:<15} {:<15} {:>10} {:>8} {:>8}  reason",
         "payment", "status", "sender", "recipient", "uSTX", "created", "settled"
     );
     for p in list["payments"].as_array().into_iter().flatten() {
         let s = |k: &str| p[k].as_str().unwrap_or("-").to_string();
-        let h = |k: &str| p[k]["block_height"].as_u64().map(|h| h.to_string()).unwrap_or("-".into());
+        let h = |k: &str| {
+            p[k]["block_height"]
+                .as_u64()
+                .map(|h| h.to_string())
+                .unwrap_or("-".into())
+        };
         println!(
             "  {:<15} {:<9} {:<15} {:<15} {:>10} {:>8} {:>8}  {}",
             short(&s("payment_id")),
@@ -128,7 +145,10 @@ pub async fn run(quiet: bool) -> Result<(), DemoError> {
             p["reason"].as_str().unwrap_or(""),
         );
     }
-    println!("\nAPI was at http://{} (GET /api/payments, /health, /metrics).", node.api_addr);
+    println!(
+        "\nAPI was at http://{} (GET /api/payments, /health, /metrics).",
+        node.api_addr
+    );
     node.shutdown.cancel();
     let _ = node.wait().await;
     let _ = std::fs::remove_dir_all(&dir);

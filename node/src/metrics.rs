@@ -53,15 +53,29 @@ impl Metrics {
             observer_requests: Family::default(),
             ingest_latency: Family::new_with_constructor(|| {
                 // 0.5 ms .. ~4 s: one block commit should sit in the low buckets.
-                Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 14))
+                Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                    0.0005, 2.0, 14,
+                ))
             }),
             last_block_height: Gauge::default(),
             last_block_at: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("blocks_ingested", "Blocks committed", m.blocks_ingested.clone());
-        registry.register("payment_events", "Payment events committed, by type", m.events.clone());
-        registry.register("dead_letters", "Payloads or events stored as dead letters", m.dead_letters.clone());
+        registry.register(
+            "blocks_ingested",
+            "Blocks committed",
+            m.blocks_ingested.clone(),
+        );
+        registry.register(
+            "payment_events",
+            "Payment events committed, by type",
+            m.events.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Payloads or events stored as dead letters",
+            m.dead_letters.clone(),
+        );
         registry.register(
             "spoofed_prints",
             "Payment-like prints from other contracts, ignored",
@@ -72,14 +86,26 @@ impl Metrics {
             "Transactions mentioning the contract that the codec could not read",
             m.undecodable_txs.clone(),
         );
-        registry.register("observer_requests", "Observer POSTs by path and HTTP code", m.observer_requests.clone());
+        registry.register(
+            "observer_requests",
+            "Observer POSTs by path and HTTP code",
+            m.observer_requests.clone(),
+        );
         registry.register(
             "ingest_latency_seconds",
             "Time from receiving an observer POST to its commit",
             m.ingest_latency.clone(),
         );
-        registry.register("last_block_height", "Height of the last committed block", m.last_block_height.clone());
-        registry.register("last_block_timestamp_seconds", "When the last block was committed", m.last_block_at.clone());
+        registry.register(
+            "last_block_height",
+            "Height of the last committed block",
+            m.last_block_height.clone(),
+        );
+        registry.register(
+            "last_block_timestamp_seconds",
+            "When the last block was committed",
+            m.last_block_at.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -103,7 +129,8 @@ impl Metrics {
     /// Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

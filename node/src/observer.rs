@@ -52,7 +52,9 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
             app.metrics.record(&outcome);
             if let Some(h) = outcome.block_height {
                 app.metrics.last_block_height.set(h as i64);
-                app.metrics.last_block_at.set(chrono::Utc::now().timestamp());
+                app.metrics
+                    .last_block_at
+                    .set(chrono::Utc::now().timestamp());
             }
             tracing::debug!(
                 path = uri.path(),
@@ -88,7 +90,10 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
         }
         Err(join) => {
             tracing::error!(path = uri.path(), error = %join, "delivery task panicked");
-            (StatusCode::INTERNAL_SERVER_ERROR, StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            )
         }
     };
     app.metrics

@@ -61,7 +61,9 @@ impl Running {
 }
 
 /// Open the stores the configuration names.
-pub async fn open_stores(cfg: &Config) -> Result<(Arc<dyn StateStore>, Arc<dyn History>), StartError> {
+pub async fn open_stores(
+    cfg: &Config,
+) -> Result<(Arc<dyn StateStore>, Arc<dyn History>), StartError> {
     let state: Arc<dyn StateStore> = match &cfg.redis_url {
         Some(url) => Arc::new(
             RedisState::connect(url, &cfg.redis_prefix)
@@ -76,7 +78,9 @@ pub async fn open_stores(cfg: &Config) -> Result<(Arc<dyn StateStore>, Arc<dyn H
                 .await
                 .map_err(|e| StartError::Store("postgres", e))?,
         ),
-        None => Arc::new(SqliteHistory::open(&cfg.sqlite_path).map_err(|e| StartError::Store("sqlite", e))?),
+        None => Arc::new(
+            SqliteHistory::open(&cfg.sqlite_path).map_err(|e| StartError::Store("sqlite", e))?,
+        ),
     };
     Ok((state, history))
 }
@@ -88,7 +92,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     if cfg.is_embedded() {
         tracing::info!(sqlite = %cfg.sqlite_path.display(), "embedded default: state in memory, history in SQLite (set redis_url/database_url for production)");
     } else {
-        tracing::info!(redis = cfg.redis_url.is_some(), postgres = cfg.database_url.is_some(), "production stores");
+        tracing::info!(
+            redis = cfg.redis_url.is_some(),
+            postgres = cfg.database_url.is_some(),
+            "production stores"
+        );
     }
     let bus = BroadcastBus::new(4096);
     let ingestor = Ingestor::start(
@@ -113,8 +121,12 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let api = TcpListener::bind(cfg.api_addr)
         .await
         .map_err(|e| StartError::Bind(cfg.api_addr, e))?;
-    let observer_addr = observer.local_addr().map_err(|e| StartError::Bind(cfg.observer_addr, e))?;
-    let api_addr = api.local_addr().map_err(|e| StartError::Bind(cfg.api_addr, e))?;
+    let observer_addr = observer
+        .local_addr()
+        .map_err(|e| StartError::Bind(cfg.observer_addr, e))?;
+    let api_addr = api
+        .local_addr()
+        .map_err(|e| StartError::Bind(cfg.api_addr, e))?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let obs_router = crate::observer::router(app.clone(), cfg.body_limit_bytes);
