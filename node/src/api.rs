@@ -84,6 +84,8 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     let tip = app.ingestor.history().tip().await.ok().flatten();
     let last_at = app.metrics.last_block_at.get();
     let age = (last_at > 0).then(|| chrono::Utc::now().timestamp() - last_at);
+    let gaps = app.ingestor.gaps().await.unwrap_or_default();
+    app.metrics.open_gaps.set(gaps.len() as i64);
     let ok = state.is_ok() && history.is_ok();
     let show = |r: &Result<(), StoreError>| match r {
         Ok(()) => json!("ok"),
@@ -98,6 +100,12 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "last_block_height": tip.as_ref().map(|t| t.block.height),
         "last_block_hash": tip.as_ref().map(|t| t.block.index_block_hash.clone()),
         "last_block_age_seconds": age,
+        // Held blocks whose parent never arrived: the chain view may be behind.
+        "gaps": gaps.iter().map(|g| json!({
+            "block": g.block.index_block_hash,
+            "height": g.block.height,
+            "missing_parent": g.block.parent_index_block_hash,
+        })).collect::<Vec<_>>(),
     });
     let code = if ok {
         StatusCode::OK

@@ -34,6 +34,12 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// `text` or `json` logs (`NEXUS_LOG_FORMAT`); the level comes from `RUST_LOG`.
     pub log_format: String,
+    /// Blocks (the transition's own included) before a payment is `final` (`NEXUS_CONFIRMATION_DEPTH`).
+    pub confirmation_depth: u64,
+    /// A delivery still not committed after this many seconds is abandoned and
+    /// answered 503, so a stalled store cannot block ingestion forever
+    /// (`NEXUS_DELIVERY_TIMEOUT_SECS`).
+    pub delivery_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -48,6 +54,8 @@ impl Default for Config {
             sqlite_path: PathBuf::from("nexus.sqlite"),
             body_limit_bytes: 256 * 1024 * 1024,
             log_format: "text".to_string(),
+            confirmation_depth: nexus_indexer::ingest::DEFAULT_CONFIRMATION_DEPTH,
+            delivery_timeout_secs: nexus_indexer::ingest::DEFAULT_DELIVERY_TIMEOUT.as_secs(),
         }
     }
 }

@@ -39,6 +39,12 @@ pub struct Metrics {
     pub last_block_height: Gauge,
     /// Unix seconds when the last block was committed (for `/health`'s block age).
     pub last_block_at: Gauge,
+    pub reorgs: Counter,
+    pub reorg_depth: Histogram,
+    /// Blocks that arrived with an unknown parent (held until it arrives).
+    pub gaps_detected: Counter,
+    /// Gaps still open at the last `/health` check.
+    pub open_gaps: Gauge,
 }
 
 impl Metrics {
@@ -59,6 +65,10 @@ impl Metrics {
             }),
             last_block_height: Gauge::default(),
             last_block_at: Gauge::default(),
+            reorgs: Counter::default(),
+            reorg_depth: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 10)),
+            gaps_detected: Counter::default(),
+            open_gaps: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -106,6 +116,10 @@ impl Metrics {
             "When the last block was committed",
             m.last_block_at.clone(),
         );
+        registry.register("reorgs", "Reorgs applied (rollback then apply)", m.reorgs.clone());
+        registry.register("reorg_depth_blocks", "Blocks rolled back per reorg", m.reorg_depth.clone());
+        registry.register("gaps_detected", "Blocks received with an unknown parent", m.gaps_detected.clone());
+        registry.register("open_gaps", "Held blocks whose ancestry is still missing", m.open_gaps.clone());
         Metrics { registry, ..m }
     }
 
@@ -123,6 +137,13 @@ impl Metrics {
         self.undecodable_txs.inc_by(outcome.stats.undecodable_txs);
         if outcome.block_committed {
             self.blocks_ingested.inc();
+        }
+        if let Some(depth) = outcome.reorg_depth {
+            self.reorgs.inc();
+            self.reorg_depth.observe(depth as f64);
+        }
+        if outcome.gap.is_some() {
+            self.gaps_detected.inc();
         }
     }
 

@@ -108,7 +108,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         EventSource::Observer,
     )
     .await
-    .map_err(StartError::Ingest)?;
+    .map_err(StartError::Ingest)?
+    .with_confirmation_depth(cfg.confirmation_depth)
+    .with_delivery_timeout(std::time::Duration::from_secs(cfg.delivery_timeout_secs.max(1)));
     let app = Arc::new(App {
         ingestor: Arc::new(ingestor),
         metrics: Metrics::new(),

@@ -38,6 +38,8 @@ async fn node_behind_proxies() -> (TestNode, Proxy, Proxy, Scenario) {
         c.contract_id = sc.contract_id.clone();
         c.database_url = Some(via(c.database_url.as_deref().unwrap(), pg.addr));
         c.redis_url = Some(via(c.redis_url.as_deref().unwrap(), redis.addr));
+        // A stalled store is abandoned after this long (answered 503).
+        c.delivery_timeout_secs = 2;
     })
     .await;
     (node, pg, redis, sc)
@@ -215,14 +217,10 @@ async fn outages_answer_503_and_retries_lose_nothing() {
 /// PostgreSQL stops answering in the middle of a delivery (a paused server,
 /// a silent partition): the delivery must still end with a 503 in bounded
 /// time, and the node must recover once the server is back.
-///
-/// Known bug, not fixed here: `PgHistory` bounds only pool acquisition
-/// (3 s); a query already sent on a live connection waits for an answer
-/// forever (sqlx has no per-query or socket timeout), holding the ingest lock,
-/// so every later delivery stalls too. Fix: bound each `PgHistory` operation
-/// as `RedisState` does (`bounded`, answer `Unavailable` on timeout).
+/// (Regression: a query sent on a live connection used to wait forever and
+/// hold the ingest lock; deliveries are now bounded by `delivery_timeout_secs`
+/// and the next one re-reads its view from history.)
 #[tokio::test]
-#[ignore = "known bug: a PostgreSQL query on a paused connection hangs forever (see doc comment)"]
 async fn postgres_paused_mid_delivery() {
     let (node, pg, _redis, sc) = node_behind_proxies().await;
     let deliveries = sc.deliveries();

@@ -15,6 +15,8 @@ pub(super) struct Cursor {
     pub history_seq: u64,
     /// Last `seq` handed to the bus: never publish an event twice.
     pub published_seq: u64,
+    /// A delivery is (or was, when it failed or was cancelled) part-way through.
+    pub dirty: bool,
     /// Our canonical tip.
     pub tip: Option<Header>,
     /// Recent block headers by index hash (canonical or not).

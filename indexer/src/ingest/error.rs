@@ -7,6 +7,9 @@ use crate::store::StoreError;
 pub enum IngestError {
     #[error("storage failed while ingesting")]
     Store(#[from] StoreError),
+    /// A store stopped answering; the delivery was abandoned part-way.
+    #[error("delivery took longer than {0:?}; abandoned")]
+    Timeout(std::time::Duration),
 }
 
 impl IngestError {
@@ -14,6 +17,7 @@ impl IngestError {
     pub fn is_temporary(&self) -> bool {
         match self {
             IngestError::Store(e) => e.is_temporary(),
+            IngestError::Timeout(_) => true,
         }
     }
 }

@@ -45,11 +45,16 @@ pub struct Ingestor {
     source: EventSource,
     /// Blocks on top of a transition (itself included) before it is final.
     pub(super) confirmation_depth: u64,
+    /// Longest a delivery may take before it is abandoned (answered 5xx).
+    delivery_timeout: std::time::Duration,
     cursor: Mutex<Cursor>,
 }
 
 /// Default confirmation depth (blocks, the transition's own block included).
 pub const DEFAULT_CONFIRMATION_DEPTH: u64 = 6;
+
+/// Default limit on one delivery (a genesis block is large; a stalled store is not).
+pub const DEFAULT_DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Ingestor {
     /// Build the pipeline and bring the state store up to date with history
@@ -71,6 +76,7 @@ impl Ingestor {
             contract,
             source,
             confirmation_depth: DEFAULT_CONFIRMATION_DEPTH,
+            delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             // Events already in history were published by a previous run.
             cursor: Mutex::new(Cursor {
                 history_seq,
@@ -89,6 +95,12 @@ impl Ingestor {
     /// Blocks on top of a transition (itself included) before it is final; at least 1.
     pub fn with_confirmation_depth(mut self, depth: u64) -> Self {
         self.confirmation_depth = depth.max(1);
+        self
+    }
+
+    /// Longest a delivery may take before it is abandoned and answered 5xx.
+    pub fn with_delivery_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.delivery_timeout = timeout;
         self
     }
 
@@ -136,13 +148,47 @@ impl Ingestor {
     /// the node may be answered 200 (poison payloads included: they are in
     /// the dead-letter table). `Err` is a storage failure: answer 5xx.
     pub async fn deliver(&self, route: Route, body: &[u8]) -> Result<Outcome, IngestError> {
+        // A store that stops answering (a paused connection) must not hold the
+        // ingest lock forever: give up, answer 5xx, and let stacks-node retry.
+        match tokio::time::timeout(self.delivery_timeout, self.deliver_locked(route, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(IngestError::Timeout(self.delivery_timeout)),
+        }
+    }
+
+    async fn deliver_locked(&self, route: Route, body: &[u8]) -> Result<Outcome, IngestError> {
         let mut cur = self.cursor.lock().await;
+        if cur.dirty {
+            // The previous delivery failed or was cancelled part-way: history
+            // may hold a commit the in-memory view never saw. Re-read it.
+            self.resync(&mut cur).await?;
+        }
+        cur.dirty = true;
         self.catch_up(&mut cur).await?;
+        let outcome = self.route(&mut cur, route, body).await?;
+        cur.dirty = false;
+        Ok(outcome)
+    }
+
+    /// Rebuild the in-memory view (seq, tip, headers, finality index) from history.
+    async fn resync(&self, cur: &mut Cursor) -> Result<(), IngestError> {
+        let history_seq = self.history.last_seq().await?;
+        *cur = Cursor {
+            history_seq,
+            published_seq: cur.published_seq.min(history_seq),
+            dirty: true,
+            ..Default::default()
+        };
+        self.warm(cur).await
+    }
+
+    async fn route(&self, cur: &mut Cursor, route: Route, body: &[u8]) -> Result<Outcome, IngestError> {
+        let cur = &mut *cur;
         match route {
-            Route::NewBlock => self.new_block(&mut cur, body).await,
-            Route::NewBurnBlock => self.new_burn_block(&mut cur, body).await,
-            Route::NewMempoolTx => self.mempool(&mut cur, body).await,
-            Route::DropMempoolTx => self.drop_txs(&mut cur, body).await,
+            Route::NewBlock => self.new_block(cur, body).await,
+            Route::NewBurnBlock => self.new_burn_block(cur, body).await,
+            Route::NewMempoolTx => self.mempool(cur, body).await,
+            Route::DropMempoolTx => self.drop_txs(cur, body).await,
             Route::NewMicroblocks | Route::Attachments | Route::Other => {
                 // Microblock transactions reach us again inside the anchoring
                 // block's `transactions`; attachments are BNS zonefiles. We only

@@ -14,5 +14,5 @@ mod route;
 pub use bus::{BroadcastBus, EventBus};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::IngestError;
-pub use ingestor::{Ingestor, Outcome, DEFAULT_CONFIRMATION_DEPTH};
+pub use ingestor::{Ingestor, Outcome, DEFAULT_CONFIRMATION_DEPTH, DEFAULT_DELIVERY_TIMEOUT};
 pub use route::Route;
