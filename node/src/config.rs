@@ -112,6 +112,8 @@ pub struct Overrides {
     pub sqlite_path: Option<PathBuf>,
 }
 
+// figment::Jail's closures return figment::Error, which is large; that is its API, not ours.
+#[allow(clippy::result_large_err)]
 #[cfg(test)]
 mod tests {
     use super::*;
