@@ -875,20 +875,13 @@ async fn kill_9_anywhere_production() {
 /// for a slow fsync; the node is killed during that sleep and restarted at
 /// once, stacks-node re-sends the block, then the stream carries on.
 ///
-/// Known bug, hence ignored (run it with `--ignored`): nothing makes the
-/// restarted node wait for the dead process's transaction. Here the re-sent
-/// block is not yet visible (`block_known` is false), so it is applied again
-/// and, once the ghost releases the `meta` row lock, committed again: its
-/// `payment:confirmed` is in the log twice (seq 4 and 5; the block row's
-/// `ON CONFLICT DO NOTHING` hides the second insert). When the re-send comes
-/// after the ghost landed instead, the cursor read by `Ingestor::start`
-/// lacks it: Redis never gets the ghost's payment changes (the next commit
-/// sets its `last_seq` level with history, so `catch_up` never repairs it),
-/// the ghost's events are never published, and the next block loops forever
-/// in `Ingestor::plan` (`fork::plan` answers `Orphan` for the stale tip with
-/// a `missing` block that is known, which is fetched again and again).
+/// Regression: the restarted node used to read its starting point without
+/// waiting for that transaction, so the re-sent block was committed twice
+/// (or, when the ghost landed later, Redis missed its changes and the next
+/// block looped in `Ingestor::plan`). `History::settle` now waits out other
+/// writers at start-up, a commit that finds history moved marks the view
+/// stale, and `plan` re-reads the view instead of looping.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug: a restart during the killed process's COMMIT (see doc)"]
 async fn ghost_commit_after_restart() {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

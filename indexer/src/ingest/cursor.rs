@@ -17,6 +17,8 @@ pub(super) struct Cursor {
     pub published_seq: u64,
     /// A delivery is (or was, when it failed or was cancelled) part-way through.
     pub dirty: bool,
+    /// A commit found history moved by someone else: resync after this delivery.
+    pub stale: bool,
     /// Our canonical tip.
     pub tip: Option<Header>,
     /// Recent block headers by index hash (canonical or not).

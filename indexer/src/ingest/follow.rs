@@ -1,6 +1,7 @@
-//! `/new_block`: fork choice, rollback and apply, finality, held orphans.
-//! One history commit per block delivery (including every block a reorg
-//! rolls back or re-applies), then the state store, then the bus.
+//! `/new_block`: fork choice, rollback and apply, finality, held orphans and
+//! filling their gaps from the node's RPC. One history commit per block
+//! (including every block a reorg rolls back or re-applies), then the state
+//! store, then the bus.
 
 use std::collections::HashMap;
 
@@ -12,11 +13,63 @@ use crate::decode::{decode_block, BlockRef, DecodedBlock, EscrowTx};
 use crate::domain::{Payment, PaymentEvent, PaymentId};
 use crate::machine::{apply_block, block_payment_ids, finalize, revert};
 use crate::observer::NewBlock;
+use crate::rpc::{BlockSource, RpcError};
 use crate::store::types::sanitize_text;
 use crate::store::{BlockRecord, CommitBatch, DeadLetter, UndoRecord};
 
 /// How many held descendants one delivery may connect (the rest wait for the next one).
 const MAX_CONNECT: usize = 1_000;
+
+/// Most blocks one delivery reads from the RPC to fill a gap. A longer gap is
+/// filled over several deliveries: the next block on top of the held ones
+/// reports the deepest missing ancestor, and the fill goes on from there.
+const MAX_FILL: usize = 100;
+
+/// Where a block came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// POSTed by stacks-node.
+    Observer,
+    /// Read from the RPC to fill a gap below a block the observer delivered;
+    /// `nakamoto` is that block's: its ancestors are judged by the same rules.
+    Rpc { nakamoto: bool },
+}
+
+impl Origin {
+    /// `source` of the dead letters a block's bad events become.
+    fn source(self) -> &'static str {
+        match self {
+            Origin::Observer => Route::NewBlock.path(),
+            Origin::Rpc { .. } => "rpc:/v3/blocks/replay",
+        }
+    }
+}
+
+/// Why a gap fill stopped before it reached a block we know.
+#[derive(Debug)]
+enum Stop {
+    /// The RPC does not have the block (404).
+    NotFound(String),
+    /// The RPC failed (down, timed out, refused us, answered garbage).
+    Rpc(RpcError),
+    /// The delivery's time for the fill ran out.
+    Deadline,
+    /// [`MAX_FILL`] blocks read; the next delivery goes on.
+    Limit,
+}
+
+impl Stop {
+    /// The `metric:gap_fill_stopped:{reason}` counter it increments.
+    fn counter(&self) -> &'static str {
+        match self {
+            Stop::NotFound(_) => "gap_fill_stopped:not_found",
+            Stop::Rpc(e) if e.is_temporary() => "gap_fill_stopped:rpc_unavailable",
+            Stop::Rpc(_) => "gap_fill_stopped:rpc_rejected",
+            Stop::Deadline => "gap_fill_stopped:deadline",
+            Stop::Limit => "gap_fill_stopped:limit",
+        }
+    }
+}
 
 /// The working set of one commit.
 #[derive(Default)]
@@ -51,6 +104,23 @@ impl Ingestor {
                     .await
             }
         };
+        let nakamoto = nb.is_nakamoto();
+        let mut out = self.ingest_block(cur, nb, Origin::Observer).await?;
+        if let Some(missing) = out.gap.clone() {
+            self.fill_gap(cur, missing, nakamoto, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    /// One parsed block, from the observer or the RPC: decode, fork choice,
+    /// then hold it, store it on a side branch, or apply it (and connect any
+    /// held descendants).
+    async fn ingest_block(
+        &self,
+        cur: &mut Cursor,
+        nb: NewBlock,
+        origin: Origin,
+    ) -> Result<Outcome, IngestError> {
         if self.history.block_known(&nb.index_block_hash).await? {
             return Ok(Outcome {
                 duplicate: true,
@@ -73,7 +143,7 @@ impl Ingestor {
             self.history
                 .dead_letter(DeadLetter {
                     id: 0,
-                    source: Route::NewBlock.path().to_string(),
+                    source: origin.source().to_string(),
                     reason: sanitize_text(&p.reason),
                     payload: payload.to_string(),
                     at: self.clock.now_rfc3339(),
@@ -85,7 +155,10 @@ impl Ingestor {
             index_block_hash: nb.index_block_hash.clone(),
             parent_index_block_hash: nb.parent_index_block_hash.clone(),
             height: nb.block_height,
-            nakamoto: nb.is_nakamoto(),
+            nakamoto: match origin {
+                Origin::Observer => nb.is_nakamoto(),
+                Origin::Rpc { nakamoto } => nakamoto,
+            },
             canonical: false,
         };
         let decision = self.plan(cur, &header).await?;
@@ -125,10 +198,13 @@ impl Ingestor {
                 return Ok(out);
             }
         };
-        let counters = vec![
+        let mut counters = vec![
             ("blocks_ingested".to_string(), 1u64),
             ("spoofed_prints".to_string(), decoded.stats.spoofed_prints),
         ];
+        if let Origin::Rpc { .. } = origin {
+            counters.push(("gap_fill_blocks".to_string(), 1));
+        }
         let events = self
             .switch(cur, rollback, apply, Some(decoded), &counters)
             .await?;
@@ -160,13 +236,138 @@ impl Ingestor {
         Ok(out)
     }
 
+    /// Fill the gap below a held block from the RPC, when one is configured:
+    /// read the missing parent, its parent, ... until a block we know (or
+    /// [`MAX_FILL`] blocks, or half the delivery's time limit), then ingest
+    /// them oldest first like observer blocks, so the held block connects
+    /// through the usual held-children path. The RPC failing never fails the
+    /// delivery: the block stays held, the gap stays open (on `/health`), and
+    /// a `metric:gap_fill_stopped:{reason}` counter and a warning say why.
+    /// Blocks read before a failure are kept (held), so the next attempt
+    /// starts deeper.
+    async fn fill_gap(
+        &self,
+        cur: &mut Cursor,
+        missing: String,
+        nakamoto: bool,
+        out: &mut Outcome,
+    ) -> Result<(), IngestError> {
+        let Some(source) = self.block_source.clone() else {
+            return Ok(());
+        };
+        if self.history.block_known(&missing).await? {
+            // Not a missing block: fork choice refused a chain whose canonical
+            // flags disagree with its links. The RPC cannot help with that.
+            return Ok(());
+        }
+        // The other half is for the commits: whatever the RPC does, the
+        // delivery must finish in time to be acknowledged.
+        let deadline = tokio::time::Instant::now() + self.delivery_timeout / 2;
+        let origin = Origin::Rpc { nakamoto };
+        let mut want = missing;
+        let mut read = 0;
+        tracing::info!(missing = %want, "gap: reading the missing blocks from the RPC");
+        loop {
+            let (chain, stop) = self
+                .fetch_ancestors(cur, source.as_ref(), &want, deadline, MAX_FILL - read)
+                .await?;
+            read += chain.len();
+            // Oldest first: each block's parent is stored before it arrives.
+            let mut deeper = None;
+            for (i, nb) in chain.into_iter().rev().enumerate() {
+                let o = self.ingest_block(cur, nb, origin).await?;
+                if i == 0 {
+                    deeper = o.gap.clone();
+                }
+                absorb(out, o);
+            }
+            let stop = match (stop, deeper) {
+                (Some(stop), _) => stop,
+                // The block we stopped at is held itself: go on below it.
+                (None, Some(next)) if read < MAX_FILL => {
+                    want = next;
+                    continue;
+                }
+                (None, Some(_)) => Stop::Limit,
+                (None, None) => {
+                    tracing::info!(blocks = read, "gap filled from the RPC");
+                    return Ok(());
+                }
+            };
+            tracing::warn!(
+                blocks_read = read,
+                missing = %want,
+                reason = stop.counter(),
+                error = %stop_detail(&stop),
+                "gap not filled from the RPC: the block stays held and the gap open"
+            );
+            self.state
+                .apply(&[], cur.history_seq, &[(stop.counter(), 1)])
+                .await?;
+            return Ok(());
+        }
+    }
+
+    /// Read `from` and its ancestors, newest first, until one's parent is a
+    /// block we have stored (`None`) or something stops us (`Some`).
+    async fn fetch_ancestors(
+        &self,
+        cur: &Cursor,
+        source: &dyn BlockSource,
+        from: &str,
+        deadline: tokio::time::Instant,
+        budget: usize,
+    ) -> Result<(Vec<NewBlock>, Option<Stop>), IngestError> {
+        let mut chain: Vec<NewBlock> = Vec::new();
+        let mut want = from.to_string();
+        loop {
+            if chain.len() >= budget {
+                return Ok((chain, Some(Stop::Limit)));
+            }
+            let mut nb = match tokio::time::timeout_at(deadline, source.block(&want)).await {
+                Err(_) => return Ok((chain, Some(Stop::Deadline))),
+                Ok(Err(e)) => return Ok((chain, Some(Stop::Rpc(e)))),
+                Ok(Ok(None)) => return Ok((chain, Some(Stop::NotFound(want)))),
+                Ok(Ok(Some(nb))) => nb,
+            };
+            if !same_hash(&nb.index_block_hash, &want) {
+                let e = RpcError::WrongBlock {
+                    asked: want,
+                    got: nb.index_block_hash,
+                };
+                return Ok((chain, Some(Stop::Rpc(e))));
+            }
+            // Stored under the spelling its child refers to it by.
+            nb.index_block_hash = want;
+            tracing::info!(block = %nb.index_block_hash, height = nb.block_height, "gap: read a missing block from the RPC");
+            let parent = nb.parent_index_block_hash.clone();
+            chain.push(nb);
+            if cur.headers.contains_key(&parent) || self.history.block_known(&parent).await? {
+                return Ok((chain, None));
+            }
+            want = parent;
+        }
+    }
+
     /// Fork choice, reading headers missing from the cache from history.
     async fn plan(&self, cur: &mut Cursor, header: &Header) -> Result<Plan, IngestError> {
+        let mut refreshed = false;
         loop {
             let p = plan(cur.tip.as_ref(), header, |h| cur.headers.get(h).cloned());
             let Plan::Orphan { missing } = &p else {
                 return Ok(p);
             };
+            if cur.headers.contains_key(missing) {
+                // Known yet reported missing: our canonical flags disagree with
+                // parent links. Re-read the view from history once, then give up
+                // (the block is held, the gap recorded) rather than loop.
+                if refreshed {
+                    return Ok(p);
+                }
+                refreshed = true;
+                self.resync(cur).await?;
+                continue;
+            }
             match self.history.get_block(missing).await? {
                 Some(rec) => cur.remember(Cursor::header_of(&rec)),
                 None => return Ok(p),
@@ -346,6 +547,35 @@ impl Ingestor {
         }
         self.apply_state(cur, &committed, &counter_refs).await?;
         Ok(committed.events)
+    }
+}
+
+/// Add what ingesting a block read from the RPC did to the delivery's outcome.
+fn absorb(out: &mut Outcome, o: Outcome) {
+    out.events.extend(o.events);
+    out.dead_letters += o.dead_letters;
+    out.stats.transactions += o.stats.transactions;
+    out.stats.undecodable_txs += o.stats.undecodable_txs;
+    out.stats.spoofed_prints += o.stats.spoofed_prints;
+    out.stats.escrow_prints += o.stats.escrow_prints;
+    if let Some(d) = o.reorg_depth {
+        out.reorg_depth = Some(out.reorg_depth.unwrap_or(0).max(d));
+    }
+}
+
+/// The same block id, whatever the `0x` prefix and hex case.
+fn same_hash(a: &str, b: &str) -> bool {
+    let bare = |s: &str| s.strip_prefix("0x").unwrap_or(s).to_ascii_lowercase();
+    bare(a) == bare(b)
+}
+
+/// A stop reason with its whole error chain, for the log.
+fn stop_detail(stop: &Stop) -> String {
+    match stop {
+        Stop::NotFound(b) => format!("the RPC does not have block {b}"),
+        Stop::Rpc(e) => crate::decode::block::error_chain(e),
+        Stop::Deadline => "out of time for this delivery".to_string(),
+        Stop::Limit => format!("read {MAX_FILL} blocks; the next delivery goes on"),
     }
 }
 

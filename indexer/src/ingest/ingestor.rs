@@ -46,7 +46,10 @@ pub struct Ingestor {
     /// Blocks on top of a transition (itself included) before it is final.
     pub(super) confirmation_depth: u64,
     /// Longest a delivery may take before it is abandoned (answered 5xx).
-    delivery_timeout: std::time::Duration,
+    pub(super) delivery_timeout: std::time::Duration,
+    /// Where a gap's missing blocks are read from (the node's RPC); `None`:
+    /// gaps stay open until the blocks are delivered.
+    pub(super) block_source: Option<Arc<dyn crate::rpc::BlockSource>>,
     cursor: Mutex<Cursor>,
 }
 
@@ -67,6 +70,7 @@ impl Ingestor {
         contract: ContractId,
         source: EventSource,
     ) -> Result<Self, IngestError> {
+        history.settle().await?;
         let history_seq = history.last_seq().await?;
         let ing = Ingestor {
             state,
@@ -77,6 +81,7 @@ impl Ingestor {
             source,
             confirmation_depth: DEFAULT_CONFIRMATION_DEPTH,
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
+            block_source: None,
             // Events already in history were published by a previous run.
             cursor: Mutex::new(Cursor {
                 history_seq,
@@ -101,6 +106,13 @@ impl Ingestor {
     /// Longest a delivery may take before it is abandoned and answered 5xx.
     pub fn with_delivery_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.delivery_timeout = timeout;
+        self
+    }
+
+    /// Fill gaps (a block whose parent never arrived) by reading the missing
+    /// ancestors from `source`, within the delivery's time limit.
+    pub fn with_block_source(mut self, source: Arc<dyn crate::rpc::BlockSource>) -> Self {
+        self.block_source = Some(source);
         self
     }
 
@@ -166,12 +178,14 @@ impl Ingestor {
         cur.dirty = true;
         self.catch_up(&mut cur).await?;
         let outcome = self.route(&mut cur, route, body).await?;
-        cur.dirty = false;
+        // Another writer interleaved (see `commit_history`): re-read before the next delivery.
+        cur.dirty = std::mem::take(&mut cur.stale);
         Ok(outcome)
     }
 
     /// Rebuild the in-memory view (seq, tip, headers, finality index) from history.
-    async fn resync(&self, cur: &mut Cursor) -> Result<(), IngestError> {
+    pub(super) async fn resync(&self, cur: &mut Cursor) -> Result<(), IngestError> {
+        self.history.settle().await?;
         let history_seq = self.history.last_seq().await?;
         *cur = Cursor {
             history_seq,
@@ -302,6 +316,13 @@ impl Ingestor {
         batch: CommitBatch,
     ) -> Result<crate::store::Committed, IngestError> {
         let committed = self.history.commit(batch).await?;
+        let first = committed.last_seq - committed.events.len() as u64;
+        if first != cur.history_seq {
+            // Someone else committed since we last looked (a second writer, or a
+            // dead process's last commit landing late): our view is stale.
+            tracing::warn!(expected = cur.history_seq, found = first, "history moved under us; resyncing");
+            cur.stale = true;
+        }
         cur.history_seq = committed.last_seq;
         Ok(committed)
     }

@@ -103,4 +103,8 @@ pub trait History: Send + Sync + 'static {
     async fn children(&self, index_block_hash: &str) -> Result<Vec<BlockRecord>, StoreError>;
     /// Non-canonical blocks whose parent we have never seen: open gaps.
     async fn gaps(&self) -> Result<Vec<BlockRecord>, StoreError>;
+    /// Wait until no other writer is mid-commit. A killed process's last
+    /// COMMIT may still be completing in PostgreSQL when its replacement
+    /// starts; reading the cursor before it lands would apply a block twice.
+    async fn settle(&self) -> Result<(), StoreError>;
 }

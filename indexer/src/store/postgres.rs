@@ -563,6 +563,16 @@ impl History for PgHistory {
         rows.iter().map(block_from_row).collect()
     }
 
+    async fn settle(&self) -> Result<(), StoreError> {
+        // Every commit holds the meta row lock until it ends: taking it waits them out.
+        let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        sqlx::query("SELECT last_seq FROM meta FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

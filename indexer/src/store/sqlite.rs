@@ -592,6 +592,16 @@ impl History for SqliteHistory {
         .await
     }
 
+    async fn settle(&self) -> Result<(), StoreError> {
+        // IMMEDIATE takes the write lock, so it waits for any other writer.
+        self.run(|c| {
+            c.transaction_with_behavior(TransactionBehavior::Immediate)
+                .and_then(|tx| tx.commit())
+                .map_err(sq_err)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|c| {
             c.prepare_cached("SELECT 1")
