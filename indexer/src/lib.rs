@@ -10,5 +10,6 @@ pub mod domain;
 pub mod ingest;
 pub mod machine;
 pub mod observer;
+pub mod rpc;
 pub mod simnet;
 pub mod store;

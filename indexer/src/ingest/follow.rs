@@ -193,7 +193,11 @@ impl Ingestor {
                 };
                 let committed = self.commit_history(cur, batch).await?;
                 cur.remember(header);
-                self.apply_state(cur, &committed, &[]).await?;
+                let read: &[(&str, u64)] = match origin {
+                    Origin::Rpc { .. } => &[("gap_fill_blocks", 1)],
+                    Origin::Observer => &[],
+                };
+                self.apply_state(cur, &committed, read).await?;
                 out.block_committed = true;
                 return Ok(out);
             }
