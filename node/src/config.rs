@@ -40,6 +40,12 @@ pub struct Config {
     /// answered 503, so a stalled store cannot block ingestion forever
     /// (`NEXUS_DELIVERY_TIMEOUT_SECS`).
     pub delivery_timeout_secs: u64,
+    /// stacks-node RPC (`http://host:20443`) to read the blocks of a gap from;
+    /// unset = gaps stay open until the blocks are delivered (`NEXUS_RPC_URL`).
+    pub rpc_url: Option<String>,
+    /// The node's `connection_options.auth_token`, required by the block replay
+    /// endpoint the gap fill reads (`NEXUS_RPC_AUTH_TOKEN`).
+    pub rpc_auth_token: Option<String>,
 }
 
 impl Default for Config {
@@ -56,6 +62,8 @@ impl Default for Config {
             log_format: "text".to_string(),
             confirmation_depth: nexus_indexer::ingest::DEFAULT_CONFIRMATION_DEPTH,
             delivery_timeout_secs: nexus_indexer::ingest::DEFAULT_DELIVERY_TIMEOUT.as_secs(),
+            rpc_url: None,
+            rpc_auth_token: None,
         }
     }
 }
@@ -140,6 +148,24 @@ mod tests {
             );
             assert_eq!(cfg.observer_addr.port(), 8403, "default kept");
             assert!(cfg.is_embedded());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rpc_settings_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = Config::load("absent.toml".as_ref(), &Overrides::default()).expect("loads");
+            assert_eq!(
+                (cfg.rpc_url, cfg.rpc_auth_token),
+                (None, None),
+                "off by default"
+            );
+            jail.set_env("NEXUS_RPC_URL", "http://127.0.0.1:20443");
+            jail.set_env("NEXUS_RPC_AUTH_TOKEN", "s3cret");
+            let cfg = Config::load("absent.toml".as_ref(), &Overrides::default()).expect("loads");
+            assert_eq!(cfg.rpc_url.as_deref(), Some("http://127.0.0.1:20443"));
+            assert_eq!(cfg.rpc_auth_token.as_deref(), Some("s3cret"));
             Ok(())
         });
     }

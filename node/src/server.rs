@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use nexus_indexer::domain::EventSource;
 use nexus_indexer::ingest::{BroadcastBus, IngestError, Ingestor, SystemClock};
+use nexus_indexer::rpc::NodeRpc;
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;
@@ -39,6 +40,8 @@ pub enum StartError {
     Bind(SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
     Config(#[from] nexus_indexer::decode::ContractIdError),
+    #[error("invalid rpc_url")]
+    Rpc(#[source] nexus_indexer::rpc::RpcError),
 }
 
 /// A running node: its bound addresses and the handle to stop it.
@@ -111,6 +114,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     .map_err(StartError::Ingest)?
     .with_confirmation_depth(cfg.confirmation_depth)
     .with_delivery_timeout(std::time::Duration::from_secs(cfg.delivery_timeout_secs.max(1)));
+    let ingestor = match &cfg.rpc_url {
+        Some(url) => {
+            let rpc = NodeRpc::new(url, cfg.rpc_auth_token.clone()).map_err(StartError::Rpc)?;
+            tracing::info!(rpc = %url, auth = cfg.rpc_auth_token.is_some(), "gaps are filled from the stacks-node RPC");
+            ingestor.with_block_source(Arc::new(rpc))
+        }
+        None => ingestor,
+    };
     let app = Arc::new(App {
         ingestor: Arc::new(ingestor),
         metrics: Metrics::new(),
