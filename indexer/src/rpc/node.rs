@@ -60,9 +60,12 @@ impl NodeRpc {
     ) -> Result<Self, RpcError> {
         let url = reqwest::Url::parse(base_url)
             .map_err(|e| RpcError::Config(format!("rpc_url {base_url:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        // The workspace builds reqwest without a TLS backend (a node's RPC is
+        // normally on a private network): refuse https now rather than fail
+        // every request later.
+        if url.scheme() != "http" || url.cannot_be_a_base() {
             return Err(RpcError::Config(format!(
-                "rpc_url {base_url:?}: expected http://host:port"
+                "rpc_url {base_url:?}: expected http://host:port (https is not supported)"
             )));
         }
         let client = reqwest::Client::builder()
@@ -179,6 +182,10 @@ mod tests {
         assert!(NodeRpc::new("http://127.0.0.1:20443/", None).is_ok());
         assert!(matches!(
             NodeRpc::new("127.0.0.1:20443", None),
+            Err(RpcError::Config(_))
+        ));
+        assert!(matches!(
+            NodeRpc::new("https://node.example:20443", None),
             Err(RpcError::Config(_))
         ));
         assert!(matches!(
