@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-rust lint services bench-ingest fmt
+.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -38,3 +38,7 @@ fmt:
 ## Ingest throughput over loopback into real Redis + PostgreSQL (last line: JSON figures).
 bench-ingest: services
 	$(CARGO) bench -q -p nexus-node --bench ingest
+
+## 100,000-block TSV import into real Redis + PostgreSQL, plus a 100-deep reorg (last line: JSON figures).
+bench-import: services
+	$(CARGO) bench -q -p nexus-node --bench import
