@@ -66,10 +66,10 @@ const PEOPLE: [&str; 3] = [
 const NOW: &str = "2025-01-01T00:00:00.000Z";
 /// A new block attaches to a block at most this far below the deepest one.
 const MAX_FORK: u64 = 10;
-/// `PROPTEST_CASES` default for the in-process run: about a minute of a
-/// debug build on a busy 2-core machine (~50 cases/s, ~0.9 ms of CPU per
-/// delivery). `PROPTEST_CASES=10000` is the full run, about three minutes there.
-const MAIN_CASES: u32 = 3_000;
+/// `PROPTEST_CASES` default for the in-process run: the 10,000 cases,
+/// about 100 s of CPU in a debug build (~0.9 ms per delivery). Lower it
+/// locally (`PROPTEST_CASES=500`) for a quick loop.
+const MAIN_CASES: u32 = 10_000;
 /// `NEXUS_PROPTEST_SERVICE_CASES` default for the Redis + PostgreSQL run.
 const SERVICE_CASES: u32 = 50;
 
