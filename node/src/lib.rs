@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod import;
 pub mod metrics;
 pub mod observer;
 pub mod server;

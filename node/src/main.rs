@@ -1,4 +1,4 @@
-//! `nexus-node`: run the node, or replay the recorded demo scenario.
+//! `nexus-node`: run the node, import an event export, or replay the recorded demo scenario.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use nexus_node::config::{Config, Overrides};
 use nexus_node::observer::error_chain;
-use nexus_node::{demo, server};
+use nexus_node::{demo, import, server};
 
 #[derive(Parser)]
-#[command(name = "nexus-node", version, about = "x402-Nexus payment-reliability node for Stacks escrow payments")]
+#[command(
+    name = "nexus-node",
+    version,
+    about = "x402-Nexus payment-reliability node for Stacks escrow payments"
+)]
 struct Cli {
     /// Configuration file (optional; see node/nexus.example.toml).
     #[arg(long, global = true, default_value = "nexus.toml")]
@@ -38,6 +42,26 @@ enum Command {
         #[arg(long)]
         sqlite_path: Option<PathBuf>,
     },
+    /// Import a stacks-blockchain-api event export (TSV: id, timestamp, path, JSON body)
+    /// through the observer's ingest path; idempotent, so re-running resumes.
+    Import {
+        /// The `.tsv` file, one observer POST per line, in delivery order.
+        file: PathBuf,
+        /// Full escrow contract identifier, ADDRESS.name.
+        #[arg(long)]
+        contract_id: Option<String>,
+        /// Redis URL; unset = state in memory.
+        #[arg(long)]
+        redis_url: Option<String>,
+        /// PostgreSQL URL; unset = history in SQLite.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        sqlite_path: Option<PathBuf>,
+        /// No progress bar; a progress line every 5 s instead.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Replay the recorded escrow scenario through a node on the embedded default.
     Demo {
         /// Print only the summary table.
@@ -49,7 +73,9 @@ enum Command {
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -83,6 +109,44 @@ async fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("demo failed: {}", error_chain(&e));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Import {
+            file,
+            contract_id,
+            redis_url,
+            database_url,
+            sqlite_path,
+            quiet,
+        } => {
+            let overrides = Overrides {
+                contract_id,
+                redis_url,
+                database_url,
+                sqlite_path,
+                ..Overrides::default()
+            };
+            let cfg = match Config::load(&cli.config, &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("configuration error: {}", error_chain(&e));
+                    return ExitCode::from(2);
+                }
+            };
+            // Per-line warnings (dead letters, reorgs) still show; info would drown the progress.
+            if std::env::var_os("RUST_LOG").is_none() {
+                std::env::set_var("RUST_LOG", "warn");
+            }
+            init_logs(cfg.log_format == "json");
+            match import::run(&cfg, &file, import::ImportOptions { quiet }).await {
+                Ok(summary) => {
+                    println!("import finished: {summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("import of {} stopped: {}", file.display(), error_chain(&e));
                     ExitCode::FAILURE
                 }
             }
