@@ -21,7 +21,11 @@ impl PaymentId {
 
 impl fmt::Display for PaymentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{}", hex::encode(self.0))
+        // On the stack: ids are formatted for every key, row and event.
+        let mut buf = [0u8; 66];
+        buf[..2].copy_from_slice(b"0x");
+        hex::encode_to_slice(self.0, &mut buf[2..]).expect("32 bytes are 64 hex digits");
+        f.write_str(std::str::from_utf8(&buf).expect("hex is ASCII"))
     }
 }
 

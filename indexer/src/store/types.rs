@@ -1,7 +1,9 @@
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{BlockRef, EscrowTx};
-use crate::domain::{Payment, PaymentEvent, PaymentStatus};
+use crate::domain::{Payment, PaymentEvent, PaymentId, PaymentStatus};
 
 /// A block as the history keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,16 +69,19 @@ impl CommitBatch {
     /// Number the events from `last_seq + 1` and stamp each payment with the
     /// seq of its last event. Shared by every history implementation.
     pub fn assign_seqs(&mut self, last_seq: u64) -> u64 {
+        // The first record of each id, as a linear search would find it: one
+        // pass instead of events x payments comparisons (a 1,000-payment block
+        // with finality events was millions of 32-byte compares per commit).
+        let mut first: HashMap<PaymentId, usize> = HashMap::with_capacity(self.payments.len());
+        for (i, p) in self.payments.iter().enumerate() {
+            first.entry(p.payment_id).or_insert(i);
+        }
         let mut seq = last_seq;
         for ev in &mut self.events {
             seq += 1;
             ev.seq = seq;
-            if let Some(p) = self
-                .payments
-                .iter_mut()
-                .find(|p| p.payment_id == ev.payment_id)
-            {
-                p.updated_seq = seq;
+            if let Some(&i) = first.get(&ev.payment_id) {
+                self.payments[i].updated_seq = seq;
             }
         }
         seq
@@ -117,7 +122,10 @@ pub struct PaymentFilter {
 
 /// Remove NUL and other C0 controls except tab/newline: PostgreSQL TEXT rejects NUL.
 pub fn sanitize_text(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .collect()
+    let keep = |c: char| !c.is_control() || c == '\n' || c == '\t';
+    // Nearly every string is clean: copy it whole rather than char by char.
+    if s.chars().all(keep) {
+        return s.to_string();
+    }
+    s.chars().filter(|c| keep(*c)).collect()
 }
