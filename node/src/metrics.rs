@@ -66,7 +66,9 @@ impl Metrics {
             last_block_height: Gauge::default(),
             last_block_at: Gauge::default(),
             reorgs: Counter::default(),
-            reorg_depth: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 10)),
+            reorg_depth: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 10),
+            ),
             gaps_detected: Counter::default(),
             open_gaps: Gauge::default(),
             registry: Registry::default(),
@@ -116,10 +118,26 @@ impl Metrics {
             "When the last block was committed",
             m.last_block_at.clone(),
         );
-        registry.register("reorgs", "Reorgs applied (rollback then apply)", m.reorgs.clone());
-        registry.register("reorg_depth_blocks", "Blocks rolled back per reorg", m.reorg_depth.clone());
-        registry.register("gaps_detected", "Blocks received with an unknown parent", m.gaps_detected.clone());
-        registry.register("open_gaps", "Held blocks whose ancestry is still missing", m.open_gaps.clone());
+        registry.register(
+            "reorgs",
+            "Reorgs applied (rollback then apply)",
+            m.reorgs.clone(),
+        );
+        registry.register(
+            "reorg_depth_blocks",
+            "Blocks rolled back per reorg",
+            m.reorg_depth.clone(),
+        );
+        registry.register(
+            "gaps_detected",
+            "Blocks received with an unknown parent",
+            m.gaps_detected.clone(),
+        );
+        registry.register(
+            "open_gaps",
+            "Held blocks whose ancestry is still missing",
+            m.open_gaps.clone(),
+        );
         Metrics { registry, ..m }
     }
 

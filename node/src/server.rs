@@ -113,7 +113,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     .await
     .map_err(StartError::Ingest)?
     .with_confirmation_depth(cfg.confirmation_depth)
-    .with_delivery_timeout(std::time::Duration::from_secs(cfg.delivery_timeout_secs.max(1)));
+    .with_delivery_timeout(std::time::Duration::from_secs(
+        cfg.delivery_timeout_secs.max(1),
+    ));
     let ingestor = match &cfg.rpc_url {
         Some(url) => {
             let rpc = NodeRpc::new(url, cfg.rpc_auth_token.clone()).map_err(StartError::Rpc)?;

@@ -196,7 +196,12 @@ impl Ingestor {
         self.warm(cur).await
     }
 
-    async fn route(&self, cur: &mut Cursor, route: Route, body: &[u8]) -> Result<Outcome, IngestError> {
+    async fn route(
+        &self,
+        cur: &mut Cursor,
+        route: Route,
+        body: &[u8],
+    ) -> Result<Outcome, IngestError> {
         let cur = &mut *cur;
         match route {
             Route::NewBlock => self.new_block(cur, body).await,
@@ -320,7 +325,11 @@ impl Ingestor {
         if first != cur.history_seq {
             // Someone else committed since we last looked (a second writer, or a
             // dead process's last commit landing late): our view is stale.
-            tracing::warn!(expected = cur.history_seq, found = first, "history moved under us; resyncing");
+            tracing::warn!(
+                expected = cur.history_seq,
+                found = first,
+                "history moved under us; resyncing"
+            );
             cur.stale = true;
         }
         cur.history_seq = committed.last_seq;
