@@ -110,7 +110,7 @@ impl Metrics {
         );
         registry.register(
             "last_block_height",
-            "Height of the last committed block",
+            "Height of our canonical tip",
             m.last_block_height.clone(),
         );
         registry.register(

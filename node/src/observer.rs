@@ -50,7 +50,7 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
     let (code, response) = match result {
         Ok(Ok(outcome)) => {
             app.metrics.record(&outcome);
-            if let Some(h) = outcome.block_height {
+            if let Some(h) = outcome.tip_height {
                 app.metrics.last_block_height.set(h as i64);
                 app.metrics
                     .last_block_at

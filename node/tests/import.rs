@@ -338,13 +338,11 @@ async fn imports_into_redis_and_postgres() {
     assert_eq!(state.last_seq().await.expect("seq"), events);
 }
 
-/// Known gap, in the state machine rather than the import: a dropped escrow
-/// create is resubmittable by the same txid (right for a live re-broadcast),
-/// so replaying `mempool tx → drop` emits `submitted`, `dropped` again.
-/// Making this idempotent needs the ingest path to tell a replayed POST from
-/// a re-broadcast (e.g. an import checkpoint by export id).
+/// A dropped escrow create is resubmittable by the same txid (right for a
+/// live re-broadcast), so the import path skips mempool txs it already
+/// recorded: replaying `mempool tx → drop` must not emit `submitted`,
+/// `dropped` again.
 #[test]
-#[ignore = "re-import re-emits submitted/dropped for a dropped mempool tx (state machine)"]
 fn dropped_mempool_tx_reimports_idempotently() {
     let scenario = Scenario::parse(ESCROW).expect("scenario fixture");
     let create = scenario

@@ -701,7 +701,8 @@ async fn gap_is_held_then_connects(stores: Stores) {
     assert_eq!(
         evs(&e),
         [
-            Ev::mined(2, "confirmed", create, "main", 4, 1),
+            // Both held blocks apply in one commit at tip h5: h4 is 2 deep.
+            Ev::mined(2, "confirmed", create, "main", 4, 2),
             Ev::mined(3, "claimed", claim, "main", 5, 1),
         ]
     );
@@ -944,27 +945,6 @@ macro_rules! both_stores {
     };
 }
 
-/// Reproductions of open bugs: run with `--ignored`; drop the entry here for
-/// `both_stores!` once fixed.
-macro_rules! known_bug {
-    ($($name:ident => $why:literal),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                #[ignore = $why]
-                async fn embedded() {
-                    super::$name(super::Stores::Embedded).await;
-                }
-                #[tokio::test]
-                #[ignore = $why]
-                async fn production() {
-                    super::$name(super::Stores::Production).await;
-                }
-            }
-        )*
-    };
-}
-
 both_stores!(
     mainnet_reorg_scenario1,
     mainnet_reorg_scenario2,
@@ -972,13 +952,7 @@ both_stores!(
     escrow_reorg_unannounced,
     gap_is_held_then_connects,
     duplicates_change_nothing,
-);
-
-known_bug!(
-    held_branch_longer_than_tip_wins =>
-        "bug: held blocks connect only on top of the canonical tip; a side branch that completes them never wins",
-    held_siblings_longest_wins =>
-        "bug: held blocks connect first-child-first, not by fork choice",
-    last_block_height_metric_is_the_tip =>
-        "bug: node/src/observer.rs sets nexus_last_block_height from the delivered block, not the tip",
+    last_block_height_metric_is_the_tip,
+    held_branch_longer_than_tip_wins,
+    held_siblings_longest_wins,
 );

@@ -112,6 +112,7 @@ impl Ingestor {
         if let Some(missing) = out.gap.clone() {
             self.fill_gap(cur, missing, nakamoto, &mut out).await?;
         }
+        out.tip_height = cur.tip.as_ref().map(|t| t.height);
         Ok(out)
     }
 
@@ -195,13 +196,18 @@ impl Ingestor {
                     ..Default::default()
                 };
                 let committed = self.commit_history(cur, batch).await?;
-                cur.remember(header);
+                cur.remember(header.clone());
                 let read: &[(&str, u64)] = match origin {
                     Origin::Rpc { .. } => &[("gap_fill_blocks", 1)],
                     Origin::Observer => &[],
                 };
                 self.apply_state(cur, &committed, read).await?;
                 out.block_committed = true;
+                if decision == Plan::SideBranch {
+                    // Held blocks on top of it may now form the longest branch.
+                    self.connect_held(cur, &header.index_block_hash, &mut out)
+                        .await?;
+                }
                 return Ok(out);
             }
         };
@@ -218,29 +224,60 @@ impl Ingestor {
         out.events = events;
         out.block_committed = true;
         // Blocks that arrived before this one (held orphans) may now connect.
-        let mut next = vec![header.index_block_hash];
-        let mut connected = 0;
-        while let Some(parent) = next.pop() {
+        self.connect_held(cur, &header.index_block_hash, &mut out)
+            .await?;
+        Ok(out)
+    }
+
+    /// Held blocks stored on top of `hash` (which just arrived) may complete
+    /// a branch: fork choice runs on the highest of them, as if it had been
+    /// delivered now, and the whole branch is applied in one commit.
+    async fn connect_held(
+        &self,
+        cur: &mut Cursor,
+        hash: &str,
+        out: &mut Outcome,
+    ) -> Result<(), IngestError> {
+        // Breadth first in arrival order, so the first-seen block wins a tie.
+        let mut best: Option<Header> = None;
+        let mut queue = std::collections::VecDeque::from([hash.to_string()]);
+        let mut seen = 0;
+        'walk: while let Some(parent) = queue.pop_front() {
             for child in self.history.children(&parent).await? {
-                let is_tip_child = cur
-                    .tip
-                    .as_ref()
-                    .is_some_and(|t| t.index_block_hash == child.block.parent_index_block_hash);
-                if child.canonical || !is_tip_child || connected >= MAX_CONNECT {
-                    continue;
+                seen += 1;
+                if seen > MAX_CONNECT {
+                    break 'walk;
                 }
-                let hash = child.block.index_block_hash.clone();
-                tracing::info!(block = %hash, height = child.block.height, "connecting a held block whose parent arrived");
-                let evs = self
-                    .switch(cur, Vec::new(), vec![hash.clone()], None, &[])
-                    .await?;
-                out.events.extend(evs);
-                connected += 1;
-                next.push(hash);
-                break;
+                let h = Cursor::header_of(&child);
+                cur.remember(h.clone());
+                if best.as_ref().is_none_or(|b| h.height > b.height) {
+                    best = Some(h.clone());
+                }
+                queue.push_back(h.index_block_hash);
             }
         }
-        Ok(out)
+        let Some(best) = best else { return Ok(()) };
+        if best.canonical {
+            return Ok(());
+        }
+        // It is stored already: hide it from the duplicate check.
+        let lookup = |h: &str| {
+            (h != best.index_block_hash)
+                .then(|| cur.headers.get(h).cloned())
+                .flatten()
+        };
+        let (rollback, apply) = match plan(cur.tip.as_ref(), &best, lookup) {
+            Plan::Extend => (Vec::new(), vec![best.index_block_hash.clone()]),
+            Plan::Reorg { rollback, apply } => (rollback, apply),
+            _ => return Ok(()),
+        };
+        tracing::info!(tip = %best.index_block_hash, height = best.height, blocks = apply.len(), rolled_back = rollback.len(), "connecting held blocks whose ancestry arrived");
+        if !rollback.is_empty() {
+            out.reorg_depth = Some(rollback.len() as u64);
+        }
+        out.events
+            .extend(self.switch(cur, rollback, apply, None, &[]).await?);
+        Ok(())
     }
 
     /// Fill the gap below a held block from the RPC, when one is configured:

@@ -33,6 +33,9 @@ pub struct Outcome {
     pub gap: Option<String>,
     /// The block caused a reorg rolling back this many blocks.
     pub reorg_depth: Option<u64>,
+    /// Height of our canonical tip after a `/new_block` (not the delivered
+    /// block's: a held or side-branch block does not move it).
+    pub tip_height: Option<u64>,
 }
 
 /// The ingest pipeline. Cheap to share (`Arc`); deliveries are serialized.
@@ -410,6 +413,20 @@ impl Ingestor {
                     out.dead_letters += dl.dead_letters;
                 }
             }
+        }
+        if self.source == EventSource::Import && !calls.is_empty() {
+            // An import replays recorded POSTs: a mempool tx we already
+            // recorded is that same POST again, not a re-broadcast after a
+            // drop (which the live observer does treat as resubmission).
+            let txids: Vec<String> = calls.iter().map(|c| c.txid.clone()).collect();
+            let known: std::collections::HashSet<String> = self
+                .history
+                .payments_for_txids(&txids)
+                .await?
+                .into_iter()
+                .map(|(txid, _)| txid)
+                .collect();
+            calls.retain(|c| !known.contains(&c.txid));
         }
         if calls.is_empty() {
             return Ok(out);
