@@ -15,6 +15,7 @@ use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::sqlite::SqliteHistory;
 use nexus_indexer::store::{
     BlockRecord, CommitBatch, DeadLetter, History, MempoolRecord, PaymentFilter, StoreError,
+    UndoRecord,
 };
 use sqlx::Connection;
 
@@ -504,6 +505,129 @@ async fn nul_bytes_inside_json_bodies(h: Arc<dyn History>) {
     assert_eq!(h.events_since(0, 10).await.unwrap()[0].reason, e.reason);
 }
 
+/// A commit group is one transaction: its commits are visible through the
+/// handle at once, to everyone else only after `finish`, and a dropped
+/// unfinished group leaves nothing behind (and no lock held).
+async fn commit_group_is_atomic(h: Arc<dyn History>) {
+    let b1 = block(1, 0, true);
+    let hash1 = b1.block.index_block_hash.clone();
+    let g = h.group().await.unwrap();
+    let c = g
+        .commit(CommitBatch {
+            block: Some(b1.clone()),
+            ..events_batch(&[pid(1), pid(2)])
+        })
+        .await
+        .unwrap();
+    assert_eq!(seqs(&c.events), [1, 2]);
+    let c = g.commit(events_batch(&[pid(3)])).await.unwrap();
+    assert_eq!(seqs(&c.events), [3], "seqs continue inside the group");
+    assert!(g.block_known(&hash1).await.unwrap());
+    assert_eq!(g.last_seq().await.unwrap(), 3);
+    assert_eq!(
+        g.get_blocks(std::slice::from_ref(&hash1)).await.unwrap(),
+        std::slice::from_ref(&b1)
+    );
+    // Not visible outside before the group commits.
+    assert!(!h.block_known(&hash1).await.unwrap());
+    assert_eq!(h.last_seq().await.unwrap(), 0);
+    g.finish().await.unwrap();
+    assert!(h.block_known(&hash1).await.unwrap());
+    assert_eq!(seqs(&h.events_since(0, 10).await.unwrap()), [1, 2, 3]);
+    assert!(
+        g.finish().await.is_err(),
+        "a finished group cannot finish twice"
+    );
+    assert!(g.last_seq().await.is_err(), "nor be used");
+
+    // Dropped unfinished: rolled back.
+    let b2 = block(2, 0, true);
+    let g = h.group().await.unwrap();
+    g.commit(CommitBatch {
+        block: Some(b2.clone()),
+        ..events_batch(&[pid(4)])
+    })
+    .await
+    .unwrap();
+    drop(g);
+    assert!(!h.block_known(&b2.block.index_block_hash).await.unwrap());
+    assert_eq!(h.last_seq().await.unwrap(), 3);
+    assert_eq!(h.get_payment(&pid(4)).await.unwrap(), None);
+    // The lock went with it: a plain commit goes through, numbering on from 3.
+    let c = h.commit(events_batch(&[pid(5)])).await.unwrap();
+    assert_eq!(seqs(&c.events), [4]);
+}
+
+/// The batched block reads answer what the one-block reads answer.
+async fn batched_reads_match_single_reads(h: Arc<dyn History>) {
+    let mut hashes = Vec::new();
+    for height in 1..=3u64 {
+        let b = block(height, 0, true);
+        let hash = b.block.index_block_hash.clone();
+        let n = u8::try_from(height).unwrap();
+        let txs = if height == 2 {
+            Vec::new()
+        } else {
+            vec![
+                escrow_tx(u32::from(n) * 2, pid(n)),
+                escrow_tx(u32::from(n) * 2 + 1, pid(n + 10)),
+            ]
+        };
+        let undo = vec![
+            UndoRecord {
+                index_block_hash: hash.clone(),
+                payment_id: pid(n),
+                before: None,
+            },
+            UndoRecord {
+                index_block_hash: hash.clone(),
+                payment_id: pid(n + 10),
+                before: Some(payment(pid(n + 10), PaymentStatus::Submitted, ALICE, BOB)),
+            },
+        ];
+        h.commit(CommitBatch {
+            block: Some(b),
+            block_txs: txs,
+            undo,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        hashes.push(hash);
+    }
+    let mut asked = hashes.clone();
+    asked.push(block(9, 9, false).block.index_block_hash);
+    let mut many = h.get_blocks(&asked).await.unwrap();
+    many.sort_by_key(|b| b.block.height);
+    let mut single = Vec::new();
+    for hash in &hashes {
+        single.push(h.get_block(hash).await.unwrap().unwrap());
+    }
+    assert_eq!(many, single, "unknown blocks are left out");
+
+    let txs = h.block_txs_many(&asked).await.unwrap();
+    let undo = h.undo_many(&asked).await.unwrap();
+    for hash in &hashes {
+        assert_eq!(
+            txs.get(hash).cloned().unwrap_or_default(),
+            h.block_txs(hash).await.unwrap()
+        );
+        assert_eq!(
+            undo.get(hash).cloned().unwrap_or_default(),
+            h.undo(hash).await.unwrap()
+        );
+    }
+    assert_eq!(
+        txs.len(),
+        2,
+        "a block without escrow transactions has no entry"
+    );
+    assert_eq!(undo.len(), 3);
+    assert!(h.get_blocks(&[]).await.unwrap().is_empty());
+    assert!(h.block_txs_many(&[]).await.unwrap().is_empty());
+    assert!(h.undo_many(&[]).await.unwrap().is_empty());
+}
+
 /// Not a pass/fail benchmark: prints the time of a realistic large commit
 /// (run with `--nocapture`), and fails only on a gross regression.
 async fn large_batch_timing(h: Arc<dyn History>) {
@@ -586,7 +710,26 @@ conformance!(
     dead_letters_round_trip,
     nul_bytes_inside_json_bodies,
     large_batch_timing,
+    commit_group_is_atomic,
+    batched_reads_match_single_reads,
 );
+
+#[tokio::test]
+async fn sqlite_in_memory_group_rolls_back_on_drop() {
+    // In memory there is one connection: the group shares it, and dropping
+    // it unfinished must leave that connection usable outside a transaction.
+    let h: Arc<dyn History> = Arc::new(SqliteHistory::open_in_memory().unwrap());
+    let g = h.group().await.unwrap();
+    g.commit(events_batch(&[pid(1)])).await.unwrap();
+    drop(g);
+    assert_eq!(h.last_seq().await.unwrap(), 0);
+    h.commit(events_batch(&[pid(2)])).await.unwrap();
+    assert_eq!(h.last_seq().await.unwrap(), 1);
+    let g = h.group().await.unwrap();
+    g.commit(events_batch(&[pid(3)])).await.unwrap();
+    g.finish().await.unwrap();
+    assert_eq!(h.last_seq().await.unwrap(), 2);
+}
 
 #[tokio::test]
 async fn sqlite_in_memory_works() {

@@ -1,8 +1,9 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::chain::Header;
-use crate::domain::{Payment, PaymentId};
-use crate::store::BlockRecord;
+use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::store::{BlockRecord, Committed, HistoryGroup};
 
 /// Headers kept in memory for fork choice; older ones are read from history on demand.
 const HEADER_CACHE: usize = 20_000;
@@ -26,6 +27,71 @@ pub(super) struct Cursor {
     /// Payments whose latest on-chain transition is not final yet, by its height.
     pub unfinal: BTreeSet<(u64, PaymentId)>,
     pub unfinal_at: HashMap<PaymentId, u64>,
+    /// An open commit group ([`crate::ingest::Ingestor::deliver_group`]).
+    pub group: Option<Group>,
+}
+
+/// A commit group in progress: history writes go into its transaction, and
+/// what the state store and the bus would have received waits here until
+/// the transaction commits.
+pub(super) struct Group {
+    pub history: Arc<dyn HistoryGroup>,
+    /// Latest record of each payment committed in the group.
+    pub payments: HashMap<PaymentId, Payment>,
+    /// First-commit order of `payments`' ids (the state store gets them in order).
+    pub order: Vec<PaymentId>,
+    pub events: Vec<PaymentEvent>,
+    pub counters: BTreeMap<String, u64>,
+    pub last_seq: u64,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("payments", &self.payments.len())
+            .field("events", &self.events.len())
+            .field("last_seq", &self.last_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Group {
+    pub fn new(history: Arc<dyn HistoryGroup>, last_seq: u64) -> Self {
+        Group {
+            history,
+            payments: HashMap::new(),
+            order: Vec::new(),
+            events: Vec::new(),
+            counters: BTreeMap::new(),
+            last_seq,
+        }
+    }
+
+    /// Hold back one commit's state-store write and events.
+    pub fn absorb(&mut self, committed: &Committed, counters: &[(&str, u64)]) {
+        for p in &committed.payments {
+            if self.payments.insert(p.payment_id, p.clone()).is_none() {
+                self.order.push(p.payment_id);
+            }
+        }
+        self.events.extend(committed.events.iter().cloned());
+        self.bump(counters);
+        self.last_seq = self.last_seq.max(committed.last_seq);
+    }
+
+    pub fn bump(&mut self, counters: &[(&str, u64)]) {
+        for (name, v) in counters {
+            *self.counters.entry((*name).to_string()).or_default() += v;
+        }
+    }
+
+    /// The payments for the state store, each once, latest record.
+    pub fn payments(&self) -> Vec<Payment> {
+        self.order
+            .iter()
+            .filter_map(|id| self.payments.get(id).cloned())
+            .collect()
+    }
 }
 
 impl Cursor {

@@ -9,7 +9,7 @@ use super::cursor::Cursor;
 use super::ingestor::Outcome;
 use super::{IngestError, Ingestor, Route};
 use crate::chain::{plan, Header, Plan};
-use crate::decode::{decode_block, BlockRef, DecodedBlock, EscrowTx};
+use crate::decode::{decode_block, DecodedBlock};
 use crate::domain::{Payment, PaymentEvent, PaymentId};
 use crate::machine::{apply_block, block_payment_ids, finalize, revert};
 use crate::observer::NewBlock;
@@ -103,7 +103,12 @@ impl Ingestor {
             Ok(b) => b,
             Err(e) => {
                 return self
-                    .poison(Route::NewBlock, body, crate::decode::block::error_chain(&e))
+                    .poison(
+                        cur,
+                        Route::NewBlock,
+                        body,
+                        crate::decode::block::error_chain(&e),
+                    )
                     .await
             }
         };
@@ -125,7 +130,7 @@ impl Ingestor {
         nb: NewBlock,
         origin: Origin,
     ) -> Result<Outcome, IngestError> {
-        if self.history.block_known(&nb.index_block_hash).await? {
+        if self.hist(cur).block_known(&nb.index_block_hash).await? {
             return Ok(Outcome {
                 duplicate: true,
                 ..Default::default()
@@ -144,7 +149,7 @@ impl Ingestor {
                 "txid": p.txid,
                 "event_index": p.event_index,
             });
-            self.history
+            self.hist(cur)
                 .dead_letter(DeadLetter {
                     id: 0,
                     source: origin.source().to_string(),
@@ -243,7 +248,7 @@ impl Ingestor {
         let mut queue = std::collections::VecDeque::from([hash.to_string()]);
         let mut seen = 0;
         'walk: while let Some(parent) = queue.pop_front() {
-            for child in self.history.children(&parent).await? {
+            for child in self.hist(cur).children(&parent).await? {
                 seen += 1;
                 if seen > MAX_CONNECT {
                     break 'walk;
@@ -299,7 +304,7 @@ impl Ingestor {
         let Some(source) = self.block_source.clone() else {
             return Ok(());
         };
-        if self.history.block_known(&missing).await? {
+        if self.hist(cur).block_known(&missing).await? {
             // Not a missing block: fork choice refused a chain whose canonical
             // flags disagree with its links. The RPC cannot help with that.
             return Ok(());
@@ -345,9 +350,7 @@ impl Ingestor {
                 error = %stop_detail(&stop),
                 "gap not filled from the RPC: the block stays held and the gap open"
             );
-            self.state
-                .apply(&[], cur.history_seq, &[(stop.counter(), 1)])
-                .await?;
+            self.bump(cur, &[(stop.counter(), 1)]).await?;
             return Ok(());
         }
     }
@@ -386,7 +389,7 @@ impl Ingestor {
             tracing::info!(block = %nb.index_block_hash, height = nb.block_height, "gap: read a missing block from the RPC");
             let parent = nb.parent_index_block_hash.clone();
             chain.push(nb);
-            if cur.headers.contains_key(&parent) || self.history.block_known(&parent).await? {
+            if cur.headers.contains_key(&parent) || self.hist(cur).block_known(&parent).await? {
                 return Ok((chain, None));
             }
             want = parent;
@@ -412,7 +415,7 @@ impl Ingestor {
                 self.resync(cur).await?;
                 continue;
             }
-            match self.history.get_block(missing).await? {
+            match self.hist(cur).get_block(missing).await? {
                 Some(rec) => cur.remember(Cursor::header_of(&rec)),
                 None => return Ok(p),
             }
@@ -420,7 +423,12 @@ impl Ingestor {
     }
 
     /// Load records of `ids` not yet in the working set.
-    async fn load_into(&self, work: &mut Work, ids: &[PaymentId]) -> Result<(), IngestError> {
+    async fn load_into(
+        &self,
+        cur: &Cursor,
+        work: &mut Work,
+        ids: &[PaymentId],
+    ) -> Result<(), IngestError> {
         let missing: Vec<PaymentId> = ids
             .iter()
             .filter(|id| !work.current.contains_key(id))
@@ -429,11 +437,7 @@ impl Ingestor {
         if missing.is_empty() {
             return Ok(());
         }
-        for (id, p) in missing.iter().zip(self.state.get_many(&missing).await?) {
-            if let Some(p) = p {
-                work.current.insert(*id, p);
-            }
-        }
+        work.current.extend(self.load(cur, &missing).await?);
         Ok(())
     }
 
@@ -448,34 +452,53 @@ impl Ingestor {
         counters: &[(String, u64)],
     ) -> Result<Vec<PaymentEvent>, IngestError> {
         let mut work = Work::default();
+        let history = self.hist(cur);
         let new_hash = new.as_ref().map(|d| d.block.index_block_hash.clone());
-        let mut blocks: Vec<(BlockRef, Vec<EscrowTx>)> = Vec::with_capacity(apply.len());
+        // Every stored block the switch touches, read in three round trips
+        // (not three per block: a 100-deep reorg is 200 blocks).
+        let stored: Vec<String> = rollback
+            .iter()
+            .chain(apply.iter().filter(|h| Some(*h) != new_hash.as_ref()))
+            .cloned()
+            .collect();
+        let mut records: HashMap<String, BlockRecord> = history
+            .get_blocks(&stored)
+            .await?
+            .into_iter()
+            .map(|r| (r.block.index_block_hash.clone(), r))
+            .collect();
+        let reapply: Vec<String> = apply
+            .iter()
+            .filter(|h| Some(*h) != new_hash.as_ref())
+            .cloned()
+            .collect();
+        let mut stored_txs = history.block_txs_many(&reapply).await?;
+        let mut undo_of = history.undo_many(&rollback).await?;
+
+        let mut blocks: Vec<DecodedBlock> = Vec::with_capacity(apply.len());
         let mut new = new;
         for hash in &apply {
             if Some(hash) == new_hash.as_ref() {
-                let d = new.take().expect("the new block is applied once");
-                blocks.push((d.block, d.txs));
+                blocks.push(new.take().expect("the new block is applied once"));
             } else {
-                let rec = self
-                    .history
-                    .get_block(hash)
-                    .await?
-                    .ok_or_else(|| missing_block(hash))?;
-                blocks.push((rec.block, self.history.block_txs(hash).await?));
+                let rec = records.remove(hash).ok_or_else(|| missing_block(hash))?;
+                blocks.push(DecodedBlock {
+                    block: rec.block,
+                    txs: stored_txs.remove(hash).unwrap_or_default(),
+                    problems: Vec::new(),
+                    stats: Default::default(),
+                });
             }
         }
-        let tip_height = blocks.last().map(|(b, _)| b.height).unwrap_or(0);
+        let tip_height = blocks.last().map(|d| d.block.height).unwrap_or(0);
         let ctx = self.ctx(tip_height);
 
+        // Everything the rollback touches, in one state-store read.
+        let undo_ids: Vec<PaymentId> = undo_of.values().flatten().map(|u| u.payment_id).collect();
+        self.load_into(cur, &mut work, &undo_ids).await?;
         for hash in &rollback {
-            let rec = self
-                .history
-                .get_block(hash)
-                .await?
-                .ok_or_else(|| missing_block(hash))?;
-            let undo = self.history.undo(hash).await?;
-            let ids: Vec<PaymentId> = undo.iter().map(|u| u.payment_id).collect();
-            self.load_into(&mut work, &ids).await?;
+            let rec = records.get(hash).ok_or_else(|| missing_block(hash))?;
+            let undo = undo_of.remove(hash).unwrap_or_default();
             for u in &undo {
                 let Some(now) = work.current.get(&u.payment_id) else {
                     continue;
@@ -489,20 +512,17 @@ impl Ingestor {
             work.undo_clear.push(hash.clone());
         }
 
-        for (block, txs) in &blocks {
-            let decoded = DecodedBlock {
-                block: block.clone(),
-                txs: txs.clone(),
-                problems: Vec::new(),
-                stats: Default::default(),
-            };
-            let ids = block_payment_ids(&decoded);
-            self.load_into(&mut work, &ids).await?;
+        // Everything the new branch touches, in one state-store read.
+        let branch_ids: Vec<PaymentId> = blocks.iter().flat_map(block_payment_ids).collect();
+        self.load_into(cur, &mut work, &branch_ids).await?;
+        for decoded in &blocks {
+            let block = &decoded.block;
+            let ids = block_payment_ids(decoded);
             let before: Vec<(PaymentId, Option<Payment>)> = ids
                 .iter()
                 .map(|id| (*id, work.current.get(id).cloned()))
                 .collect();
-            let evs = apply_block(&mut work.current, &decoded, &ctx);
+            let evs = apply_block(&mut work.current, decoded, &ctx);
             let changed: std::collections::HashSet<PaymentId> =
                 evs.iter().map(|e| e.payment_id).collect();
             for (id, prior) in before {
@@ -527,7 +547,7 @@ impl Ingestor {
         candidates.extend(work.touched.iter().copied());
         candidates.sort_unstable();
         candidates.dedup();
-        self.load_into(&mut work, &candidates).await?;
+        self.load_into(cur, &mut work, &candidates).await?;
         for id in candidates {
             let Some(p) = work.current.get(&id) else {
                 continue;
@@ -550,15 +570,15 @@ impl Ingestor {
             Some(h) => {
                 let i = blocks
                     .iter()
-                    .position(|(b, _)| &b.index_block_hash == h)
+                    .position(|d| &d.block.index_block_hash == h)
                     .expect("new block applied");
-                let (b, t) = blocks.swap_remove(i);
+                let d = blocks.swap_remove(i);
                 (
                     Some(BlockRecord {
-                        block: b,
+                        block: d.block,
                         canonical: true,
                     }),
-                    t,
+                    d.txs,
                 )
             }
             None => (None, Vec::new()),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use super::cursor::Cursor;
+use super::cursor::{Cursor, Group};
 
 use super::{Clock, EventBus, IngestError, Route};
 use crate::decode::block::error_chain;
@@ -121,11 +121,11 @@ impl Ingestor {
 
     /// Load the tip, recent headers and the not-yet-final payments.
     async fn warm(&self, cur: &mut Cursor) -> Result<(), IngestError> {
-        for rec in self.history.recent_blocks(10_000).await? {
+        let history = self.hist(cur);
+        for rec in history.recent_blocks(10_000).await? {
             cur.remember(Cursor::header_of(&rec));
         }
-        cur.tip = self
-            .history
+        cur.tip = history
             .tip()
             .await?
             .filter(|rec| rec.canonical)
@@ -133,7 +133,7 @@ impl Ingestor {
         if let Some(t) = &cur.tip {
             cur.remember(t.clone());
         }
-        for p in self.history.payments_changed_since(0).await? {
+        for p in history.payments_changed_since(0).await? {
             cur.track(&p);
         }
         Ok(())
@@ -186,14 +186,85 @@ impl Ingestor {
         Ok(outcome)
     }
 
+    /// Process several observer POSTs (in order) as one commit group: one
+    /// history transaction, then one state-store write and the events. Each
+    /// item is handled exactly as [`Ingestor::deliver`] handles it, so the
+    /// end state and the event log are the same; only durability is
+    /// coarser: nothing is committed until the whole group is. `Ok` means
+    /// every item's effects are committed; `Err` means none are.
+    pub async fn deliver_group(
+        &self,
+        items: &[(Route, &[u8])],
+    ) -> Result<Vec<Outcome>, IngestError> {
+        match tokio::time::timeout(self.delivery_timeout, self.deliver_group_locked(items)).await {
+            Ok(result) => result,
+            Err(_) => Err(IngestError::Timeout(self.delivery_timeout)),
+        }
+    }
+
+    async fn deliver_group_locked(
+        &self,
+        items: &[(Route, &[u8])],
+    ) -> Result<Vec<Outcome>, IngestError> {
+        let mut cur = self.cursor.lock().await;
+        if cur.dirty {
+            self.resync(&mut cur).await?;
+        }
+        cur.dirty = true;
+        self.catch_up(&mut cur).await?;
+        let handle = self.history.group().await?;
+        cur.group = Some(Group::new(handle, cur.history_seq));
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut result = Ok(());
+        for (route, body) in items {
+            match self.route(&mut cur, *route, body).await {
+                Ok(out) => outcomes.push(out),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let group = cur.group.take().expect("the group stays open until here");
+        // On failure the handle is dropped unfinished: everything rolls back,
+        // and `dirty` (still set) makes the next delivery re-read history.
+        result?;
+        group.history.finish().await?;
+        let counters: Vec<(&str, u64)> = group
+            .counters
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        self.state
+            .apply(&group.payments(), group.last_seq, &counters)
+            .await?;
+        for ev in &group.events {
+            self.bus.publish(ev);
+        }
+        cur.published_seq = group.last_seq;
+        cur.dirty = std::mem::take(&mut cur.stale);
+        Ok(outcomes)
+    }
+
+    /// The history to read and write through: the open group's transaction
+    /// (which sees the group's own writes), else the store itself.
+    pub(super) fn hist(&self, cur: &Cursor) -> Arc<dyn History> {
+        match &cur.group {
+            Some(g) => g.history.clone(),
+            None => Arc::clone(&self.history),
+        }
+    }
+
     /// Rebuild the in-memory view (seq, tip, headers, finality index) from history.
     pub(super) async fn resync(&self, cur: &mut Cursor) -> Result<(), IngestError> {
-        self.history.settle().await?;
-        let history_seq = self.history.last_seq().await?;
+        let history = self.hist(cur);
+        history.settle().await?;
+        let history_seq = history.last_seq().await?;
         *cur = Cursor {
             history_seq,
             published_seq: cur.published_seq.min(history_seq),
             dirty: true,
+            group: cur.group.take(),
             ..Default::default()
         };
         self.warm(cur).await
@@ -217,7 +288,7 @@ impl Ingestor {
                 // check the payload is JSON so garbage is not silently accepted.
                 match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
                     Ok(_) => Ok(Outcome::default()),
-                    Err(e) => self.poison(route, body, error_chain(&e)).await,
+                    Err(e) => self.poison(cur, route, body, error_chain(&e)).await,
                 }
             }
         }
@@ -265,12 +336,13 @@ impl Ingestor {
     /// Record a payload that can never be processed and acknowledge it.
     pub(super) async fn poison(
         &self,
+        cur: &Cursor,
         route: Route,
         body: &[u8],
         reason: String,
     ) -> Result<Outcome, IngestError> {
         tracing::warn!(path = route.path(), %reason, bytes = body.len(), "dead-lettered payload");
-        self.history
+        self.hist(cur)
             .dead_letter(DeadLetter {
                 id: 0,
                 source: route.path().to_string(),
@@ -285,13 +357,45 @@ impl Ingestor {
         })
     }
 
-    async fn load(&self, ids: &[PaymentId]) -> Result<HashMap<PaymentId, Payment>, StoreError> {
-        let found = self.state.get_many(ids).await?;
-        Ok(ids
-            .iter()
-            .zip(found)
-            .filter_map(|(id, p)| p.map(|p| (*id, p)))
-            .collect())
+    /// Current records of `ids` (those that exist): from the open group
+    /// first (the state store has not seen its commits yet), then the state store.
+    pub(super) async fn load(
+        &self,
+        cur: &Cursor,
+        ids: &[PaymentId],
+    ) -> Result<HashMap<PaymentId, Payment>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        let mut rest = Vec::with_capacity(ids.len());
+        for id in ids {
+            match cur.group.as_ref().and_then(|g| g.payments.get(id)) {
+                Some(p) => {
+                    out.insert(*id, p.clone());
+                }
+                None => rest.push(*id),
+            }
+        }
+        if !rest.is_empty() {
+            let found = self.state.get_many(&rest).await?;
+            out.extend(
+                rest.iter()
+                    .zip(found)
+                    .filter_map(|(id, p)| p.map(|p| (*id, p))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Add to `metric:{name}` counters (held back while a group is open).
+    pub(super) async fn bump(
+        &self,
+        cur: &mut Cursor,
+        counters: &[(&str, u64)],
+    ) -> Result<(), IngestError> {
+        match cur.group.as_mut() {
+            Some(g) => g.bump(counters),
+            None => self.state.apply(&[], cur.history_seq, counters).await?,
+        }
+        Ok(())
     }
 
     /// Commit `batch`, then the state store, then publish.
@@ -323,7 +427,7 @@ impl Ingestor {
         cur: &mut Cursor,
         batch: CommitBatch,
     ) -> Result<crate::store::Committed, IngestError> {
-        let committed = self.history.commit(batch).await?;
+        let committed = self.hist(cur).commit(batch).await?;
         let first = committed.last_seq - committed.events.len() as u64;
         if first != cur.history_seq {
             // Someone else committed since we last looked (a second writer, or a
@@ -346,6 +450,10 @@ impl Ingestor {
         committed: &crate::store::Committed,
         counters: &[(&str, u64)],
     ) -> Result<(), IngestError> {
+        if let Some(g) = cur.group.as_mut() {
+            g.absorb(committed, counters);
+            return Ok(());
+        }
         self.state
             .apply(&committed.payments, committed.last_seq, counters)
             .await?;
@@ -369,7 +477,7 @@ impl Ingestor {
             Ok(b) => b,
             Err(e) => {
                 return self
-                    .poison(Route::NewBurnBlock, body, error_chain(&e))
+                    .poison(cur, Route::NewBurnBlock, body, error_chain(&e))
                     .await
             }
         };
@@ -386,7 +494,7 @@ impl Ingestor {
             Ok(t) => t,
             Err(e) => {
                 return self
-                    .poison(Route::NewMempoolTx, body, error_chain(&e))
+                    .poison(cur, Route::NewMempoolTx, body, error_chain(&e))
                     .await
             }
         };
@@ -408,7 +516,7 @@ impl Ingestor {
                 Ok(None) => {}
                 Err(e) => {
                     let dl = self
-                        .poison(Route::NewMempoolTx, hex_tx.as_bytes(), error_chain(&e))
+                        .poison(cur, Route::NewMempoolTx, hex_tx.as_bytes(), error_chain(&e))
                         .await?;
                     out.dead_letters += dl.dead_letters;
                 }
@@ -420,7 +528,7 @@ impl Ingestor {
             // drop (which the live observer does treat as resubmission).
             let txids: Vec<String> = calls.iter().map(|c| c.txid.clone()).collect();
             let known: std::collections::HashSet<String> = self
-                .history
+                .hist(cur)
                 .payments_for_txids(&txids)
                 .await?
                 .into_iter()
@@ -432,7 +540,7 @@ impl Ingestor {
             return Ok(out);
         }
         let ids: Vec<PaymentId> = calls.iter().map(|c| c.payment_id).collect();
-        let mut current = self.load(&ids).await?;
+        let mut current = self.load(cur, &ids).await?;
         let ctx = self.ctx(0);
         let mut events = Vec::new();
         for call in &calls {
@@ -469,16 +577,19 @@ impl Ingestor {
             Ok(d) => d,
             Err(e) => {
                 return self
-                    .poison(Route::DropMempoolTx, body, error_chain(&e))
+                    .poison(cur, Route::DropMempoolTx, body, error_chain(&e))
                     .await
             }
         };
-        let known = self.history.payments_for_txids(&drop.dropped_txids).await?;
+        let known = self
+            .hist(cur)
+            .payments_for_txids(&drop.dropped_txids)
+            .await?;
         if known.is_empty() {
             return Ok(Outcome::default());
         }
         let ids: Vec<PaymentId> = known.iter().map(|(_, id)| *id).collect();
-        let mut current = self.load(&ids).await?;
+        let mut current = self.load(cur, &ids).await?;
         let ctx = self.ctx(0);
         let mut events = Vec::new();
         for (txid, id) in &known {

@@ -19,6 +19,9 @@ pub mod redis;
 pub mod sqlite;
 pub mod types;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use error::StoreError;
@@ -107,4 +110,33 @@ pub trait History: Send + Sync + 'static {
     /// COMMIT may still be completing in PostgreSQL when its replacement
     /// starts; reading the cursor before it lands would apply a block twice.
     async fn settle(&self) -> Result<(), StoreError>;
+
+    /// [`History::get_block`] for many blocks in one round trip (a deep
+    /// reorg reads a hundred); blocks not stored are left out.
+    async fn get_blocks(&self, hashes: &[String]) -> Result<Vec<BlockRecord>, StoreError>;
+    /// [`History::block_txs`] for many blocks at once, by block hash.
+    async fn block_txs_many(
+        &self,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<crate::decode::EscrowTx>>, StoreError>;
+    /// [`History::undo`] for many blocks at once, by block hash.
+    async fn undo_many(
+        &self,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<UndoRecord>>, StoreError>;
+
+    /// Open a commit group: one transaction that the commits made through the
+    /// returned handle join, made durable together by
+    /// [`HistoryGroup::finish`]. Dropping the handle unfinished rolls all of
+    /// them back. Reads through the handle see its own uncommitted writes;
+    /// reads through `self` do not. An import groups hundreds of blocks this
+    /// way: one fsync and one state-store write per group instead of per block.
+    async fn group(&self) -> Result<Arc<dyn HistoryGroup>, StoreError>;
+}
+
+/// See [`History::group`].
+#[async_trait]
+pub trait HistoryGroup: History {
+    /// Commit the group's transaction. Using the handle afterwards is an error.
+    async fn finish(&self) -> Result<(), StoreError>;
 }

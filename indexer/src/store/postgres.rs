@@ -9,17 +9,22 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use sqlx_core::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use tokio::sync::{Mutex, MutexGuard};
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, History, PaymentFilter, StoreError, UndoRecord,
+    BlockRecord, CommitBatch, Committed, DeadLetter, History, HistoryGroup, PaymentFilter,
+    StoreError, UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
 use crate::domain::{Payment, PaymentEvent, PaymentId};
@@ -38,6 +43,37 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct PgHistory {
     /// Cloning shares the pool; every call takes one connection for its duration.
     pool: PgPool,
+    /// Set on a [`History::group`] handle: every call runs in this one
+    /// transaction (taken out by `finish`).
+    group: Option<GroupTx>,
+}
+
+type GroupTx = Arc<Mutex<Option<Transaction<'static, Postgres>>>>;
+
+/// The connection a call runs on: its own from the pool, or the group's.
+enum Conn<'a> {
+    Pooled(PoolConnection<Postgres>),
+    Group(MutexGuard<'a, Option<Transaction<'static, Postgres>>>),
+}
+
+impl Deref for Conn<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            // `conn` hands out a guard only while the transaction is there.
+            Conn::Group(g) => g.as_ref().expect("open group transaction"),
+        }
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Group(g) => g.as_mut().expect("open group transaction"),
+        }
+    }
 }
 
 impl PgHistory {
@@ -56,13 +92,32 @@ impl PgHistory {
 
     /// Wrap an existing pool. Does not run migrations; see [`PgHistory::migrate`].
     pub fn from_pool(pool: PgPool) -> Self {
-        PgHistory { pool }
+        PgHistory { pool, group: None }
+    }
+
+    async fn conn(&self) -> Result<Conn<'_>, StoreError> {
+        match &self.group {
+            None => Ok(Conn::Pooled(self.pool.acquire().await.map_err(pg_err)?)),
+            Some(tx) => {
+                let guard = tx.lock().await;
+                if guard.is_none() {
+                    return Err(StoreError::rejected(
+                        BACKEND,
+                        "commit group already finished",
+                    ));
+                }
+                Ok(Conn::Group(guard))
+            }
+        }
     }
 
     /// Apply the embedded migrations not yet applied (under sqlx's advisory
     /// lock, so concurrent starts are safe).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrator().run(&self.pool).await.map_err(migrate_err)
+        migrator()
+            .run(&mut *self.conn().await?)
+            .await
+            .map_err(migrate_err)
     }
 
     /// The underlying pool (for tests and health checks).
@@ -109,12 +164,12 @@ impl History for PgHistory {
     async fn block_known(&self, index_block_hash: &str) -> Result<bool, StoreError> {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM blocks WHERE index_block_hash = $1)")
             .bind(sanitize_text(index_block_hash))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await
             .map_err(pg_err)
     }
 
-    async fn commit(&self, mut batch: CommitBatch) -> Result<Committed, StoreError> {
+    async fn commit(&self, batch: CommitBatch) -> Result<Committed, StoreError> {
         if batch.is_empty() {
             // Nothing to write: skip the transaction and its row lock.
             return Ok(Committed {
@@ -122,205 +177,16 @@ impl History for PgHistory {
                 ..Default::default()
             });
         }
-        let mut tx = self.pool.begin().await.map_err(pg_err)?;
-        // The row lock serialises concurrent committers: seqs stay gap-free.
-        let last: i64 = sqlx::query_scalar("SELECT last_seq FROM meta FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        let last_seq = batch.assign_seqs(from_i64(last)?);
-
-        if !batch.canonical.is_empty() {
-            let (hashes, flags): (Vec<String>, Vec<bool>) = batch
-                .canonical
-                .iter()
-                .map(|(h, c)| (sanitize_text(h), *c))
-                .unzip();
-            sqlx::query(
-                "UPDATE blocks SET canonical = u.c FROM UNNEST($1::text[], $2::bool[]) AS u(h, c) \
-                 WHERE blocks.index_block_hash = u.h",
-            )
-            .bind(hashes)
-            .bind(flags)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        }
-        if !batch.undo_clear.is_empty() {
-            let hashes: Vec<String> = batch.undo_clear.iter().map(|h| sanitize_text(h)).collect();
-            sqlx::query("DELETE FROM block_undo WHERE index_block_hash = ANY($1::text[])")
-                .bind(hashes)
-                .execute(&mut *tx)
-                .await
-                .map_err(pg_err)?;
-        }
-        if !batch.undo.is_empty() {
-            let n = batch.undo.len();
-            let (mut hash, mut pid, mut before) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for u in &batch.undo {
-                hash.push(sanitize_text(&u.index_block_hash));
-                pid.push(u.payment_id.to_string());
-                before.push(u.before.as_ref().map(to_json).transpose()?);
+        match &self.group {
+            None => {
+                let mut tx = self.pool.begin().await.map_err(pg_err)?;
+                let committed = write_batch(&mut tx, batch).await?;
+                tx.commit().await.map_err(pg_err)?;
+                Ok(committed)
             }
-            sqlx::query(
-                "INSERT INTO block_undo (index_block_hash, payment_id, before) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-                 ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = EXCLUDED.before",
-            )
-            .bind(hash)
-            .bind(pid)
-            .bind(before)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
+            // Durable when the group finishes.
+            Some(_) => write_batch(&mut *self.conn().await?, batch).await,
         }
-        if let Some(b) = &batch.block {
-            insert_block(&mut tx, b).await?;
-        }
-        if !batch.block_txs.is_empty() {
-            let block = batch
-                .block
-                .as_ref()
-                .map(|b| b.block.index_block_hash.as_str());
-            let Some(block) = block else {
-                return Err(StoreError::rejected(BACKEND, "block_txs without a block"));
-            };
-            let n = batch.block_txs.len();
-            let (mut idx, mut txid, mut body) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for t in &batch.block_txs {
-                idx.push(i64::from(t.tx_index));
-                txid.push(sanitize_text(&t.txid));
-                body.push(to_json(t)?);
-            }
-            sqlx::query(
-                "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
-                 SELECT $1::text, * FROM UNNEST($2::bigint[], $3::text[], $4::text[]) \
-                 ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
-            )
-            .bind(sanitize_text(block))
-            .bind(idx)
-            .bind(txid)
-            .bind(body)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        }
-        if !batch.mempool.is_empty() {
-            let n = batch.mempool.len();
-            let (mut txid, mut pid, mut func) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for m in &batch.mempool {
-                txid.push(sanitize_text(&m.txid));
-                pid.push(m.payment_id.to_string());
-                func.push(sanitize_text(&m.function));
-            }
-            sqlx::query(
-                "INSERT INTO mempool_txs (txid, payment_id, function) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-                 ON CONFLICT (txid) DO NOTHING",
-            )
-            .bind(txid)
-            .bind(pid)
-            .bind(func)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        }
-        if let Some((height, hash)) = &batch.burn_block {
-            sqlx::query(
-                "INSERT INTO burn_blocks (height, hash) VALUES ($1, $2) \
-                 ON CONFLICT (height) DO UPDATE SET hash = EXCLUDED.hash",
-            )
-            .bind(to_i64(*height)?)
-            .bind(sanitize_text(hash))
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        }
-        let payments = last_per_id(&batch.payments);
-        if !payments.is_empty() {
-            let n = payments.len();
-            let mut cols = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for p in payments {
-                cols.0.push(p.payment_id.to_string());
-                cols.1.push(p.status.as_str());
-                cols.2.push(p.sender.as_deref().map(sanitize_text));
-                cols.3.push(p.recipient.as_deref().map(sanitize_text));
-                cols.4.push(to_i64(p.updated_seq)?);
-                cols.5.push(to_json(p)?);
-            }
-            sqlx::query(
-                "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
-                 ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, \
-                 sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, \
-                 updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body",
-            )
-            .bind(cols.0)
-            .bind(cols.1)
-            .bind(cols.2)
-            .bind(cols.3)
-            .bind(cols.4)
-            .bind(cols.5)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        }
-        if !batch.events.is_empty() {
-            let n = batch.events.len();
-            let (mut seq, mut pid, mut ty, mut body) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for e in &batch.events {
-                seq.push(to_i64(e.seq)?);
-                pid.push(e.payment_id.to_string());
-                ty.push(e.event_type.as_str());
-                body.push(to_json(e)?);
-            }
-            sqlx::query(
-                "INSERT INTO payment_events (seq, payment_id, type, body) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])",
-            )
-            .bind(seq)
-            .bind(pid)
-            .bind(ty)
-            .bind(body)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-            sqlx::query("UPDATE meta SET last_seq = $1")
-                .bind(to_i64(last_seq)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(pg_err)?;
-        }
-        tx.commit().await.map_err(pg_err)?;
-        Ok(Committed {
-            events: batch.events,
-            payments: batch.payments,
-            last_seq,
-        })
     }
 
     async fn dead_letter(&self, dl: DeadLetter) -> Result<i64, StoreError> {
@@ -331,7 +197,7 @@ impl History for PgHistory {
         .bind(sanitize_text(&dl.reason))
         .bind(sanitize_text(&dl.payload))
         .bind(sanitize_text(&dl.at))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await
         .map_err(pg_err)
     }
@@ -341,7 +207,7 @@ impl History for PgHistory {
             "SELECT id, source, reason, payload, at FROM dead_letters ORDER BY id DESC LIMIT $1",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         rows.iter()
@@ -371,7 +237,7 @@ impl History for PgHistory {
              JOIN mempool_txs m ON m.txid = q.txid ORDER BY q.ord",
         )
         .bind(txids)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         rows.into_iter()
@@ -388,7 +254,7 @@ impl History for PgHistory {
         let body: Option<String> =
             sqlx::query_scalar("SELECT body FROM payments WHERE payment_id = $1")
                 .bind(id.to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await
                 .map_err(pg_err)?;
         body.as_deref().map(from_json).transpose()
@@ -414,7 +280,7 @@ impl History for PgHistory {
             .push_bind(i64::from(filter.limit));
         let bodies: Vec<String> = q
             .build_query_scalar()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(pg_err)?;
         bodies.iter().map(|b| from_json(b)).collect()
@@ -425,7 +291,7 @@ impl History for PgHistory {
             "SELECT body FROM payments WHERE updated_seq > $1 ORDER BY updated_seq, payment_id",
         )
         .bind(to_i64(seq)?)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         bodies.iter().map(|b| from_json(b)).collect()
@@ -436,7 +302,7 @@ impl History for PgHistory {
             "SELECT body FROM payment_events WHERE payment_id = $1 ORDER BY seq",
         )
         .bind(id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         bodies.iter().map(|b| from_json(b)).collect()
@@ -448,7 +314,7 @@ impl History for PgHistory {
         )
         .bind(to_i64(after)?)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         bodies.iter().map(|b| from_json(b)).collect()
@@ -456,7 +322,7 @@ impl History for PgHistory {
 
     async fn last_seq(&self) -> Result<u64, StoreError> {
         let last: i64 = sqlx::query_scalar("SELECT last_seq FROM meta")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await
             .map_err(pg_err)?;
         from_i64(last)
@@ -469,7 +335,7 @@ impl History for PgHistory {
              burn_hash, time, canonical FROM blocks \
              ORDER BY canonical DESC, height DESC, inserted DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         let Some(r) = row else { return Ok(None) };
@@ -493,7 +359,7 @@ impl History for PgHistory {
             "SELECT {BLOCK_COLS} FROM blocks WHERE index_block_hash = $1"
         ))
         .bind(sanitize_text(index_block_hash))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         row.as_ref().map(block_from_row).transpose()
@@ -504,7 +370,7 @@ impl History for PgHistory {
             "SELECT body FROM block_txs WHERE index_block_hash = $1 ORDER BY tx_index",
         )
         .bind(sanitize_text(index_block_hash))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         bodies.iter().map(|b| from_json(b)).collect()
@@ -515,7 +381,7 @@ impl History for PgHistory {
             "SELECT payment_id, before FROM block_undo WHERE index_block_hash = $1 ORDER BY payment_id",
         )
         .bind(sanitize_text(index_block_hash))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         rows.into_iter()
@@ -534,7 +400,7 @@ impl History for PgHistory {
             "SELECT {BLOCK_COLS} FROM blocks ORDER BY height DESC, inserted DESC LIMIT $1"
         ))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         rows.iter().map(block_from_row).collect()
@@ -545,7 +411,7 @@ impl History for PgHistory {
             "SELECT {BLOCK_COLS} FROM blocks WHERE parent_index_block_hash = $1 ORDER BY inserted"
         ))
         .bind(sanitize_text(index_block_hash))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         rows.iter().map(block_from_row).collect()
@@ -557,13 +423,17 @@ impl History for PgHistory {
              (SELECT 1 FROM blocks p WHERE p.index_block_hash = b.parent_index_block_hash) \
              ORDER BY b.height"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
         rows.iter().map(block_from_row).collect()
     }
 
     async fn settle(&self) -> Result<(), StoreError> {
+        if self.group.is_some() {
+            // The group's first commit takes the lock itself (and then holds it).
+            return Ok(());
+        }
         // Every commit holds the meta row lock until it ends: taking it waits them out.
         let mut tx = self.pool.begin().await.map_err(pg_err)?;
         sqlx::query("SELECT last_seq FROM meta FOR UPDATE")
@@ -573,12 +443,310 @@ impl History for PgHistory {
         tx.commit().await.map_err(pg_err)
     }
 
+    async fn get_blocks(&self, hashes: &[String]) -> Result<Vec<BlockRecord>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {BLOCK_COLS} FROM blocks WHERE index_block_hash = ANY($1::text[])"
+        ))
+        .bind(hashes)
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(pg_err)?;
+        rows.iter().map(block_from_row).collect()
+    }
+
+    async fn block_txs_many(
+        &self,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<EscrowTx>>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT index_block_hash, body FROM block_txs \
+             WHERE index_block_hash = ANY($1::text[]) ORDER BY index_block_hash, tx_index",
+        )
+        .bind(hashes)
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(pg_err)?;
+        let mut out: HashMap<String, Vec<EscrowTx>> = HashMap::new();
+        for (hash, body) in rows {
+            out.entry(hash).or_default().push(from_json(&body)?);
+        }
+        Ok(out)
+    }
+
+    async fn undo_many(
+        &self,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<UndoRecord>>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT index_block_hash, payment_id, before FROM block_undo \
+             WHERE index_block_hash = ANY($1::text[]) ORDER BY index_block_hash, payment_id",
+        )
+        .bind(hashes)
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(pg_err)?;
+        let mut out: HashMap<String, Vec<UndoRecord>> = HashMap::new();
+        for (hash, pid, before) in rows {
+            let rec = UndoRecord {
+                index_block_hash: hash.clone(),
+                payment_id: pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?,
+                before: before.as_deref().map(from_json).transpose()?,
+            };
+            out.entry(hash).or_default().push(rec);
+        }
+        Ok(out)
+    }
+
+    async fn group(&self) -> Result<Arc<dyn HistoryGroup>, StoreError> {
+        if self.group.is_some() {
+            return Err(StoreError::rejected(BACKEND, "commit groups do not nest"));
+        }
+        let tx = self.pool.begin().await.map_err(pg_err)?;
+        Ok(Arc::new(PgHistory {
+            pool: self.pool.clone(),
+            group: Some(Arc::new(Mutex::new(Some(tx)))),
+        }))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .map(|_| ())
             .map_err(pg_err)
+    }
+}
+
+/// Everything in `batch`, on `c` (inside a transaction the caller owns).
+async fn write_batch(
+    c: &mut PgConnection,
+    mut batch: CommitBatch,
+) -> Result<Committed, StoreError> {
+    // The row lock serialises concurrent committers: seqs stay gap-free.
+    let last: i64 = sqlx::query_scalar("SELECT last_seq FROM meta FOR UPDATE")
+        .fetch_one(&mut *c)
+        .await
+        .map_err(pg_err)?;
+    let last_seq = batch.assign_seqs(from_i64(last)?);
+
+    if !batch.canonical.is_empty() {
+        let (hashes, flags): (Vec<String>, Vec<bool>) = batch
+            .canonical
+            .iter()
+            .map(|(h, c)| (sanitize_text(h), *c))
+            .unzip();
+        sqlx::query(
+            "UPDATE blocks SET canonical = u.c FROM UNNEST($1::text[], $2::bool[]) AS u(h, c) \
+             WHERE blocks.index_block_hash = u.h",
+        )
+        .bind(hashes)
+        .bind(flags)
+        .execute(&mut *c)
+        .await
+        .map_err(pg_err)?;
+    }
+    if !batch.undo_clear.is_empty() {
+        let hashes: Vec<String> = batch.undo_clear.iter().map(|h| sanitize_text(h)).collect();
+        sqlx::query("DELETE FROM block_undo WHERE index_block_hash = ANY($1::text[])")
+            .bind(hashes)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+    }
+    if !batch.undo.is_empty() {
+        let n = batch.undo.len();
+        let (mut hash, mut pid, mut before) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for u in &batch.undo {
+            hash.push(sanitize_text(&u.index_block_hash));
+            pid.push(u.payment_id.to_string());
+            before.push(u.before.as_ref().map(to_json).transpose()?);
+        }
+        sqlx::query(
+            "INSERT INTO block_undo (index_block_hash, payment_id, before) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+             ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = EXCLUDED.before",
+        )
+        .bind(hash)
+        .bind(pid)
+        .bind(before)
+        .execute(&mut *c)
+        .await
+        .map_err(pg_err)?;
+    }
+    if let Some(b) = &batch.block {
+        insert_block(c, b).await?;
+    }
+    if !batch.block_txs.is_empty() {
+        let block = batch
+            .block
+            .as_ref()
+            .map(|b| b.block.index_block_hash.as_str());
+        let Some(block) = block else {
+            return Err(StoreError::rejected(BACKEND, "block_txs without a block"));
+        };
+        let n = batch.block_txs.len();
+        let (mut idx, mut txid, mut body) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for t in &batch.block_txs {
+            idx.push(i64::from(t.tx_index));
+            txid.push(sanitize_text(&t.txid));
+            body.push(to_json(t)?);
+        }
+        sqlx::query(
+            "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
+             SELECT $1::text, * FROM UNNEST($2::bigint[], $3::text[], $4::text[]) \
+             ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
+        )
+        .bind(sanitize_text(block))
+        .bind(idx)
+        .bind(txid)
+        .bind(body)
+        .execute(&mut *c)
+        .await
+        .map_err(pg_err)?;
+    }
+    if !batch.mempool.is_empty() {
+        let n = batch.mempool.len();
+        let (mut txid, mut pid, mut func) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for m in &batch.mempool {
+            txid.push(sanitize_text(&m.txid));
+            pid.push(m.payment_id.to_string());
+            func.push(sanitize_text(&m.function));
+        }
+        sqlx::query(
+            "INSERT INTO mempool_txs (txid, payment_id, function) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+             ON CONFLICT (txid) DO NOTHING",
+        )
+        .bind(txid)
+        .bind(pid)
+        .bind(func)
+        .execute(&mut *c)
+        .await
+        .map_err(pg_err)?;
+    }
+    if let Some((height, hash)) = &batch.burn_block {
+        sqlx::query(
+            "INSERT INTO burn_blocks (height, hash) VALUES ($1, $2) \
+             ON CONFLICT (height) DO UPDATE SET hash = EXCLUDED.hash",
+        )
+        .bind(to_i64(*height)?)
+        .bind(sanitize_text(hash))
+        .execute(&mut *c)
+        .await
+        .map_err(pg_err)?;
+    }
+    let payments = last_per_id(&batch.payments);
+    if !payments.is_empty() {
+        let n = payments.len();
+        let mut cols = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for p in payments {
+            cols.0.push(p.payment_id.to_string());
+            cols.1.push(p.status.as_str());
+            cols.2.push(p.sender.as_deref().map(sanitize_text));
+            cols.3.push(p.recipient.as_deref().map(sanitize_text));
+            cols.4.push(to_i64(p.updated_seq)?);
+            cols.5.push(to_json(p)?);
+        }
+        sqlx::query(
+            "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
+             ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, \
+             sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, \
+             updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body",
+        )
+        .bind(cols.0)
+        .bind(cols.1)
+        .bind(cols.2)
+        .bind(cols.3)
+        .bind(cols.4)
+        .bind(cols.5)
+        .execute(&mut *c)
+        .await
+        .map_err(pg_err)?;
+    }
+    if !batch.events.is_empty() {
+        let n = batch.events.len();
+        let (mut seq, mut pid, mut ty, mut body) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for e in &batch.events {
+            seq.push(to_i64(e.seq)?);
+            pid.push(e.payment_id.to_string());
+            ty.push(e.event_type.as_str());
+            body.push(to_json(e)?);
+        }
+        sqlx::query(
+            "INSERT INTO payment_events (seq, payment_id, type, body) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])",
+        )
+        .bind(seq)
+        .bind(pid)
+        .bind(ty)
+        .bind(body)
+        .execute(&mut *c)
+        .await
+        .map_err(pg_err)?;
+        sqlx::query("UPDATE meta SET last_seq = $1")
+            .bind(to_i64(last_seq)?)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+    }
+    Ok(Committed {
+        events: batch.events,
+        payments: batch.payments,
+        last_seq,
+    })
+}
+
+#[async_trait]
+impl HistoryGroup for PgHistory {
+    async fn finish(&self) -> Result<(), StoreError> {
+        let Some(group) = &self.group else {
+            return Err(StoreError::rejected(BACKEND, "not a commit group"));
+        };
+        let tx = group.lock().await.take();
+        match tx {
+            Some(tx) => tx.commit().await.map_err(pg_err),
+            None => Err(StoreError::rejected(
+                BACKEND,
+                "commit group already finished",
+            )),
+        }
     }
 }
 
@@ -602,7 +770,7 @@ fn block_from_row(r: &sqlx::postgres::PgRow) -> Result<BlockRecord, StoreError> 
     })
 }
 
-async fn insert_block(tx: &mut sqlx::PgConnection, b: &BlockRecord) -> Result<(), StoreError> {
+async fn insert_block(tx: &mut PgConnection, b: &BlockRecord) -> Result<(), StoreError> {
     let blk = &b.block;
     // A re-delivered block is not an error: the first copy stays.
     sqlx::query(

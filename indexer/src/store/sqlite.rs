@@ -5,7 +5,8 @@
 //! logically the PostgreSQL one; versions are tracked in `PRAGMA user_version`.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ use serde::de::DeserializeOwned;
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, History, PaymentFilter, StoreError, UndoRecord,
+    BlockRecord, CommitBatch, Committed, DeadLetter, History, HistoryGroup, PaymentFilter,
+    StoreError, UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
 use crate::domain::{Payment, PaymentEvent, PaymentId};
@@ -41,13 +43,40 @@ pub struct SqliteHistory {
     /// rusqlite connections are not `Sync`; the mutex is only ever taken on a
     /// blocking-pool thread, never across an `.await`.
     conn: Arc<Mutex<Connection>>,
+    /// The file, so a commit group can open its own connection (`None`: in memory).
+    path: Option<PathBuf>,
+    /// Set on a [`History::group`] handle: `conn` is inside its open transaction.
+    group: Option<Arc<GroupState>>,
+}
+
+/// An open commit group's transaction, rolled back if dropped unfinished.
+#[derive(Debug)]
+struct GroupState {
+    conn: Arc<Mutex<Connection>>,
+    finished: AtomicBool,
+}
+
+impl Drop for GroupState {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Acquire) {
+            // A group on its own connection would roll back when the
+            // connection closes; an in-memory database's group shares the
+            // main connection, which must be left outside any transaction.
+            let c = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            if !c.is_autocommit() {
+                let _ = c.execute_batch("ROLLBACK");
+            }
+        }
+    }
 }
 
 impl SqliteHistory {
     /// Open (or create) the database at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(sq_err)?;
-        Self::init(conn)
+        let mut h = Self::init(conn)?;
+        h.path = Some(path.to_path_buf());
+        Ok(h)
     }
 
     /// A private database that lives as long as this value (tests, dry runs).
@@ -57,21 +86,12 @@ impl SqliteHistory {
     }
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sq_err)?;
-        // WAL: readers do not block the writer. (In-memory databases answer "memory".)
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(sq_err)?;
-        // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on a
-        // power cut, and we answer 200 to stacks-node after commit, so it
-        // never resends them. One fsync per delivery is the price.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sq_err)?;
-        // Every statement we prepare, with room for list_payments' shapes.
-        conn.set_prepared_statement_cache_capacity(64);
+        configure(&conn)?;
         migrate(&mut conn)?;
         Ok(SqliteHistory {
             conn: Arc::new(Mutex::new(conn)),
+            path: None,
+            group: None,
         })
     }
 
@@ -81,6 +101,16 @@ impl SqliteHistory {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.finished.load(Ordering::Acquire))
+        {
+            return Err(StoreError::rejected(
+                BACKEND,
+                "commit group already finished",
+            ));
+        }
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             // A panic elsewhere left the lock poisoned, but rusqlite rolls an
@@ -92,6 +122,23 @@ impl SqliteHistory {
         // Cancelled at shutdown or panicked: nothing was acknowledged, retry is safe.
         .map_err(|e| StoreError::unavailable(BACKEND, e))?
     }
+}
+
+/// Per-connection settings (every connection: the main one and a group's).
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sq_err)?;
+    // WAL: readers do not block the writer. (In-memory databases answer "memory".)
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(sq_err)?;
+    // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on a
+    // power cut, and we answer 200 to stacks-node after commit, so it
+    // never resends them. One fsync per delivery is the price.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sq_err)?;
+    // Every statement we prepare, with room for list_payments' shapes.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
 }
 
 /// Apply the migrations past `user_version`, each in its own write transaction
@@ -134,168 +181,26 @@ impl History for SqliteHistory {
         .await
     }
 
-    async fn commit(&self, mut batch: CommitBatch) -> Result<Committed, StoreError> {
+    async fn commit(&self, batch: CommitBatch) -> Result<Committed, StoreError> {
         if batch.is_empty() {
             return Ok(Committed {
                 last_seq: self.last_seq().await?,
                 ..Default::default()
             });
         }
+        let in_group = self.group.is_some();
         self.run(move |c| {
+            if in_group {
+                // Durable when the group finishes.
+                return write_batch(c, batch);
+            }
             // IMMEDIATE: take the write lock before reading last_seq.
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sq_err)?;
-            let last: i64 = tx
-                .query_row("SELECT last_seq FROM meta WHERE id = 1", [], |r| r.get(0))
-                .map_err(sq_err)?;
-            let last_seq = batch.assign_seqs(from_i64(last)?);
-
-            {
-                let mut s = tx
-                    .prepare_cached("UPDATE blocks SET canonical = ?2 WHERE index_block_hash = ?1")
-                    .map_err(sq_err)?;
-                for (hash, canonical) in &batch.canonical {
-                    s.execute(params![sanitize_text(hash), canonical]).map_err(sq_err)?;
-                }
-                let mut s = tx
-                    .prepare_cached("DELETE FROM block_undo WHERE index_block_hash = ?1")
-                    .map_err(sq_err)?;
-                for hash in &batch.undo_clear {
-                    s.execute(params![sanitize_text(hash)]).map_err(sq_err)?;
-                }
-                let mut s = tx
-                    .prepare_cached(
-                        "INSERT INTO block_undo (index_block_hash, payment_id, before) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = excluded.before",
-                    )
-                    .map_err(sq_err)?;
-                for u in &batch.undo {
-                    let before = u.before.as_ref().map(to_json).transpose()?;
-                    s.execute(params![
-                        sanitize_text(&u.index_block_hash),
-                        u.payment_id.to_string(),
-                        before
-                    ])
-                    .map_err(sq_err)?;
-                }
-            }
-
-            if let Some(b) = &batch.block {
-                let blk = &b.block;
-                let (height, burn_height, time) =
-                    (to_i64(blk.height)?, to_i64(blk.burn_height)?, to_i64(blk.time)?);
-                // A re-delivered block is not an error: the first copy stays.
-                tx.prepare_cached(
-                    "INSERT INTO blocks (index_block_hash, parent_index_block_hash, block_hash, \
-                     height, burn_height, burn_hash, time, canonical) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                     ON CONFLICT (index_block_hash) DO NOTHING",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        sanitize_text(&blk.index_block_hash),
-                        sanitize_text(&blk.parent_index_block_hash),
-                        sanitize_text(&blk.block_hash),
-                        height,
-                        burn_height,
-                        sanitize_text(&blk.burn_hash),
-                        time,
-                        b.canonical,
-                    ])
-                })
-                .map_err(sq_err)?;
-            }
-            if !batch.block_txs.is_empty() {
-                let Some(b) = &batch.block else {
-                    return Err(StoreError::rejected(BACKEND, "block_txs without a block"));
-                };
-                let block = sanitize_text(&b.block.index_block_hash);
-                let mut s = tx
-                    .prepare_cached(
-                        "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
-                    )
-                    .map_err(sq_err)?;
-                for t in &batch.block_txs {
-                    s.execute(params![block, t.tx_index, sanitize_text(&t.txid), to_json(t)?])
-                        .map_err(sq_err)?;
-                }
-            }
-            if !batch.mempool.is_empty() {
-                let mut s = tx
-                    .prepare_cached(
-                        "INSERT INTO mempool_txs (txid, payment_id, function) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT (txid) DO NOTHING",
-                    )
-                    .map_err(sq_err)?;
-                for m in &batch.mempool {
-                    s.execute(params![
-                        sanitize_text(&m.txid),
-                        m.payment_id.to_string(),
-                        sanitize_text(&m.function)
-                    ])
-                    .map_err(sq_err)?;
-                }
-            }
-            if let Some((height, hash)) = &batch.burn_block {
-                let height = to_i64(*height)?;
-                tx.prepare_cached(
-                    "INSERT INTO burn_blocks (height, hash) VALUES (?1, ?2) \
-                     ON CONFLICT (height) DO UPDATE SET hash = excluded.hash",
-                )
-                .and_then(|mut s| s.execute(params![height, sanitize_text(hash)]))
-                .map_err(sq_err)?;
-            }
-            if !batch.payments.is_empty() {
-                let mut s = tx
-                    .prepare_cached(
-                        "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                         ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status, \
-                         sender = excluded.sender, recipient = excluded.recipient, \
-                         updated_seq = excluded.updated_seq, body = excluded.body",
-                    )
-                    .map_err(sq_err)?;
-                for p in last_per_id(&batch.payments) {
-                    s.execute(params![
-                        p.payment_id.to_string(),
-                        p.status.as_str(),
-                        p.sender.as_deref().map(sanitize_text),
-                        p.recipient.as_deref().map(sanitize_text),
-                        to_i64(p.updated_seq)?,
-                        to_json(p)?,
-                    ])
-                    .map_err(sq_err)?;
-                }
-            }
-            if !batch.events.is_empty() {
-                let mut s = tx
-                    .prepare_cached(
-                        "INSERT INTO payment_events (seq, payment_id, type, body) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(sq_err)?;
-                for e in &batch.events {
-                    s.execute(params![
-                        to_i64(e.seq)?,
-                        e.payment_id.to_string(),
-                        e.event_type.as_str(),
-                        to_json(e)?
-                    ])
-                    .map_err(sq_err)?;
-                }
-                drop(s);
-                let last = to_i64(last_seq)?;
-                tx.prepare_cached("UPDATE meta SET last_seq = ?1 WHERE id = 1")
-                    .and_then(|mut s| s.execute([last]))
-                    .map_err(sq_err)?;
-            }
+            let committed = write_batch(&tx, batch)?;
             tx.commit().map_err(sq_err)?;
-            Ok(Committed {
-                events: batch.events,
-                payments: batch.payments,
-                last_seq,
-            })
+            Ok(committed)
         })
         .await
     }
@@ -536,27 +441,7 @@ impl History for SqliteHistory {
 
     async fn undo(&self, index_block_hash: &str) -> Result<Vec<UndoRecord>, StoreError> {
         let hash = sanitize_text(index_block_hash);
-        self.run(move |c| {
-            let mut s = c
-                .prepare_cached(
-                    "SELECT payment_id, before FROM block_undo WHERE index_block_hash = ?1 ORDER BY payment_id",
-                )
-                .map_err(sq_err)?;
-            let rows = s
-                .query_map(params![hash], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))
-                .map_err(sq_err)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (pid, before) = row.map_err(sq_err)?;
-                out.push(UndoRecord {
-                    index_block_hash: hash.clone(),
-                    payment_id: pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?,
-                    before: before.as_deref().map(from_json).transpose()?,
-                });
-            }
-            Ok(out)
-        })
-        .await
+        self.run(move |c| undo_rows(c, &hash)).await
     }
 
     async fn recent_blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, StoreError> {
@@ -593,6 +478,10 @@ impl History for SqliteHistory {
     }
 
     async fn settle(&self) -> Result<(), StoreError> {
+        if self.group.is_some() {
+            // The group holds the write lock itself.
+            return Ok(());
+        }
         // IMMEDIATE takes the write lock, so it waits for any other writer.
         self.run(|c| {
             c.transaction_with_behavior(TransactionBehavior::Immediate)
@@ -600,6 +489,107 @@ impl History for SqliteHistory {
                 .map_err(sq_err)
         })
         .await
+    }
+
+    async fn get_blocks(&self, hashes: &[String]) -> Result<Vec<BlockRecord>, StoreError> {
+        if hashes.is_empty() {
+            // The common case (a block extending the tip): no blocking-pool hop.
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        // In-process: one blocking call, a cached statement per block.
+        self.run(move |c| {
+            let sql = format!("SELECT {BLOCK_COLS} FROM blocks WHERE index_block_hash = ?1");
+            let mut out = Vec::with_capacity(hashes.len());
+            for h in &hashes {
+                out.extend(blocks(c, &sql, params![h])?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn block_txs_many(
+        &self,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<EscrowTx>>, StoreError> {
+        if hashes.is_empty() {
+            // The common case (a block extending the tip): no blocking-pool hop.
+            return Ok(HashMap::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        self.run(move |c| {
+            let mut out = HashMap::with_capacity(hashes.len());
+            for h in hashes {
+                let txs: Vec<EscrowTx> = bodies(
+                    c,
+                    "SELECT body FROM block_txs WHERE index_block_hash = ?1 ORDER BY tx_index",
+                    &[&h],
+                )?;
+                if !txs.is_empty() {
+                    out.insert(h, txs);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn undo_many(
+        &self,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<UndoRecord>>, StoreError> {
+        if hashes.is_empty() {
+            // The common case (a block extending the tip): no blocking-pool hop.
+            return Ok(HashMap::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        self.run(move |c| {
+            let mut out = HashMap::with_capacity(hashes.len());
+            for h in hashes {
+                let recs = undo_rows(c, &h)?;
+                if !recs.is_empty() {
+                    out.insert(h, recs);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn group(&self) -> Result<Arc<dyn HistoryGroup>, StoreError> {
+        if self.group.is_some() {
+            return Err(StoreError::rejected(BACKEND, "commit groups do not nest"));
+        }
+        let path = self.path.clone();
+        let shared = Arc::clone(&self.conn);
+        let conn = tokio::task::spawn_blocking(move || {
+            // A file gets a connection of its own, so readers of `self` keep
+            // seeing committed data only; an in-memory database has one.
+            let conn = match &path {
+                Some(p) => {
+                    let c = Connection::open(p).map_err(sq_err)?;
+                    configure(&c)?;
+                    Arc::new(Mutex::new(c))
+                }
+                None => shared,
+            };
+            conn.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(sq_err)?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|e| StoreError::unavailable(BACKEND, e))??;
+        Ok(Arc::new(SqliteHistory {
+            conn: Arc::clone(&conn),
+            path: self.path.clone(),
+            group: Some(Arc::new(GroupState {
+                conn,
+                finished: AtomicBool::new(false),
+            })),
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -611,6 +601,213 @@ impl History for SqliteHistory {
         })
         .await
     }
+}
+
+/// Everything in `batch`, on `tx` (a transaction the caller owns).
+fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, StoreError> {
+    let last: i64 = tx
+        .query_row("SELECT last_seq FROM meta WHERE id = 1", [], |r| r.get(0))
+        .map_err(sq_err)?;
+    let last_seq = batch.assign_seqs(from_i64(last)?);
+
+    {
+        let mut s = tx
+            .prepare_cached("UPDATE blocks SET canonical = ?2 WHERE index_block_hash = ?1")
+            .map_err(sq_err)?;
+        for (hash, canonical) in &batch.canonical {
+            s.execute(params![sanitize_text(hash), canonical])
+                .map_err(sq_err)?;
+        }
+        let mut s = tx
+            .prepare_cached("DELETE FROM block_undo WHERE index_block_hash = ?1")
+            .map_err(sq_err)?;
+        for hash in &batch.undo_clear {
+            s.execute(params![sanitize_text(hash)]).map_err(sq_err)?;
+        }
+        let mut s = tx
+            .prepare_cached(
+                "INSERT INTO block_undo (index_block_hash, payment_id, before) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = excluded.before",
+            )
+            .map_err(sq_err)?;
+        for u in &batch.undo {
+            let before = u.before.as_ref().map(to_json).transpose()?;
+            s.execute(params![
+                sanitize_text(&u.index_block_hash),
+                u.payment_id.to_string(),
+                before
+            ])
+            .map_err(sq_err)?;
+        }
+    }
+
+    if let Some(b) = &batch.block {
+        let blk = &b.block;
+        let (height, burn_height, time) = (
+            to_i64(blk.height)?,
+            to_i64(blk.burn_height)?,
+            to_i64(blk.time)?,
+        );
+        // A re-delivered block is not an error: the first copy stays.
+        tx.prepare_cached(
+            "INSERT INTO blocks (index_block_hash, parent_index_block_hash, block_hash, \
+             height, burn_height, burn_hash, time, canonical) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (index_block_hash) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                sanitize_text(&blk.index_block_hash),
+                sanitize_text(&blk.parent_index_block_hash),
+                sanitize_text(&blk.block_hash),
+                height,
+                burn_height,
+                sanitize_text(&blk.burn_hash),
+                time,
+                b.canonical,
+            ])
+        })
+        .map_err(sq_err)?;
+    }
+    if !batch.block_txs.is_empty() {
+        let Some(b) = &batch.block else {
+            return Err(StoreError::rejected(BACKEND, "block_txs without a block"));
+        };
+        let block = sanitize_text(&b.block.index_block_hash);
+        let mut s = tx
+            .prepare_cached(
+                "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
+            )
+            .map_err(sq_err)?;
+        for t in &batch.block_txs {
+            s.execute(params![
+                block,
+                t.tx_index,
+                sanitize_text(&t.txid),
+                to_json(t)?
+            ])
+            .map_err(sq_err)?;
+        }
+    }
+    if !batch.mempool.is_empty() {
+        let mut s = tx
+            .prepare_cached(
+                "INSERT INTO mempool_txs (txid, payment_id, function) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (txid) DO NOTHING",
+            )
+            .map_err(sq_err)?;
+        for m in &batch.mempool {
+            s.execute(params![
+                sanitize_text(&m.txid),
+                m.payment_id.to_string(),
+                sanitize_text(&m.function)
+            ])
+            .map_err(sq_err)?;
+        }
+    }
+    if let Some((height, hash)) = &batch.burn_block {
+        let height = to_i64(*height)?;
+        tx.prepare_cached(
+            "INSERT INTO burn_blocks (height, hash) VALUES (?1, ?2) \
+             ON CONFLICT (height) DO UPDATE SET hash = excluded.hash",
+        )
+        .and_then(|mut s| s.execute(params![height, sanitize_text(hash)]))
+        .map_err(sq_err)?;
+    }
+    if !batch.payments.is_empty() {
+        let mut s = tx
+            .prepare_cached(
+                "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status, \
+                 sender = excluded.sender, recipient = excluded.recipient, \
+                 updated_seq = excluded.updated_seq, body = excluded.body",
+            )
+            .map_err(sq_err)?;
+        for p in last_per_id(&batch.payments) {
+            s.execute(params![
+                p.payment_id.to_string(),
+                p.status.as_str(),
+                p.sender.as_deref().map(sanitize_text),
+                p.recipient.as_deref().map(sanitize_text),
+                to_i64(p.updated_seq)?,
+                to_json(p)?,
+            ])
+            .map_err(sq_err)?;
+        }
+    }
+    if !batch.events.is_empty() {
+        let mut s = tx
+            .prepare_cached(
+                "INSERT INTO payment_events (seq, payment_id, type, body) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(sq_err)?;
+        for e in &batch.events {
+            s.execute(params![
+                to_i64(e.seq)?,
+                e.payment_id.to_string(),
+                e.event_type.as_str(),
+                to_json(e)?
+            ])
+            .map_err(sq_err)?;
+        }
+        drop(s);
+        let last = to_i64(last_seq)?;
+        tx.prepare_cached("UPDATE meta SET last_seq = ?1 WHERE id = 1")
+            .and_then(|mut s| s.execute([last]))
+            .map_err(sq_err)?;
+    }
+    Ok(Committed {
+        events: batch.events,
+        payments: batch.payments,
+        last_seq,
+    })
+}
+
+#[async_trait]
+impl HistoryGroup for SqliteHistory {
+    async fn finish(&self) -> Result<(), StoreError> {
+        let Some(group) = self.group.clone() else {
+            return Err(StoreError::rejected(BACKEND, "not a commit group"));
+        };
+        self.run(move |c| {
+            if group.finished.load(Ordering::Acquire) {
+                return Err(StoreError::rejected(
+                    BACKEND,
+                    "commit group already finished",
+                ));
+            }
+            c.execute_batch("COMMIT").map_err(sq_err)?;
+            group.finished.store(true, Ordering::Release);
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// The before-images stored for one block.
+fn undo_rows(c: &Connection, hash: &str) -> Result<Vec<UndoRecord>, StoreError> {
+    let mut s = c
+        .prepare_cached(
+            "SELECT payment_id, before FROM block_undo WHERE index_block_hash = ?1 ORDER BY payment_id",
+        )
+        .map_err(sq_err)?;
+    let rows = s
+        .query_map(params![hash], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .map_err(sq_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (pid, before) = row.map_err(sq_err)?;
+        out.push(UndoRecord {
+            index_block_hash: hash.to_string(),
+            payment_id: pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?,
+            before: before.as_deref().map(from_json).transpose()?,
+        });
+    }
+    Ok(out)
 }
 
 /// Columns read by [`blocks`].
