@@ -522,6 +522,17 @@ async fn commit_group_is_atomic(h: Arc<dyn History>) {
     assert_eq!(seqs(&c.events), [1, 2]);
     let c = g.commit(events_batch(&[pid(3)])).await.unwrap();
     assert_eq!(seqs(&c.events), [3], "seqs continue inside the group");
+    // A block-only commit (an empty block) may be held back until the next
+    // statement: it is still seen through the handle and lands on finish.
+    let side = block(5, 1, false);
+    let c = g
+        .commit(CommitBatch {
+            block: Some(side.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((c.last_seq, c.events.len()), (3, 0));
     assert!(g.block_known(&hash1).await.unwrap());
     assert_eq!(g.last_seq().await.unwrap(), 3);
     assert_eq!(
@@ -531,8 +542,10 @@ async fn commit_group_is_atomic(h: Arc<dyn History>) {
     // Not visible outside before the group commits.
     assert!(!h.block_known(&hash1).await.unwrap());
     assert_eq!(h.last_seq().await.unwrap(), 0);
+    assert!(g.block_known(&side.block.index_block_hash).await.unwrap());
     g.finish().await.unwrap();
     assert!(h.block_known(&hash1).await.unwrap());
+    assert!(h.block_known(&side.block.index_block_hash).await.unwrap());
     assert_eq!(seqs(&h.events_since(0, 10).await.unwrap()), [1, 2, 3]);
     assert!(
         g.finish().await.is_err(),
@@ -549,7 +562,15 @@ async fn commit_group_is_atomic(h: Arc<dyn History>) {
     })
     .await
     .unwrap();
+    let held = block(6, 1, false);
+    g.commit(CommitBatch {
+        block: Some(held.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     drop(g);
+    assert!(!h.block_known(&held.block.index_block_hash).await.unwrap());
     assert!(!h.block_known(&b2.block.index_block_hash).await.unwrap());
     assert_eq!(h.last_seq().await.unwrap(), 3);
     assert_eq!(h.get_payment(&pid(4)).await.unwrap(), None);

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::chain::Header;
@@ -43,6 +43,9 @@ pub(super) struct Group {
     pub events: Vec<PaymentEvent>,
     pub counters: BTreeMap<String, u64>,
     pub last_seq: u64,
+    /// Blocks of the group's items already in history when it opened, and
+    /// blocks it stored since: the duplicate check without a query per block.
+    pub known: HashSet<String>,
 }
 
 impl std::fmt::Debug for Group {
@@ -56,8 +59,9 @@ impl std::fmt::Debug for Group {
 }
 
 impl Group {
-    pub fn new(history: Arc<dyn HistoryGroup>, last_seq: u64) -> Self {
+    pub fn new(history: Arc<dyn HistoryGroup>, last_seq: u64, known: HashSet<String>) -> Self {
         Group {
+            known,
             history,
             payments: HashMap::new(),
             order: Vec::new(),

@@ -130,7 +130,15 @@ impl Ingestor {
         nb: NewBlock,
         origin: Origin,
     ) -> Result<Outcome, IngestError> {
-        if self.hist(cur).block_known(&nb.index_block_hash).await? {
+        let known = match &cur.group {
+            // Every block history has is in `known` or was remembered when read.
+            Some(g) => {
+                g.known.contains(&nb.index_block_hash)
+                    || cur.headers.contains_key(&nb.index_block_hash)
+            }
+            None => self.hist(cur).block_known(&nb.index_block_hash).await?,
+        };
+        if known {
             return Ok(Outcome {
                 duplicate: true,
                 ..Default::default()

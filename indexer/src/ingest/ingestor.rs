@@ -213,7 +213,20 @@ impl Ingestor {
         cur.dirty = true;
         self.catch_up(&mut cur).await?;
         let handle = self.history.group().await?;
-        cur.group = Some(Group::new(handle, cur.history_seq));
+        // Which of the group's blocks history has, in one query instead of one per block.
+        let hashes: Vec<String> = items
+            .iter()
+            .filter(|(route, _)| *route == Route::NewBlock)
+            .filter_map(|(_, body)| serde_json::from_slice::<BlockId>(body).ok())
+            .map(|b| b.index_block_hash)
+            .collect();
+        let known = handle
+            .get_blocks(&hashes)
+            .await?
+            .into_iter()
+            .map(|r| r.block.index_block_hash)
+            .collect();
+        cur.group = Some(Group::new(handle, cur.history_seq, known));
         let mut outcomes = Vec::with_capacity(items.len());
         let mut result = Ok(());
         for (route, body) in items {
@@ -427,6 +440,9 @@ impl Ingestor {
         cur: &mut Cursor,
         batch: CommitBatch,
     ) -> Result<crate::store::Committed, IngestError> {
+        if let (Some(g), Some(b)) = (cur.group.as_mut(), &batch.block) {
+            g.known.insert(b.block.index_block_hash.clone());
+        }
         let committed = self.hist(cur).commit(batch).await?;
         let first = committed.last_seq - committed.events.len() as u64;
         if first != cur.history_seq {
@@ -618,6 +634,12 @@ impl Ingestor {
             ..Default::default()
         })
     }
+}
+
+/// Just the id of a `/new_block` payload (the rest is skipped, not built).
+#[derive(serde::Deserialize)]
+struct BlockId {
+    index_block_hash: String,
 }
 
 /// The final record of every payment an event mentions, once each.

@@ -48,12 +48,25 @@ pub struct PgHistory {
     group: Option<GroupTx>,
 }
 
-type GroupTx = Arc<Mutex<Option<Transaction<'static, Postgres>>>>;
+type GroupTx = Arc<Mutex<GroupInner>>;
+
+/// A commit group's transaction and what it holds back.
+#[derive(Debug)]
+struct GroupInner {
+    /// `None` once finished.
+    tx: Option<Transaction<'static, Postgres>>,
+    /// `meta.last_seq` as of the group's last commit: the first commit took
+    /// the row lock, so no one else can move it until the group ends.
+    last_seq: Option<u64>,
+    /// Blocks of block-only commits (an empty block: most of a chain),
+    /// inserted in one statement before anything else runs on the group.
+    pending: Vec<BlockRecord>,
+}
 
 /// The connection a call runs on: its own from the pool, or the group's.
 enum Conn<'a> {
     Pooled(PoolConnection<Postgres>),
-    Group(MutexGuard<'a, Option<Transaction<'static, Postgres>>>),
+    Group(MutexGuard<'a, GroupInner>),
 }
 
 impl Deref for Conn<'_> {
@@ -62,7 +75,7 @@ impl Deref for Conn<'_> {
         match self {
             Conn::Pooled(c) => c,
             // `conn` hands out a guard only while the transaction is there.
-            Conn::Group(g) => g.as_ref().expect("open group transaction"),
+            Conn::Group(g) => g.tx.as_ref().expect("open group transaction"),
         }
     }
 }
@@ -71,7 +84,7 @@ impl DerefMut for Conn<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
         match self {
             Conn::Pooled(c) => c,
-            Conn::Group(g) => g.as_mut().expect("open group transaction"),
+            Conn::Group(g) => g.tx.as_mut().expect("open group transaction"),
         }
     }
 }
@@ -98,13 +111,19 @@ impl PgHistory {
     async fn conn(&self) -> Result<Conn<'_>, StoreError> {
         match &self.group {
             None => Ok(Conn::Pooled(self.pool.acquire().await.map_err(pg_err)?)),
-            Some(tx) => {
-                let guard = tx.lock().await;
-                if guard.is_none() {
+            Some(g) => {
+                let mut guard = g.lock().await;
+                let GroupInner { tx, pending, .. } = &mut *guard;
+                let Some(tx) = tx.as_mut() else {
                     return Err(StoreError::rejected(
                         BACKEND,
                         "commit group already finished",
                     ));
+                };
+                // Whatever runs next sees the held-back blocks.
+                if !pending.is_empty() {
+                    insert_blocks(tx, pending).await?;
+                    pending.clear();
                 }
                 Ok(Conn::Group(guard))
             }
@@ -139,6 +158,11 @@ fn migrator() -> Migrator {
             2,
             "chain",
             include_str!("../../migrations/postgres/0002_chain.sql"),
+        ),
+        (
+            5,
+            "ingest",
+            include_str!("../../migrations/postgres/0005_ingest.sql"),
         ),
     ];
     let migrations = FILES
@@ -180,12 +204,38 @@ impl History for PgHistory {
         match &self.group {
             None => {
                 let mut tx = self.pool.begin().await.map_err(pg_err)?;
-                let committed = write_batch(&mut tx, batch).await?;
+                let committed = write_batch(&mut tx, batch, None).await?;
                 tx.commit().await.map_err(pg_err)?;
                 Ok(committed)
             }
             // Durable when the group finishes.
-            Some(_) => write_batch(&mut *self.conn().await?, batch).await,
+            Some(g) => {
+                {
+                    let mut inner = g.lock().await;
+                    if let (Some(last_seq), Some(block), true) =
+                        (inner.last_seq, &batch.block, block_only(&batch))
+                    {
+                        // Nothing in it is read back by the ingest path
+                        // before the next statement flushes it: hold it.
+                        let block = block.clone();
+                        inner.pending.push(block);
+                        return Ok(Committed {
+                            last_seq,
+                            ..Default::default()
+                        });
+                    }
+                }
+                let mut c = self.conn().await?;
+                let locked = match &c {
+                    Conn::Group(inner) => inner.last_seq,
+                    Conn::Pooled(_) => None,
+                };
+                let committed = write_batch(&mut c, batch, locked).await?;
+                if let Conn::Group(inner) = &mut c {
+                    inner.last_seq = Some(committed.last_seq);
+                }
+                Ok(committed)
+            }
         }
     }
 
@@ -288,7 +338,11 @@ impl History for PgHistory {
 
     async fn payments_changed_since(&self, seq: u64) -> Result<Vec<Payment>, StoreError> {
         let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM payments WHERE updated_seq > $1 ORDER BY updated_seq, payment_id",
+            // Through the event log's key: every change of a payment is an
+            // event, and a catch-up after a failed apply is a short range.
+            "SELECT body FROM payments WHERE payment_id IN \
+             (SELECT payment_id FROM payment_events WHERE seq > $1) \
+             ORDER BY updated_seq, payment_id",
         )
         .bind(to_i64(seq)?)
         .fetch_all(&mut *self.conn().await?)
@@ -516,7 +570,11 @@ impl History for PgHistory {
         let tx = self.pool.begin().await.map_err(pg_err)?;
         Ok(Arc::new(PgHistory {
             pool: self.pool.clone(),
-            group: Some(Arc::new(Mutex::new(Some(tx)))),
+            group: Some(Arc::new(Mutex::new(GroupInner {
+                tx: Some(tx),
+                last_seq: None,
+                pending: Vec::new(),
+            }))),
         }))
     }
 
@@ -533,13 +591,20 @@ impl History for PgHistory {
 async fn write_batch(
     c: &mut PgConnection,
     mut batch: CommitBatch,
+    locked_last: Option<u64>,
 ) -> Result<Committed, StoreError> {
-    // The row lock serialises concurrent committers: seqs stay gap-free.
-    let last: i64 = sqlx::query_scalar("SELECT last_seq FROM meta FOR UPDATE")
-        .fetch_one(&mut *c)
-        .await
-        .map_err(pg_err)?;
-    let last_seq = batch.assign_seqs(from_i64(last)?);
+    let last = match locked_last {
+        // This transaction holds the row lock already (a group's later commits).
+        Some(last) => last,
+        // The row lock serialises concurrent committers: seqs stay gap-free.
+        None => from_i64(
+            sqlx::query_scalar("SELECT last_seq FROM meta FOR UPDATE")
+                .fetch_one(&mut *c)
+                .await
+                .map_err(pg_err)?,
+        )?,
+    };
+    let last_seq = batch.assign_seqs(last);
 
     if !batch.canonical.is_empty() {
         let (hashes, flags): (Vec<String>, Vec<bool>) = batch
@@ -739,14 +804,19 @@ impl HistoryGroup for PgHistory {
         let Some(group) = &self.group else {
             return Err(StoreError::rejected(BACKEND, "not a commit group"));
         };
-        let tx = group.lock().await.take();
-        match tx {
-            Some(tx) => tx.commit().await.map_err(pg_err),
-            None => Err(StoreError::rejected(
+        let mut inner = group.lock().await;
+        let GroupInner { tx, pending, .. } = &mut *inner;
+        let Some(mut tx) = tx.take() else {
+            return Err(StoreError::rejected(
                 BACKEND,
                 "commit group already finished",
-            )),
+            ));
+        };
+        if !pending.is_empty() {
+            insert_blocks(&mut tx, pending).await?;
+            pending.clear();
         }
+        tx.commit().await.map_err(pg_err)
     }
 }
 
@@ -790,6 +860,76 @@ async fn insert_block(tx: &mut PgConnection, b: &BlockRecord) -> Result<(), Stor
     .await
     .map_err(pg_err)?;
     Ok(())
+}
+
+/// Many blocks in one statement, in order (`inserted` breaks height ties).
+async fn insert_blocks(c: &mut PgConnection, blocks: &[BlockRecord]) -> Result<(), StoreError> {
+    let n = blocks.len();
+    let mut cols = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for b in blocks {
+        let blk = &b.block;
+        cols.0.push(sanitize_text(&blk.index_block_hash));
+        cols.1.push(sanitize_text(&blk.parent_index_block_hash));
+        cols.2.push(sanitize_text(&blk.block_hash));
+        cols.3.push(to_i64(blk.height)?);
+        cols.4.push(to_i64(blk.burn_height)?);
+        cols.5.push(sanitize_text(&blk.burn_hash));
+        cols.6.push(to_i64(blk.time)?);
+        cols.7.push(b.canonical);
+    }
+    sqlx::query(
+        "INSERT INTO blocks (index_block_hash, parent_index_block_hash, block_hash, height, \
+         burn_height, burn_hash, time, canonical) \
+         SELECT h, p, bh, ht, bht, bhs, t, c FROM UNNEST($1::text[], $2::text[], $3::text[], \
+         $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bool[]) \
+         WITH ORDINALITY AS u(h, p, bh, ht, bht, bhs, t, c, ord) ORDER BY ord \
+         ON CONFLICT (index_block_hash) DO NOTHING",
+    )
+    .bind(cols.0)
+    .bind(cols.1)
+    .bind(cols.2)
+    .bind(cols.3)
+    .bind(cols.4)
+    .bind(cols.5)
+    .bind(cols.6)
+    .bind(cols.7)
+    .execute(c)
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+/// A batch that only stores a block (no events, payments or chain changes).
+fn block_only(b: &CommitBatch) -> bool {
+    let CommitBatch {
+        block,
+        block_txs,
+        mempool,
+        burn_block,
+        payments,
+        events,
+        canonical,
+        undo,
+        undo_clear,
+    } = b;
+    block.is_some()
+        && block_txs.is_empty()
+        && mempool.is_empty()
+        && burn_block.is_none()
+        && payments.is_empty()
+        && events.is_empty()
+        && canonical.is_empty()
+        && undo.is_empty()
+        && undo_clear.is_empty()
 }
 
 /// The last record of each payment id, in first-seen order: one upsert
