@@ -85,6 +85,11 @@ fn migrator() -> Migrator {
             "chain",
             include_str!("../../migrations/postgres/0002_chain.sql"),
         ),
+        (
+            4,
+            "delivery",
+            include_str!("../../migrations/postgres/0004_delivery.sql"),
+        ),
     ];
     let migrations = FILES
         .iter()

@@ -29,6 +29,8 @@ const BACKEND: &str = "sqlite";
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_chain.sql"),
+    // Webhook delivery state (nexus-node's delivery module).
+    include_str!("../../migrations/sqlite/0004_delivery.sql"),
 ];
 
 /// Another process holding the write lock (a second indexer, a backup) makes
