@@ -15,6 +15,23 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame, as JSON.
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            return serde_json::from_str::<Value>(&t).unwrap();
+        }
+    }
+}
+
 fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .expect("free port")
@@ -70,19 +87,10 @@ async fn an_event_ingested_on_one_instance_reaches_a_client_of_another() {
     ))
     .await
     .unwrap();
-    let mut next = || async {
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(15), ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("open")
-                .expect("frame");
-            if let Message::Text(t) = m {
-                return serde_json::from_str::<Value>(&t).unwrap();
-            }
-        }
-    };
-    assert!(next().await.get("result").is_some(), "subscribed on B");
+    assert!(
+        next(&mut ws).await.get("result").is_some(),
+        "subscribed on B"
+    );
 
     // Ingested on A only.
     let mut chain = Chain::new();
@@ -95,7 +103,7 @@ async fn an_event_ingested_on_one_instance_reaches_a_client_of_another() {
     let t0 = std::time::Instant::now();
     a.post_ok("/new_block", chain.block(&[p(1, 1, 2), p(2, 3, 4)]))
         .await;
-    let note = next().await;
+    let note = next(&mut ws).await;
     let latency = t0.elapsed();
     assert_eq!(
         note["params"]["payment_id"],
@@ -103,7 +111,7 @@ async fn an_event_ingested_on_one_instance_reaches_a_client_of_another() {
     );
     assert_eq!(note["params"]["seq"], 1);
     a.post_ok("/new_block", chain.block(&[p(3, 2, 5)])).await;
-    let note = next().await;
+    let note = next(&mut ws).await;
     assert_eq!(
         note["params"]["payment_id"],
         json!(payment_id(3).to_string())

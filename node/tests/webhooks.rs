@@ -201,12 +201,13 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
     let (rx, addr, stop) = Receiver::start(u32::MAX).await;
     // The node itself runs no webhooks: the test drives the scheduler.
     let node = start_node(stores, |_| {}).await;
-    one_payment(&node).await;
     let mut cfg = node.config.clone();
     cfg.webhooks = vec![endpoint(addr)];
     let start_ms = 1_800_000_000_000;
     let clock = Arc::new(SkipClock::new(start_ms));
     let store = webhook::open_store(&cfg).await.expect("store");
+    // A new scheduler starts at the log's head; this one from the start.
+    assert_eq!(store.cursor(0).await.unwrap(), 0);
     let engine = Engine {
         store: store.clone(),
         history: node.app().ingestor.history().clone(),
@@ -223,6 +224,7 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
             .clone()
             .run(node.app().delivery.hub.subscribe(), shutdown.clone()),
     );
+    one_payment(&node).await;
     eventually("a dead letter", WAIT, || async {
         !store.dead_letters(10).await.unwrap().is_empty()
     })
@@ -230,7 +232,7 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
     let got = rx.got();
     assert_eq!(got.len(), 5, "5 attempts, then no more");
     let ts: Vec<i64> = got.iter().map(|g| g.timestamp.parse().unwrap()).collect();
-    let base = [1.0, 6.694, 44.81, 300.0];
+    let base: [f64; 4] = [1.0, 6.694, 44.81, 300.0];
     for (i, w) in ts.windows(2).enumerate() {
         let gap = (w[1] - w[0]) as f64;
         assert!(
