@@ -180,14 +180,23 @@ async fn run() -> Value {
     let post = |body: Vec<u8>| {
         let http = http.clone();
         async move {
-            let r = http
-                .post(format!("http://{observer}/new_block"))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .expect("POST /new_block");
-            assert!(r.status().is_success(), "HTTP {}", r.status());
+            // Like stacks-node: a 5xx (a store timing out under load) is retried.
+            for _ in 0..50 {
+                let r = http
+                    .post(format!("http://{observer}/new_block"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("POST /new_block");
+                if r.status().is_success() {
+                    return;
+                }
+                assert!(r.status().is_server_error(), "HTTP {}", r.status());
+                eprintln!("bench-ws: HTTP {}, retrying", r.status());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("/new_block kept failing");
         }
     };
     let mut chain = Chain::new();
