@@ -442,6 +442,20 @@ async fn slow_consumer_is_closed_while_a_fast_one_keeps_receiving() {
             .collect();
         node.post_ok("/new_block", chain.block(&ps)).await;
     }
+    // The slow client now reads (promptly: the server gives the close frame
+    // a few seconds to get out): its frames, then the close frame saying why.
+    let slow_reader = tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(WAIT, slow.next())
+                .await
+                .expect("in time")
+            {
+                Some(Ok(Message::Close(f))) => break f,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    });
     node.post_ok("/new_block", chain.block(&[pay(u64::MAX, 1, 2)]))
         .await;
     let seqs = tokio::time::timeout(Duration::from_secs(60), reader)
@@ -455,18 +469,7 @@ async fn slow_consumer_is_closed_while_a_fast_one_keeps_receiving() {
         "{} events for {n} payments",
         seqs.len()
     );
-    // The slow client finds its frames, then the close frame saying why.
-    let close = loop {
-        match tokio::time::timeout(WAIT, slow.next())
-            .await
-            .expect("in time")
-        {
-            Some(Ok(Message::Close(f))) => break f,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    let close = close.expect("close frame");
+    let close = slow_reader.await.unwrap().expect("close frame");
     assert_eq!(u16::from(close.code), 4008);
     assert!(close.reason.contains("since_seq"), "{}", close.reason);
     std::sync::Arc::into_inner(node)

@@ -51,6 +51,8 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 const REPLAY_PAGE: u32 = 500;
 /// How long the writer may take to get the close frame out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long we wait for the client's answer to our close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 /// Limits and timers of the WebSocket endpoint.
 #[derive(Debug, Clone)]
@@ -210,6 +212,7 @@ async fn serve(socket: WebSocket, server: Arc<WsServer>, _permit: OwnedSemaphore
         }
     };
     drop(conn);
+    let closing = matches!(end, End::Close(..));
     if let End::Close(code, reason) = end {
         if code == CLOSE_SLOW {
             metrics.ws_slow_consumers.inc();
@@ -226,6 +229,19 @@ async fn serve(socket: WebSocket, server: Arc<WsServer>, _permit: OwnedSemaphore
         .is_err()
     {
         writer.abort();
+    } else if closing {
+        // Finish the close handshake: read (and drop) what the client still
+        // sends until its close frame. Dropping the socket with unread input
+        // makes the kernel send a reset, which can destroy the close frame
+        // (and the last notifications) before the client has read them.
+        let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     metrics.ws_connections.dec();
 }
