@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import fmt
+.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import bench-ws fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -42,3 +42,7 @@ bench-ingest: services
 ## 100,000-block TSV import into real Redis + PostgreSQL, plus a 100-deep reorg (last line: JSON figures).
 bench-import: services
 	$(CARGO) bench -q -p nexus-node --bench import
+
+## WebSocket delivery: 1,000 subscribers' latency per event, then 10,000 subscribers at 1,000 events/s (last line: JSON figures).
+bench-ws: services
+	ulimit -n $$(ulimit -Hn) && $(CARGO) bench -q -p nexus-node --bench ws

@@ -23,6 +23,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/payments", get(list_payments))
         .route("/api/payments/:id", get(get_payment))
+        .merge(crate::delivery::router())
         .with_state(app)
 }
 

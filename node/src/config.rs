@@ -46,6 +46,33 @@ pub struct Config {
     /// The node's `connection_options.auth_token`, required by the block replay
     /// endpoint the gap fill reads (`NEXUS_RPC_AUTH_TOKEN`).
     pub rpc_auth_token: Option<String>,
+    /// Open `/ws` connections at most; more are refused with 503 (`NEXUS_WS_MAX_CONNECTIONS`).
+    pub ws_max_connections: usize,
+    /// Subscriptions per WebSocket connection (`NEXUS_WS_MAX_SUBSCRIPTIONS`).
+    pub ws_max_subscriptions: usize,
+    /// Largest WebSocket message a client may send (`NEXUS_WS_MAX_MESSAGE_BYTES`).
+    pub ws_max_message_bytes: usize,
+    /// Frames queued per connection for a client that reads slowly (`NEXUS_WS_SEND_QUEUE`).
+    pub ws_send_queue: usize,
+    /// A frame that waits this long for room in a full queue closes the
+    /// connection with code 4008 (`NEXUS_WS_SEND_TIMEOUT_MS`).
+    pub ws_send_timeout_ms: u64,
+    /// Server ping interval (`NEXUS_WS_PING_INTERVAL_MS`).
+    pub ws_ping_interval_ms: u64,
+    /// A client silent (no pong, no frame) this long is dropped with code 4000 (`NEXUS_WS_PING_TIMEOUT_MS`).
+    pub ws_ping_timeout_ms: u64,
+    /// Webhook endpoints (`[[webhooks]]` tables: name, url, secret, events,
+    /// principal, payment_id); set them in `nexus.toml`.
+    pub webhooks: Vec<crate::delivery::webhook::EndpointConfig>,
+    /// Attempts per webhook delivery before it is dead-lettered (`NEXUS_WEBHOOK_MAX_ATTEMPTS`).
+    pub webhook_max_attempts: u32,
+    /// Wait after the first failed attempt (`NEXUS_WEBHOOK_INITIAL_BACKOFF_MS`).
+    pub webhook_initial_backoff_ms: u64,
+    /// Wait before the last attempt; the waits grow geometrically in
+    /// between, each ±20% (`NEXUS_WEBHOOK_MAX_BACKOFF_MS`).
+    pub webhook_max_backoff_ms: u64,
+    /// Per-attempt HTTP timeout (`NEXUS_WEBHOOK_TIMEOUT_MS`).
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -64,6 +91,18 @@ impl Default for Config {
             delivery_timeout_secs: nexus_indexer::ingest::DEFAULT_DELIVERY_TIMEOUT.as_secs(),
             rpc_url: None,
             rpc_auth_token: None,
+            ws_max_connections: 20_000,
+            ws_max_subscriptions: 64,
+            ws_max_message_bytes: 64 * 1024,
+            ws_send_queue: 1024,
+            ws_send_timeout_ms: 2_000,
+            ws_ping_interval_ms: 5_000,
+            ws_ping_timeout_ms: 15_000,
+            webhooks: Vec::new(),
+            webhook_max_attempts: 5,
+            webhook_initial_backoff_ms: 1_000,
+            webhook_max_backoff_ms: 300_000,
+            webhook_timeout_ms: 10_000,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod delivery;
 pub mod demo;
 pub mod import;
 pub mod metrics;

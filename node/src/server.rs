@@ -27,6 +27,8 @@ pub struct App {
     pub metrics: Metrics,
     /// In-process event fan-out (WebSocket and webhooks subscribe here).
     pub bus: BroadcastBus,
+    /// WebSocket subscriptions, Redis fan-out and webhooks.
+    pub delivery: crate::delivery::Delivery,
 }
 
 /// Why the node could not start.
@@ -42,6 +44,8 @@ pub enum StartError {
     Config(#[from] nexus_indexer::decode::ContractIdError),
     #[error("invalid rpc_url")]
     Rpc(#[source] nexus_indexer::rpc::RpcError),
+    #[error("could not start event delivery")]
+    Delivery(#[from] crate::delivery::DeliveryError),
 }
 
 /// A running node: its bound addresses and the handle to stop it.
@@ -102,10 +106,24 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         );
     }
     let bus = BroadcastBus::new(4096);
+    let shutdown = CancellationToken::new();
+    let delivery_tasks = tokio_util::task::TaskTracker::new();
+    let metrics = Metrics::new();
+    let publish =
+        crate::delivery::publisher(&cfg, &bus, &metrics.delivery, &delivery_tasks, &shutdown)?;
+    let delivery = crate::delivery::Delivery::start(
+        &cfg,
+        &bus,
+        history.clone(),
+        metrics.delivery.clone(),
+        delivery_tasks.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     let ingestor = Ingestor::start(
         state,
         history,
-        Arc::new(bus.clone()),
+        publish,
         Arc::new(SystemClock),
         contract,
         EventSource::Observer,
@@ -126,8 +144,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     };
     let app = Arc::new(App {
         ingestor: Arc::new(ingestor),
-        metrics: Metrics::new(),
+        metrics,
         bus,
+        delivery,
         config: cfg.clone(),
     });
     let observer = TcpListener::bind(cfg.observer_addr)
@@ -142,8 +161,18 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let api_addr = api
         .local_addr()
         .map_err(|e| StartError::Bind(cfg.api_addr, e))?;
-    let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    {
+        // Delivery tasks (hub, fan-out, WebSocket connections, webhooks) end
+        // on the same token; this waits for all of them.
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            token.cancelled().await;
+            delivery_tasks.close();
+            delivery_tasks.wait().await;
+            Ok(())
+        });
+    }
     let obs_router = crate::observer::router(app.clone(), cfg.body_limit_bytes);
     let api_router = crate::api::router(app.clone());
     for (listener, router) in [(observer, obs_router), (api, api_router)] {

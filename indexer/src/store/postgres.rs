@@ -160,6 +160,11 @@ fn migrator() -> Migrator {
             include_str!("../../migrations/postgres/0002_chain.sql"),
         ),
         (
+            4,
+            "delivery",
+            include_str!("../../migrations/postgres/0004_delivery.sql"),
+        ),
+        (
             5,
             "ingest",
             include_str!("../../migrations/postgres/0005_ingest.sql"),

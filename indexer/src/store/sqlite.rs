@@ -31,7 +31,8 @@ const BACKEND: &str = "sqlite";
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_chain.sql"),
-    // Versions are positions here; the file numbers leave room for 0003/0004.
+    // Webhook delivery state (nexus-node's delivery module).
+    include_str!("../../migrations/sqlite/0004_delivery.sql"),
     include_str!("../../migrations/sqlite/0005_ingest.sql"),
 ];
 

@@ -11,6 +11,10 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+// Block generators (`blocks`) built on the benches' print/account generators (`gen`).
+pub mod blocks;
+#[path = "../../benches/common/mod.rs"]
+pub mod gen;
 
 use std::future::Future;
 use std::net::SocketAddr;

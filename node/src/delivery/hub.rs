@@ -1,0 +1,185 @@
+//! The node's one ordered, gap-free stream of committed events, which every
+//! WebSocket connection subscribes to.
+//!
+//! Sources: the in-process bus (events this node committed) and, with Redis,
+//! the fan-out channel (events any instance committed). Both may lose or
+//! repeat events (a lagging broadcast receiver, a dropped pub/sub
+//! connection, our own events arriving twice), so the hub keeps `head`, the
+//! highest `seq` it has emitted, drops anything at or below it, and reads
+//! the event log for anything missing before it emits a later event. A
+//! periodic check of the log's last `seq` closes a gap that no later event
+//! reveals (the last message lost on a pub/sub reconnect).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use nexus_indexer::domain::PaymentEvent;
+use nexus_indexer::store::{History, StoreError};
+
+use super::jsonrpc::notification_text;
+use super::metrics::DeliveryMetrics;
+
+/// Events read from the log per query when filling a gap.
+const PAGE: u32 = 1000;
+
+/// One emitted event with its notification text, serialized once for every connection.
+#[derive(Debug)]
+pub struct Item {
+    pub event: PaymentEvent,
+    /// The JSON-RPC notification (see [`notification_text`]).
+    pub frame: String,
+}
+
+/// Handle to the stream; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: broadcast::Sender<Arc<Item>>,
+    /// Highest `seq` emitted: every event up to it has gone out, in order.
+    head: AtomicU64,
+    /// The event log, for gap fill here and for replay on the connections.
+    history: Arc<dyn History>,
+    metrics: DeliveryMetrics,
+}
+
+impl Hub {
+    /// A hub whose stream starts after `head` (the log's last `seq` when the
+    /// node starts: earlier events are only available by replay). Each
+    /// connection may lag `capacity` events before it falls back to the log.
+    pub fn new(
+        history: Arc<dyn History>,
+        head: u64,
+        capacity: usize,
+        metrics: DeliveryMetrics,
+    ) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                tx: broadcast::channel(capacity).0,
+                head: AtomicU64::new(head),
+                history,
+                metrics,
+            }),
+        }
+    }
+
+    /// Highest `seq` emitted so far.
+    pub fn head(&self) -> u64 {
+        self.inner.head.load(Ordering::Acquire)
+    }
+
+    /// Every event emitted from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Item>> {
+        self.inner.tx.subscribe()
+    }
+
+    pub fn history(&self) -> &Arc<dyn History> {
+        &self.inner.history
+    }
+
+    pub fn metrics(&self) -> &DeliveryMetrics {
+        &self.inner.metrics
+    }
+
+    fn emit(&self, event: PaymentEvent) {
+        let frame = notification_text(&event);
+        self.inner.head.store(event.seq, Ordering::Release);
+        // No receivers: nobody is connected; the log keeps the event.
+        let _ = self.inner.tx.send(Arc::new(Item { event, frame }));
+    }
+
+    /// Take `event` from a source: emit it unless already emitted, after
+    /// whatever the log holds between `head` and it.
+    async fn offer(&self, event: PaymentEvent) {
+        let head = self.head();
+        if event.seq <= head {
+            return;
+        }
+        if event.seq > head + 1 {
+            if let Err(e) = self.fill().await {
+                tracing::warn!(error = %crate::observer::error_chain(&e), "hub: cannot read the event log to fill a gap; retrying on the next check");
+                return;
+            }
+            if event.seq <= self.head() {
+                return;
+            }
+            if event.seq > self.head() + 1 {
+                // The log does not hold the events before it yet (another
+                // writer's commit not visible here): emit nothing out of
+                // order; the periodic check picks it up from the log.
+                return;
+            }
+        }
+        self.emit(event);
+    }
+
+    /// Emit everything the log holds after `head`.
+    async fn fill(&self) -> Result<(), StoreError> {
+        loop {
+            let page = self.inner.history.events_since(self.head(), PAGE).await?;
+            let full = page.len() == PAGE as usize;
+            let mut moved = false;
+            for e in page {
+                if e.seq == self.head() + 1 {
+                    self.inner.metrics.hub_filled.inc();
+                    self.emit(e);
+                    moved = true;
+                }
+            }
+            // `moved` guards against a log that is not gap-free: never spin on it.
+            if !full || !moved {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Run until `shutdown`: take events from `local` (this node's bus) and
+    /// `remote` (other instances, through Redis), and check the log every
+    /// `check` for events no source delivered.
+    pub async fn run(
+        self,
+        mut local: broadcast::Receiver<PaymentEvent>,
+        mut remote: Option<mpsc::Receiver<PaymentEvent>>,
+        check: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(check);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut local_open = true;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = local.recv(), if local_open => match r {
+                    Ok(e) => self.offer(e).await,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::debug!(missed = n, "hub lagged behind the bus; reading the log");
+                        if let Err(e) = self.fill().await {
+                            tracing::warn!(error = %crate::observer::error_chain(&e), "hub: cannot read the event log");
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => local_open = false,
+                },
+                Some(e) = async { match remote.as_mut() { Some(r) => r.recv().await, None => None } }, if remote.is_some() => {
+                    self.offer(e).await;
+                }
+                _ = tick.tick() => {
+                    let behind = match self.inner.history.last_seq().await {
+                        Ok(last) => last > self.head(),
+                        Err(_) => false,
+                    };
+                    if behind {
+                        if let Err(e) = self.fill().await {
+                            tracing::warn!(error = %crate::observer::error_chain(&e), "hub: cannot read the event log");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

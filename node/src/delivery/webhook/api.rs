@@ -1,0 +1,109 @@
+//! `GET /api/webhooks/dead-letters` and `POST /api/webhooks/dead-letters/{id}/retry`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::store::RetryOutcome;
+use crate::observer::error_chain;
+use crate::server::App;
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/webhooks/dead-letters", get(list))
+        .route("/api/webhooks/dead-letters/:id/retry", post(retry))
+}
+
+fn error(status: StatusCode, code: &str, message: String, temporary: bool) -> Response {
+    (
+        status,
+        Json(json!({"error": {
+            "type": if temporary { "temporary" } else { "permanent" },
+            "code": code,
+            "message": message,
+        }})),
+    )
+        .into_response()
+}
+
+fn store_error(e: nexus_indexer::store::StoreError) -> Response {
+    let temporary = e.is_temporary();
+    error(
+        if temporary {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        },
+        "storage_error",
+        error_chain(&e),
+        temporary,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    /// 1..=500, default 100.
+    limit: Option<u32>,
+}
+
+async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "limit must be between 1 and 500".into(),
+            false,
+        );
+    }
+    match app.delivery.webhooks.store.dead_letters(limit).await {
+        Ok(dl) => Json(json!({ "dead_letters": dl })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn retry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            format!(
+                "dead-letter id must be an integer, got {:?}",
+                id.chars().take(40).collect::<String>()
+            ),
+            false,
+        );
+    };
+    let w = &app.delivery.webhooks;
+    match w.store.retry_dead_letter(id, w.clock.now_ms()).await {
+        Ok(RetryOutcome::Queued(delivery)) => {
+            w.wake.notify_one();
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({"queued": true, "delivery_id": delivery})),
+            )
+                .into_response()
+        }
+        Ok(RetryOutcome::NotFound) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no dead letter {id}"),
+            false,
+        ),
+        Ok(RetryOutcome::AlreadyQueued) => error(
+            StatusCode::CONFLICT,
+            "already_queued",
+            format!(
+                "dead letter {id}: that event is already queued or delivered for that endpoint"
+            ),
+            false,
+        ),
+        Err(e) => store_error(e),
+    }
+}
