@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import fmt
+.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import bench-reconcile fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -42,3 +42,7 @@ bench-ingest: services
 ## 100,000-block TSV import into real Redis + PostgreSQL, plus a 100-deep reorg (last line: JSON figures).
 bench-import: services
 	$(CARGO) bench -q -p nexus-node --bench import
+
+## One reconcile cycle over 10,000 open payments in real Redis + PostgreSQL, RPC double at 2 ms (last line: JSON figures).
+bench-reconcile: services
+	$(CARGO) bench -q -p nexus-node --bench reconcile

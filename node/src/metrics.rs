@@ -45,6 +45,8 @@ pub struct Metrics {
     pub gaps_detected: Counter,
     /// Gaps still open at the last `/health` check.
     pub open_gaps: Gauge,
+    /// RPC providers, breakers and the reconcile loop.
+    pub verifier: crate::verifier::VerifierMetrics,
 }
 
 impl Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
             ),
             gaps_detected: Counter::default(),
             open_gaps: Gauge::default(),
+            verifier: crate::verifier::VerifierMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +141,7 @@ impl Metrics {
             "Held blocks whose ancestry is still missing",
             m.open_gaps.clone(),
         );
+        m.verifier.register(&mut registry);
         Metrics { registry, ..m }
     }
 

@@ -23,10 +23,11 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use types::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, MempoolRecord, PaymentFilter, UndoRecord,
+    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, MempoolRecord, PaymentFilter,
+    UndoRecord,
 };
 
-use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 /// Current payment records (`payment:{id}`), plus the `seq` they reflect.
 #[async_trait]
@@ -107,4 +108,10 @@ pub trait History: Send + Sync + 'static {
     /// COMMIT may still be completing in PostgreSQL when its replacement
     /// starts; reading the cursor before it lands would apply a block twice.
     async fn settle(&self) -> Result<(), StoreError>;
+
+    /// Store (replace) proofs of settlement, in one transaction. With a
+    /// `fence`, refused (`Rejected`) unless its token is current (see [`Fence`]).
+    async fn put_proofs(&self, proofs: &[Proof], fence: Option<&Fence>) -> Result<(), StoreError>;
+    /// The stored proof of one payment.
+    async fn get_proof(&self, id: &PaymentId) -> Result<Option<Proof>, StoreError>;
 }

@@ -19,10 +19,11 @@ use sqlx_core::migrate::{MigrateError, Migration, MigrationType, Migrator};
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, History, PaymentFilter, StoreError, UndoRecord,
+    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History, PaymentFilter, StoreError,
+    UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
-use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 const BACKEND: &str = "postgresql";
 
@@ -85,6 +86,11 @@ fn migrator() -> Migrator {
             "chain",
             include_str!("../../migrations/postgres/0002_chain.sql"),
         ),
+        (
+            3,
+            "verifier",
+            include_str!("../../migrations/postgres/0003_verifier.sql"),
+        ),
     ];
     let migrations = FILES
         .iter()
@@ -123,6 +129,9 @@ impl History for PgHistory {
             });
         }
         let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        if let Some(f) = &batch.fence {
+            check_fence(&mut tx, f).await?;
+        }
         // The row lock serialises concurrent committers: seqs stay gap-free.
         let last: i64 = sqlx::query_scalar("SELECT last_seq FROM meta FOR UPDATE")
             .fetch_one(&mut *tx)
@@ -573,12 +582,78 @@ impl History for PgHistory {
         tx.commit().await.map_err(pg_err)
     }
 
+    async fn put_proofs(&self, proofs: &[Proof], fence: Option<&Fence>) -> Result<(), StoreError> {
+        if proofs.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(proofs.len());
+        let mut bodies = Vec::with_capacity(proofs.len());
+        let mut seen = HashMap::with_capacity(proofs.len());
+        // One upsert may not touch a row twice: the last proof of an id wins.
+        for p in proofs {
+            match seen.get(&p.payment_id) {
+                Some(&i) => bodies[i] = to_json(p)?,
+                None => {
+                    seen.insert(p.payment_id, ids.len());
+                    ids.push(p.payment_id.to_string());
+                    bodies.push(to_json(p)?);
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        if let Some(f) = fence {
+            check_fence(&mut tx, f).await?;
+        }
+        sqlx::query(
+            "INSERT INTO proofs (payment_id, body) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+             ON CONFLICT (payment_id) DO UPDATE SET body = EXCLUDED.body",
+        )
+        .bind(ids)
+        .bind(bodies)
+        .execute(&mut *tx)
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn get_proof(&self, id: &PaymentId) -> Result<Option<Proof>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM proofs WHERE payment_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(pg_err)?;
+        body.as_deref().map(from_json).transpose()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
             .map(|_| ())
             .map_err(pg_err)
+    }
+}
+
+/// Raise the fence to `f.token` inside `tx`, or refuse: a higher token was
+/// already used, so whoever holds `f` lost the lease. The row lock taken
+/// here also orders concurrent fenced writers.
+async fn check_fence(tx: &mut sqlx::PgConnection, f: &Fence) -> Result<(), StoreError> {
+    let raised: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO fences (name, token) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE \
+         SET token = EXCLUDED.token WHERE fences.token <= EXCLUDED.token RETURNING token",
+    )
+    .bind(sanitize_text(&f.name))
+    .bind(to_i64(f.token)?)
+    .fetch_optional(tx)
+    .await
+    .map_err(pg_err)?;
+    match raised {
+        Some(_) => Ok(()),
+        None => Err(StoreError::rejected(
+            BACKEND,
+            format!("fencing token {} of {:?} is stale", f.token, f.name),
+        )),
     }
 }
 
