@@ -17,8 +17,9 @@ use super::{ContractRef, RpcError, StacksRpc};
 /// next provider than wait on a slow one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How much of an error answer is kept for the log.
-const ERROR_BODY_CHARS: usize = 200;
+/// How much of an error answer is kept: enough for a whole rejection body
+/// (`{"error", "reason", "reason_data"}`), which the relay reads.
+const ERROR_BODY_CHARS: usize = 4096;
 
 /// One stacks-node's RPC. Cheap to clone (pooled connections are shared).
 #[derive(Clone)]
