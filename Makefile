@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import bench-ws fmt
+.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import bench-ws bench-reconcile fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -46,3 +46,6 @@ bench-import: services
 ## WebSocket delivery: 1,000 subscribers' latency per event, then 10,000 subscribers at 1,000 events/s (last line: JSON figures).
 bench-ws: services
 	ulimit -n $$(ulimit -Hn) && $(CARGO) bench -q -p nexus-node --bench ws
+## One reconcile cycle over 10,000 open payments in real Redis + PostgreSQL, RPC double at 2 ms (last line: JSON figures).
+bench-reconcile: services
+	$(CARGO) bench -q -p nexus-node --bench reconcile

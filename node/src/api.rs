@@ -24,6 +24,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/payments", get(list_payments))
         .route("/api/payments/:id", get(get_payment))
         .merge(crate::delivery::router())
+        .route("/api/payments/:id/proof", get(crate::verifier::get_proof))
         .with_state(app)
 }
 
@@ -38,7 +39,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad_request(field: &'static str, message: String) -> Self {
+    pub(crate) fn bad_request(field: &'static str, message: String) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             temporary: false,
@@ -92,8 +93,15 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         Ok(()) => json!("ok"),
         Err(e) => json!(error_chain(e)),
     };
+    // The reconciler cannot read the chain (RPC down): degraded, but the
+    // node still ingests and serves, so the answer stays 200.
+    let reconciler = crate::verifier::health(&app);
+    let rpc_degraded = reconciler
+        .as_ref()
+        .is_some_and(|r| r["degraded"] == json!(true));
     let body = json!({
-        "status": if ok { "ok" } else { "degraded" },
+        "status": if ok && !rpc_degraded { "ok" } else { "degraded" },
+        "reconciler": reconciler,
         "mode": if app.config.is_embedded() { "embedded" } else { "production" },
         "state_store": show(&state),
         "history_store": show(&history),

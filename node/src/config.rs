@@ -73,6 +73,26 @@ pub struct Config {
     pub webhook_max_backoff_ms: u64,
     /// Per-attempt HTTP timeout (`NEXUS_WEBHOOK_TIMEOUT_MS`).
     pub webhook_timeout_ms: u64,
+    /// stacks-node RPC providers the verifier reads, in preference order, each
+    /// behind a circuit breaker; empty = `rpc_url` alone; both unset = no
+    /// reconciliation (`NEXUS_RPC_URLS`, e.g. `["http://a:20443","http://b:20443"]`).
+    pub rpc_urls: Vec<String>,
+    /// Bound on one verifier RPC request, milliseconds (`NEXUS_RPC_TIMEOUT_MS`).
+    pub rpc_timeout_ms: u64,
+    /// Seconds between reconcile cycle starts; a slow cycle delays the next,
+    /// never overlaps it (`NEXUS_RECONCILE_INTERVAL_SECS`).
+    pub reconcile_interval_secs: u64,
+    /// `get-payment` calls in flight at once (`NEXUS_RECONCILE_CONCURRENCY`).
+    pub reconcile_concurrency: usize,
+    /// `get-payment` calls per cycle at most; the rest carry over to the next
+    /// cycle, least recently checked first (`NEXUS_RECONCILE_BUDGET`).
+    pub reconcile_budget: usize,
+    /// A `pending`/`submitted` payment the chain still does not know after this
+    /// many seconds is marked `dropped` (`NEXUS_RECONCILE_DROP_AFTER_SECS`).
+    pub reconcile_drop_after_secs: u64,
+    /// Time to live of the reconciler's leader lease in Redis, milliseconds;
+    /// renewed every third of it (`NEXUS_LEASE_TTL_MS`).
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for Config {
@@ -103,6 +123,13 @@ impl Default for Config {
             webhook_initial_backoff_ms: 1_000,
             webhook_max_backoff_ms: 300_000,
             webhook_timeout_ms: 10_000,
+            rpc_urls: Vec::new(),
+            rpc_timeout_ms: 5_000,
+            reconcile_interval_secs: 10,
+            reconcile_concurrency: 32,
+            reconcile_budget: 20_000,
+            reconcile_drop_after_secs: 600,
+            lease_ttl_ms: 15_000,
         }
     }
 }
@@ -134,6 +161,14 @@ impl Config {
         &self,
     ) -> Result<nexus_indexer::decode::ContractId, nexus_indexer::decode::ContractIdError> {
         self.contract_id.parse()
+    }
+
+    /// The verifier's RPC providers: `rpc_urls`, else `rpc_url`, else none.
+    pub fn verifier_rpc_urls(&self) -> Vec<String> {
+        if !self.rpc_urls.is_empty() {
+            return self.rpc_urls.clone();
+        }
+        self.rpc_url.iter().cloned().collect()
     }
 
     /// Runs without external services.
@@ -205,6 +240,17 @@ mod tests {
             let cfg = Config::load("absent.toml".as_ref(), &Overrides::default()).expect("loads");
             assert_eq!(cfg.rpc_url.as_deref(), Some("http://127.0.0.1:20443"));
             assert_eq!(cfg.rpc_auth_token.as_deref(), Some("s3cret"));
+            assert_eq!(
+                cfg.verifier_rpc_urls(),
+                vec!["http://127.0.0.1:20443"],
+                "rpc_urls defaults to rpc_url"
+            );
+            jail.set_env("NEXUS_RPC_URLS", r#"["http://a:20443","http://b:20443"]"#);
+            let cfg = Config::load("absent.toml".as_ref(), &Overrides::default()).expect("loads");
+            assert_eq!(
+                cfg.verifier_rpc_urls(),
+                vec!["http://a:20443", "http://b:20443"]
+            );
             Ok(())
         });
     }

@@ -9,3 +9,4 @@ pub mod import;
 pub mod metrics;
 pub mod observer;
 pub mod server;
+pub mod verifier;

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub open_gaps: Gauge,
     /// WebSocket, fan-out and webhook series (`crate::delivery::metrics`).
     pub delivery: crate::delivery::metrics::DeliveryMetrics,
+    /// RPC providers, breakers and the reconcile loop.
+    pub verifier: crate::verifier::VerifierMetrics,
 }
 
 impl Metrics {
@@ -74,6 +76,7 @@ impl Metrics {
             gaps_detected: Counter::default(),
             open_gaps: Gauge::default(),
             delivery: Default::default(),
+            verifier: crate::verifier::VerifierMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -142,6 +145,7 @@ impl Metrics {
             m.open_gaps.clone(),
         );
         m.delivery.register(&mut registry);
+        m.verifier.register(&mut registry);
         Metrics { registry, ..m }
     }
 

@@ -29,6 +29,10 @@ pub struct App {
     pub bus: BroadcastBus,
     /// WebSocket subscriptions, Redis fan-out and webhooks.
     pub delivery: crate::delivery::Delivery,
+    /// The verifier's RPC providers (breakers, failover), when an RPC is configured.
+    pub rpc: Option<Arc<nexus_verifier::rpc::Providers>>,
+    /// The reconcile loop, when an RPC is configured.
+    pub reconciler: Option<Arc<nexus_verifier::reconcile::Reconciler>>,
 }
 
 /// Why the node could not start.
@@ -46,6 +50,10 @@ pub enum StartError {
     Rpc(#[source] nexus_indexer::rpc::RpcError),
     #[error("could not start event delivery")]
     Delivery(#[from] crate::delivery::DeliveryError),
+    #[error("invalid rpc_urls")]
+    VerifierRpc(#[source] nexus_verifier::rpc::RpcError),
+    #[error("could not reach Redis for the reconciler lease")]
+    Lease(#[source] nexus_verifier::lease::LeaseError),
 }
 
 /// A running node: its bound addresses and the handle to stop it.
@@ -142,12 +150,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         }
         None => ingestor,
     };
+    let ingestor = Arc::new(ingestor);
+    let verifier = crate::verifier::build(&cfg, &ingestor, &metrics.verifier)
+        .map_err(StartError::VerifierRpc)?;
     let app = Arc::new(App {
-        ingestor: Arc::new(ingestor),
+        ingestor,
         metrics,
         bus,
         delivery,
         config: cfg.clone(),
+        rpc: verifier.as_ref().map(|(p, _)| p.clone()),
+        reconciler: verifier.as_ref().map(|(_, r)| r.clone()),
     });
     let observer = TcpListener::bind(cfg.observer_addr)
         .await
@@ -181,6 +194,29 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             axum::serve(listener, router)
                 .with_graceful_shutdown(token.cancelled_owned())
                 .await
+        });
+    }
+    if let Some(reconciler) = app.reconciler.clone() {
+        let (role, lease) = crate::verifier::role(&cfg, &app.metrics.verifier)
+            .await
+            .map_err(StartError::Lease)?;
+        if let Some((lease, tx)) = lease {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                lease.run(tx, token).await;
+                Ok(())
+            });
+        }
+        let metrics = app.metrics.verifier.clone();
+        let watched = role.clone();
+        tasks.spawn(async move {
+            crate::verifier::watch_leader(watched, metrics).await;
+            Ok(())
+        });
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            reconciler.run(role, token).await;
+            Ok(())
         });
     }
     tracing::info!(%observer_addr, %api_addr, contract = %cfg.contract_id, "nexus-node listening");

@@ -4,6 +4,8 @@
 
 mod event;
 mod payment;
+mod proof;
 
 pub use event::{EventSource, EventType, PaymentEvent, Reverted};
 pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus};
+pub use proof::Proof;

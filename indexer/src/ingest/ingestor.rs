@@ -53,7 +53,7 @@ pub struct Ingestor {
     /// Where a gap's missing blocks are read from (the node's RPC); `None`:
     /// gaps stay open until the blocks are delivered.
     pub(super) block_source: Option<Arc<dyn crate::rpc::BlockSource>>,
-    cursor: Mutex<Cursor>,
+    pub(super) cursor: Mutex<Cursor>,
 }
 
 /// Default confirmation depth (blocks, the transition's own block included).
@@ -310,7 +310,7 @@ impl Ingestor {
     /// If the state store is behind history (failed apply, flushed Redis),
     /// re-apply the changed payments from history and publish what was
     /// committed but never published.
-    async fn catch_up(&self, cur: &mut Cursor) -> Result<(), IngestError> {
+    pub(super) async fn catch_up(&self, cur: &mut Cursor) -> Result<(), IngestError> {
         let state_seq = self.state.last_seq().await?;
         if state_seq == cur.history_seq {
             return Ok(());

@@ -26,10 +26,11 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use types::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, MempoolRecord, PaymentFilter, UndoRecord,
+    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, MempoolRecord, PaymentFilter,
+    UndoRecord,
 };
 
-use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 /// Current payment records (`payment:{id}`), plus the `seq` they reflect.
 #[async_trait]
@@ -132,6 +133,12 @@ pub trait History: Send + Sync + 'static {
     /// reads through `self` do not. An import groups hundreds of blocks this
     /// way: one fsync and one state-store write per group instead of per block.
     async fn group(&self) -> Result<Arc<dyn HistoryGroup>, StoreError>;
+
+    /// Store (replace) proofs of settlement, in one transaction. With a
+    /// `fence`, refused (`Rejected`) unless its token is current (see [`Fence`]).
+    async fn put_proofs(&self, proofs: &[Proof], fence: Option<&Fence>) -> Result<(), StoreError>;
+    /// The stored proof of one payment.
+    async fn get_proof(&self, id: &PaymentId) -> Result<Option<Proof>, StoreError>;
 }
 
 /// See [`History::group`].

@@ -23,11 +23,11 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, History, HistoryGroup, PaymentFilter,
+    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History, HistoryGroup, PaymentFilter,
     StoreError, UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
-use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 const BACKEND: &str = "postgresql";
 
@@ -158,6 +158,11 @@ fn migrator() -> Migrator {
             2,
             "chain",
             include_str!("../../migrations/postgres/0002_chain.sql"),
+        ),
+        (
+            3,
+            "verifier",
+            include_str!("../../migrations/postgres/0003_verifier.sql"),
         ),
         (
             4,
@@ -583,6 +588,50 @@ impl History for PgHistory {
         }))
     }
 
+    async fn put_proofs(&self, proofs: &[Proof], fence: Option<&Fence>) -> Result<(), StoreError> {
+        if proofs.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(proofs.len());
+        let mut bodies = Vec::with_capacity(proofs.len());
+        let mut seen = HashMap::with_capacity(proofs.len());
+        // One upsert may not touch a row twice: the last proof of an id wins.
+        for p in proofs {
+            match seen.get(&p.payment_id) {
+                Some(&i) => bodies[i] = to_json(p)?,
+                None => {
+                    seen.insert(p.payment_id, ids.len());
+                    ids.push(p.payment_id.to_string());
+                    bodies.push(to_json(p)?);
+                }
+            }
+        }
+        let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        if let Some(f) = fence {
+            check_fence(&mut tx, f).await?;
+        }
+        sqlx::query(
+            "INSERT INTO proofs (payment_id, body) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+             ON CONFLICT (payment_id) DO UPDATE SET body = EXCLUDED.body",
+        )
+        .bind(ids)
+        .bind(bodies)
+        .execute(&mut *tx)
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn get_proof(&self, id: &PaymentId) -> Result<Option<Proof>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM proofs WHERE payment_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(pg_err)?;
+        body.as_deref().map(from_json).transpose()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&mut *self.conn().await?)
@@ -598,6 +647,9 @@ async fn write_batch(
     mut batch: CommitBatch,
     locked_last: Option<u64>,
 ) -> Result<Committed, StoreError> {
+    if let Some(f) = &batch.fence {
+        check_fence(&mut *c, f).await?;
+    }
     let last = match locked_last {
         // This transaction holds the row lock already (a group's later commits).
         Some(last) => last,
@@ -825,6 +877,28 @@ impl HistoryGroup for PgHistory {
     }
 }
 
+/// Raise the fence to `f.token` inside `tx`, or refuse: a higher token was
+/// already used, so whoever holds `f` lost the lease. The row lock taken
+/// here also orders concurrent fenced writers.
+async fn check_fence(tx: &mut sqlx::PgConnection, f: &Fence) -> Result<(), StoreError> {
+    let raised: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO fences (name, token) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE \
+         SET token = EXCLUDED.token WHERE fences.token <= EXCLUDED.token RETURNING token",
+    )
+    .bind(sanitize_text(&f.name))
+    .bind(to_i64(f.token)?)
+    .fetch_optional(tx)
+    .await
+    .map_err(pg_err)?;
+    match raised {
+        Some(_) => Ok(()),
+        None => Err(StoreError::rejected(
+            BACKEND,
+            format!("fencing token {} of {:?} is stale", f.token, f.name),
+        )),
+    }
+}
+
 /// Columns read by [`block_from_row`] (unqualified names work with alias `b` too).
 const BLOCK_COLS: &str = "index_block_hash, parent_index_block_hash, block_hash, height, \
      burn_height, burn_hash, time, canonical";
@@ -925,8 +999,10 @@ fn block_only(b: &CommitBatch) -> bool {
         canonical,
         undo,
         undo_clear,
+        fence,
     } = b;
     block.is_some()
+        && fence.is_none()
         && block_txs.is_empty()
         && mempool.is_empty()
         && burn_block.is_none()

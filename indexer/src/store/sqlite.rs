@@ -19,11 +19,11 @@ use serde::de::DeserializeOwned;
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, History, HistoryGroup, PaymentFilter,
+    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History, HistoryGroup, PaymentFilter,
     StoreError, UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
-use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 const BACKEND: &str = "sqlite";
 
@@ -31,6 +31,7 @@ const BACKEND: &str = "sqlite";
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_chain.sql"),
+    include_str!("../../migrations/sqlite/0003_verifier.sql"),
     // Webhook delivery state (nexus-node's delivery module).
     include_str!("../../migrations/sqlite/0004_delivery.sql"),
     include_str!("../../migrations/sqlite/0005_ingest.sql"),
@@ -597,6 +598,50 @@ impl History for SqliteHistory {
         }))
     }
 
+    async fn put_proofs(&self, proofs: &[Proof], fence: Option<&Fence>) -> Result<(), StoreError> {
+        if proofs.is_empty() {
+            return Ok(());
+        }
+        let rows = proofs
+            .iter()
+            .map(|p| Ok((p.payment_id.to_string(), to_json(p)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let fence = fence.cloned();
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sq_err)?;
+            if let Some(f) = &fence {
+                check_fence(&tx, f)?;
+            }
+            {
+                let mut s = tx
+                    .prepare_cached(
+                        "INSERT INTO proofs (payment_id, body) VALUES (?1, ?2) \
+                         ON CONFLICT (payment_id) DO UPDATE SET body = excluded.body",
+                    )
+                    .map_err(sq_err)?;
+                for (id, body) in &rows {
+                    s.execute(params![id, body]).map_err(sq_err)?;
+                }
+            }
+            tx.commit().map_err(sq_err)
+        })
+        .await
+    }
+
+    async fn get_proof(&self, id: &PaymentId) -> Result<Option<Proof>, StoreError> {
+        let id = id.to_string();
+        self.run(move |c| {
+            let body: Option<String> = c
+                .prepare_cached("SELECT body FROM proofs WHERE payment_id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(sq_err)?;
+            body.as_deref().map(from_json).transpose()
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|c| {
             c.prepare_cached("SELECT 1")
@@ -610,6 +655,9 @@ impl History for SqliteHistory {
 
 /// Everything in `batch`, on `tx` (a transaction the caller owns).
 fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, StoreError> {
+    if let Some(f) = &batch.fence {
+        check_fence(tx, f)?;
+    }
     let last: i64 = tx
         .query_row("SELECT last_seq FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(sq_err)?;
@@ -813,6 +861,30 @@ fn undo_rows(c: &Connection, hash: &str) -> Result<Vec<UndoRecord>, StoreError> 
         });
     }
     Ok(out)
+}
+
+/// Raise the fence to `f.token` inside the write transaction, or refuse: a
+/// higher token was already used, so whoever holds `f` lost the lease.
+fn check_fence(tx: &Connection, f: &Fence) -> Result<(), StoreError> {
+    let changed = tx
+        .prepare_cached(
+            "INSERT INTO fences (name, token) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE \
+             SET token = excluded.token WHERE fences.token <= excluded.token",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                sanitize_text(&f.name),
+                to_i64(f.token).unwrap_or(i64::MAX)
+            ])
+        })
+        .map_err(sq_err)?;
+    if changed == 0 {
+        return Err(StoreError::rejected(
+            BACKEND,
+            format!("fencing token {} of {:?} is stale", f.token, f.name),
+        ));
+    }
+    Ok(())
 }
 
 /// Columns read by [`blocks`].

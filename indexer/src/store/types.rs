@@ -41,6 +41,17 @@ pub struct CommitBatch {
     pub undo: Vec<UndoRecord>,
     /// Blocks rolled back in this batch: their undo records are deleted.
     pub undo_clear: Vec<String>,
+    /// Written by a lease holder (the verifier): the commit is refused unless
+    /// its token is at least the highest one the store has seen for the name.
+    pub fence: Option<Fence>,
+}
+
+/// A fencing token: a stale leader's writes are refused by the store itself
+/// (the highest token seen per `name` is kept next to the data it guards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    pub name: String,
+    pub token: u64,
 }
 
 /// A payment as it was before a block changed it: what a rollback restores.

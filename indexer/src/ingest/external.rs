@@ -1,0 +1,113 @@
+//! Changes decided outside the observer path (the reconciler's corrections),
+//! committed through the same serialized pipeline so `seq` stays gap-free,
+//! the finality index sees them, and they are published like any event.
+
+use super::ingestor::count_events;
+use super::{IngestError, Ingestor};
+use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::store::{CommitBatch, Fence};
+
+/// One payment's correction, decided against the record whose
+/// `updated_seq` was `expected_seq`.
+#[derive(Debug, Clone)]
+pub struct Correction {
+    /// The record the decision was made on (0: the payment was unknown). If
+    /// the payment changed since (the observer committed something newer),
+    /// the correction is skipped: it will be decided again on fresh data.
+    pub expected_seq: u64,
+    pub payment: Payment,
+    /// Without `seq`: history numbers it.
+    pub event: PaymentEvent,
+}
+
+/// What [`Ingestor::commit_corrections`] did.
+#[derive(Debug, Clone, Default)]
+pub struct CorrectionOutcome {
+    /// Committed (and published) events.
+    pub events: Vec<PaymentEvent>,
+    /// Payments skipped because they changed after the decision.
+    pub stale: Vec<PaymentId>,
+}
+
+impl Ingestor {
+    /// Commit `corrections` (history, then state store, then publish), in
+    /// turn with observer deliveries. `fence` makes history refuse the
+    /// commit if a newer lease holder has written (see [`Fence`]).
+    pub async fn commit_corrections(
+        &self,
+        corrections: Vec<Correction>,
+        counter: &str,
+        fence: Option<Fence>,
+    ) -> Result<CorrectionOutcome, IngestError> {
+        let mut cur = self.cursor.lock().await;
+        if cur.dirty {
+            self.resync(&mut cur).await?;
+        }
+        cur.dirty = true;
+        self.catch_up(&mut cur).await?;
+        let ids: Vec<PaymentId> = corrections.iter().map(|c| c.payment.payment_id).collect();
+        let current = self.load(&cur, &ids).await?;
+        let mut out = CorrectionOutcome::default();
+        let mut payments = Vec::new();
+        let mut events = Vec::new();
+        for c in corrections {
+            let id = c.payment.payment_id;
+            let now_seq = current.get(&id).map(|p| p.updated_seq);
+            // Settled records may have expired from the state store: history has them.
+            let now_seq = match now_seq {
+                Some(s) => Some(s),
+                None => self.history.get_payment(&id).await?.map(|p| p.updated_seq),
+            };
+            if now_seq.unwrap_or(0) != c.expected_seq {
+                out.stale.push(id);
+                continue;
+            }
+            payments.push(c.payment);
+            events.push(c.event);
+        }
+        if events.is_empty() {
+            cur.dirty = std::mem::take(&mut cur.stale);
+            return Ok(out);
+        }
+        let mut counters = count_events(&events);
+        counters.push((counter.to_string(), events.len() as u64));
+        let batch = CommitBatch {
+            payments,
+            events,
+            fence,
+            ..Default::default()
+        };
+        let committed = self.commit_history(&mut cur, batch).await?;
+        for p in &committed.payments {
+            cur.track(p);
+        }
+        let refs: Vec<(&str, u64)> = counters.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        self.apply_state(&mut cur, &committed, &refs).await?;
+        cur.dirty = std::mem::take(&mut cur.stale);
+        out.events = committed.events;
+        Ok(out)
+    }
+
+    /// The committed history's `seq` (what the state store should reflect).
+    pub async fn history_seq(&self) -> u64 {
+        self.cursor.lock().await.history_seq
+    }
+}
+
+impl Ingestor {
+    /// Bring the state store up to date with history now, rather than on the
+    /// next delivery (after Redis came back empty). Returns whether it was behind.
+    pub async fn sync_state(&self) -> Result<bool, IngestError> {
+        let mut cur = self.cursor.lock().await;
+        if cur.dirty {
+            self.resync(&mut cur).await?;
+        }
+        cur.dirty = true;
+        let behind = self.state.last_seq().await? != cur.history_seq;
+        if behind {
+            self.catch_up(&mut cur).await?;
+        }
+        cur.dirty = false;
+        Ok(behind)
+    }
+}

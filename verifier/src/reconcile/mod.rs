@@ -1,0 +1,558 @@
+//! The reconciliation loop: every `interval`, read the tip once, check the
+//! open payments against the escrow at that tip (`get-payment ?tip=`), and
+//! let the chain win.
+//!
+//! Cost follows change: a payment already checked at this same tip, whose
+//! record has not changed since, is decided again from the cached answer (an
+//! answer pinned to a tip never changes), so an unchanged tip costs one
+//! `/v2/info` and no `get-payment`. The rest are read with bounded
+//! concurrency within a per-cycle budget; what does not fit waits for the
+//! next cycle, least recently checked first.
+//!
+//! With the RPC down the loop keeps ticking, reports itself degraded and
+//! changes nothing: only answers are ever acted on.
+
+mod workset;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use nexus_indexer::domain::{PaymentId, PaymentStatus, Proof};
+use nexus_indexer::ingest::{Clock, Correction, IngestError, Ingestor};
+use nexus_indexer::store::{Fence, StoreError};
+
+use crate::chain::{decode_get_payment, payment_id_arg, OnChain};
+use crate::decide::{correction, decide, Check, Decision, Rules};
+use crate::lease::Role;
+use crate::rpc::{ContractRef, RpcError, StacksRpc, Tip};
+
+pub use workset::{is_open, Tracked, Verified, WorkSet};
+
+/// Defaults of the node's `reconcile_*` keys.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_BUDGET: usize = 20_000;
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// Time between cycle starts; a slow cycle delays the next, never overlaps it.
+    pub interval: Duration,
+    /// `get-payment` calls in flight at once.
+    pub concurrency: usize,
+    /// `get-payment` calls per cycle at most; the rest carry over.
+    pub budget: usize,
+    pub rules: Rules,
+    /// Blocks (the transition's own included) before a proof is final.
+    pub confirmation_depth: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            interval: DEFAULT_INTERVAL,
+            concurrency: DEFAULT_CONCURRENCY,
+            budget: DEFAULT_BUDGET,
+            rules: Rules::default(),
+            confirmation_depth: nexus_indexer::ingest::DEFAULT_CONFIRMATION_DEPTH,
+        }
+    }
+}
+
+/// What one cycle did (logged, exported as metrics, shown on `/health`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CycleReport {
+    pub tip_height: Option<u64>,
+    pub tip: Option<String>,
+    /// Payments watched.
+    pub open: usize,
+    /// RPC calls made (`/v2/info` included).
+    pub rpc_calls: u64,
+    /// Payments decided from this tip's cached answer, without a call.
+    pub cached: usize,
+    /// Payments left for the next cycle (budget exhausted or their call failed).
+    pub carried_over: usize,
+    pub rpc_errors: u64,
+    pub corrections: usize,
+    /// Corrections skipped because the payment changed meanwhile.
+    pub stale: usize,
+    pub proofs: usize,
+    /// Why the cycle could not read the chain (RPC down, not synced).
+    pub degraded: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// Seen by the node's metrics.
+pub trait ReconcileObserver: Send + Sync + 'static {
+    fn cycle(&self, report: &CycleReport, slow: bool);
+    /// A mismatch corrected: stored status `from`, now `to`.
+    fn discrepancy(&self, from: PaymentStatus, to: PaymentStatus);
+}
+
+/// Observes nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReconcileObserver;
+
+impl ReconcileObserver for NoReconcileObserver {
+    fn cycle(&self, _: &CycleReport, _: bool) {}
+    fn discrepancy(&self, _: PaymentStatus, _: PaymentStatus) {}
+}
+
+/// The loop's state as `/health` shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileStatus {
+    /// This node holds the lease (or runs alone) and reconciles.
+    pub leader: bool,
+    pub degraded: bool,
+    pub last_cycle: Option<CycleReport>,
+    /// A storage failure of the last cycle.
+    pub last_error: Option<String>,
+    pub cycles: u64,
+}
+
+/// Why a cycle stopped early (the RPC's failures are not errors: they are
+/// reported as `degraded`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("storage failed while reconciling")]
+    Store(#[from] StoreError),
+    #[error("committing corrections failed")]
+    Ingest(#[from] IngestError),
+}
+
+/// The reconciler. Share it (`Arc`); [`Reconciler::run`] is the loop.
+pub struct Reconciler {
+    ingestor: Arc<Ingestor>,
+    rpc: Arc<dyn StacksRpc>,
+    contract: ContractRef,
+    cfg: ReconcileConfig,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn ReconcileObserver>,
+    work: tokio::sync::Mutex<WorkSet>,
+    /// Short critical sections only, never across an `.await`.
+    status: Mutex<ReconcileStatus>,
+    cycles: std::sync::atomic::AtomicU64,
+    /// Run a cycle now (after the state store was rebuilt, in tests).
+    wake: tokio::sync::Notify,
+}
+
+impl Reconciler {
+    pub fn new(
+        ingestor: Arc<Ingestor>,
+        rpc: Arc<dyn StacksRpc>,
+        cfg: ReconcileConfig,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn ReconcileObserver>,
+    ) -> Self {
+        let contract = ContractRef::from(ingestor.contract());
+        Reconciler {
+            ingestor,
+            rpc,
+            contract,
+            cfg,
+            clock,
+            observer,
+            work: tokio::sync::Mutex::new(WorkSet::default()),
+            status: Mutex::new(ReconcileStatus::default()),
+            cycles: std::sync::atomic::AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ReconcileConfig {
+        &self.cfg
+    }
+
+    /// A snapshot for `/health`.
+    pub fn status(&self) -> ReconcileStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Start a cycle now instead of at the next tick.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut ReconcileStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// The loop: a cycle per tick while this node is the leader, until
+    /// `shutdown`. Ticks missed by a slow cycle are delayed, not stacked.
+    pub async fn run(
+        self: Arc<Self>,
+        mut role: watch::Receiver<Role>,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(self.cfg.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A fixed role (no lease) may have no sender left: stop listening then.
+        let mut role_open = true;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+                _ = self.wake.notified() => {}
+                changed = role.changed(), if role_open => {
+                    // Leadership changed: act on it at once (a new leader reconciles now).
+                    role_open = changed.is_ok();
+                }
+            }
+            let current = role.borrow().clone();
+            let Role::Leader(fence) = current else {
+                self.set_status(|s| s.leader = false);
+                // A follower forgets: when it becomes leader it reloads from history.
+                self.work.lock().await.reset();
+                continue;
+            };
+            self.set_status(|s| s.leader = true);
+            let started = Instant::now();
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = self.cycle(fence) => r,
+            };
+            let slow = started.elapsed() > self.cfg.interval;
+            match result {
+                Ok(report) => {
+                    if slow {
+                        tracing::warn!(
+                            duration_ms = report.duration_ms,
+                            interval_ms = self.cfg.interval.as_millis() as u64,
+                            "reconcile cycle slower than its interval; the next one starts late"
+                        );
+                    }
+                    self.observer.cycle(&report, slow);
+                }
+                Err(e) => {
+                    tracing::error!(error = %crate::error_chain(&e), "reconcile cycle failed");
+                    self.set_status(|s| s.last_error = Some(crate::error_chain(&e)));
+                }
+            }
+        }
+    }
+
+    /// One cycle, fenced with `fence` when this node holds a lease.
+    pub async fn cycle(&self, fence: Option<Fence>) -> Result<CycleReport, ReconcileError> {
+        let started = Instant::now();
+        let mut report = self.cycle_inner(fence).await;
+        let n = self
+            .cycles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if let Ok(r) = &mut report {
+            r.duration_ms = started.elapsed().as_millis() as u64;
+            let r = r.clone();
+            tracing::info!(
+                tip = r.tip_height,
+                open = r.open,
+                rpc_calls = r.rpc_calls,
+                cached = r.cached,
+                carried_over = r.carried_over,
+                corrections = r.corrections,
+                proofs = r.proofs,
+                degraded = r.degraded.as_deref(),
+                duration_ms = r.duration_ms,
+                "reconcile cycle"
+            );
+            self.set_status(|s| {
+                s.degraded = r.degraded.is_some();
+                s.last_error = None;
+                s.cycles = n;
+                s.last_cycle = Some(r);
+            });
+        }
+        report
+    }
+
+    async fn cycle_inner(&self, fence: Option<Fence>) -> Result<CycleReport, ReconcileError> {
+        let mut report = CycleReport::default();
+        // Redis may have come back empty: rebuild it from history first.
+        if self.ingestor.sync_state().await? {
+            tracing::warn!("state store was behind history; rebuilt before reconciling");
+        }
+        let mut work = self.work.lock().await;
+        work.refresh(&self.ingestor).await?;
+        report.open = work.open.len();
+
+        report.rpc_calls += 1;
+        let tip = match self.rpc.info().await {
+            Ok(info) if !info.is_fully_synced => {
+                report.degraded = Some("the RPC node is not fully synced".into());
+                return Ok(report);
+            }
+            Ok(info) => match info.tip() {
+                Ok(t) => t,
+                Err(e) => {
+                    report.degraded = Some(format!("unreadable /v2/info: {e}"));
+                    return Ok(report);
+                }
+            },
+            Err(e) => {
+                report.rpc_errors += 1;
+                report.degraded = Some(crate::error_chain(&e));
+                tracing::warn!(error = %crate::error_chain(&e), "RPC unavailable; reconcile cycle changes nothing");
+                return Ok(report);
+            }
+        };
+        report.tip_height = Some(tip.height);
+        report.tip = Some(tip.index_block_hash.clone());
+        let cycle_no = self.cycles.load(std::sync::atomic::Ordering::Relaxed) + 1;
+
+        // Who needs a call: not checked at this tip since their record last changed.
+        let mut need: Vec<(Option<u64>, PaymentId)> = work
+            .open
+            .values()
+            .filter(|t| {
+                !t.last.as_ref().is_some_and(|v| {
+                    v.tip == tip.index_block_hash && v.seq == t.payment.updated_seq
+                })
+            })
+            .map(|t| (t.checked_in, t.payment.payment_id))
+            .collect();
+        // Never checked first, then least recently checked; ids break ties.
+        need.sort_unstable();
+        let take = need.len().min(self.cfg.budget);
+        let carried = need.len() - take;
+        let batch: Vec<PaymentId> = need.into_iter().take(take).map(|(_, id)| id).collect();
+        let answers = self.read_all(&batch, &tip).await;
+        report.rpc_calls += batch.len() as u64;
+
+        let mut fresh: std::collections::HashSet<PaymentId> = std::collections::HashSet::new();
+        let mut failed = 0u64;
+        let mut last_err = None;
+        for (id, answer) in answers {
+            let Some(t) = work.open.get_mut(&id) else {
+                continue;
+            };
+            t.checked_in = Some(cycle_no);
+            match answer {
+                Ok(chain) => {
+                    t.absent_streak = if chain.is_none() {
+                        t.absent_streak + 1
+                    } else {
+                        0
+                    };
+                    t.last = Some(Verified {
+                        tip: tip.index_block_hash.clone(),
+                        tip_height: tip.height,
+                        chain,
+                        seq: t.payment.updated_seq,
+                    });
+                    fresh.insert(id);
+                }
+                Err(e) => {
+                    failed += 1;
+                    last_err = Some(e);
+                }
+            }
+        }
+        report.rpc_errors += failed;
+        report.carried_over = carried + failed as usize;
+        if failed > 0 && fresh.is_empty() {
+            let e = last_err.expect("a failure was counted");
+            report.degraded = Some(e);
+        }
+
+        // Decide every payment with an answer at this tip (fresh or cached).
+        let now = self.clock.now_rfc3339();
+        let now_t = chrono::DateTime::parse_from_rfc3339(&now).ok();
+        let mut corrections = Vec::new();
+        let mut proofs = Vec::new();
+        let mut leave = Vec::new();
+        for t in work.open.values_mut() {
+            let Some(v) = &t.last else { continue };
+            if v.tip != tip.index_block_hash || v.seq != t.payment.updated_seq {
+                continue;
+            }
+            let is_fresh = fresh.contains(&t.payment.payment_id);
+            if !is_fresh {
+                report.cached += 1;
+            }
+            let age = match (
+                now_t,
+                chrono::DateTime::parse_from_rfc3339(&t.payment.updated_at),
+            ) {
+                (Some(n), Ok(u)) => (n - u).to_std().unwrap_or_default(),
+                _ => Duration::ZERO,
+            };
+            let check = Check {
+                stored: &t.payment,
+                chain: v.chain.as_ref(),
+                tip: &tip,
+                age,
+                absent_streak: t.absent_streak,
+            };
+            match decide(&check, &self.cfg.rules) {
+                Decision::Agree => {
+                    if !is_fresh {
+                        continue;
+                    }
+                    if let Some(proof) = self.proof(t, &tip, &now) {
+                        // Settled and final (or settled where no block is known): done.
+                        // Confirmed payments stay: a claim or refund can come at any block.
+                        if t.payment.status.is_settled()
+                            && (proof.is_final || t.payment.latest_pos().is_none())
+                        {
+                            leave.push(t.payment.payment_id);
+                        }
+                        proofs.push(proof);
+                    }
+                }
+                Decision::Wait(_) => {}
+                Decision::Correct { to, event, reason } => {
+                    let (next, ev) =
+                        correction(&t.payment, v.chain.as_ref(), to, event, &reason, &now);
+                    tracing::warn!(
+                        target: "nexus::discrepancy",
+                        payment_id = %t.payment.payment_id,
+                        stored = %t.payment.status,
+                        on_chain = v.chain.as_ref().map(|c| c.status.as_str()).unwrap_or("none"),
+                        corrected_to = %to,
+                        event = event.as_str(),
+                        tip_height = tip.height,
+                        tip = %tip.index_block_hash,
+                        reason = %reason,
+                        "discrepancy: the chain wins"
+                    );
+                    if let Some(p) = self.proof_of(&next, v.chain.is_some(), &tip, &now) {
+                        proofs.push(p);
+                    }
+                    corrections.push((
+                        t.payment.status,
+                        Correction {
+                            expected_seq: t.payment.updated_seq,
+                            payment: next,
+                            event: ev,
+                        },
+                    ));
+                }
+            }
+        }
+        for id in leave {
+            work.open.remove(&id);
+        }
+        drop(work);
+
+        if !corrections.is_empty() {
+            let from: Vec<(PaymentId, PaymentStatus, PaymentStatus)> = corrections
+                .iter()
+                .map(|(s, c)| (c.payment.payment_id, *s, c.payment.status))
+                .collect();
+            let out = self
+                .ingestor
+                .commit_corrections(
+                    corrections.into_iter().map(|(_, c)| c).collect(),
+                    "reconciler_corrections",
+                    fence.clone(),
+                )
+                .await?;
+            report.stale = out.stale.len();
+            report.corrections = out.events.len();
+            for (id, from, to) in from {
+                if !out.stale.contains(&id) {
+                    self.observer.discrepancy(from, to);
+                }
+            }
+            // Corrected payments are read again at the next cycle (their record changed).
+            let stale: std::collections::HashSet<_> = out.stale.into_iter().collect();
+            proofs.retain(|p| !stale.contains(&p.payment_id));
+        }
+        if !proofs.is_empty() {
+            report.proofs = proofs.len();
+            self.ingestor
+                .history()
+                .put_proofs(&proofs, fence.as_ref())
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// `get-payment` for each id at `tip`, `concurrency` at a time.
+    async fn read_all(
+        &self,
+        ids: &[PaymentId],
+        tip: &Tip,
+    ) -> Vec<(PaymentId, Result<OnChain, String>)> {
+        let sender = self.contract.address.clone();
+        stream::iter(ids.iter().copied())
+            .map(|id| {
+                let sender = &sender;
+                async move {
+                    let r = self
+                        .rpc
+                        .call_read(
+                            &self.contract,
+                            "get-payment",
+                            &[payment_id_arg(&id)],
+                            sender,
+                            tip,
+                        )
+                        .await
+                        .map_err(|e: RpcError| crate::error_chain(&e))
+                        .and_then(|v| decode_get_payment(&v).map_err(|e| e.to_string()));
+                    (id, r)
+                }
+            })
+            .buffer_unordered(self.cfg.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    fn proof(&self, t: &Tracked, tip: &Tip, now: &str) -> Option<Proof> {
+        self.proof_of(&t.payment, true, tip, now)
+    }
+
+    /// The proof of a record the chain agrees with at `tip`: only statuses
+    /// the escrow holds (`confirmed`, `claimed`, `refunded`).
+    fn proof_of(
+        &self,
+        p: &nexus_indexer::domain::Payment,
+        on_chain: bool,
+        tip: &Tip,
+        now: &str,
+    ) -> Option<Proof> {
+        if !on_chain
+            || !matches!(
+                p.status,
+                PaymentStatus::Confirmed | PaymentStatus::Claimed | PaymentStatus::Refunded
+            )
+        {
+            return None;
+        }
+        let pos = p.latest_pos();
+        let confirmations = pos
+            .map(|pos| tip.height.saturating_sub(pos.block_height) + 1)
+            .unwrap_or(0);
+        Some(
+            Proof {
+                payment_id: p.payment_id,
+                status: p.status,
+                txid: None,
+                tx_index: None,
+                block_height: None,
+                index_block_hash: None,
+                block_hash: None,
+                burn_block_height: None,
+                burn_block_hash: None,
+                confirmations,
+                is_final: pos.is_some() && confirmations >= self.cfg.confirmation_depth,
+                verified_tip_height: tip.height,
+                verified_tip: tip.index_block_hash.clone(),
+                verified_at: now.to_string(),
+            }
+            .with_position(pos),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The open payments the reconciler watches, kept current from the event log
+//! (`events_since` a cursor) so a cycle reads what changed, not every payment.
+
+use std::collections::HashMap;
+
+use nexus_indexer::domain::{Payment, PaymentId, PaymentStatus};
+use nexus_indexer::ingest::Ingestor;
+use nexus_indexer::store::{PaymentFilter, StoreError};
+
+use crate::chain::OnChain;
+
+/// Events read per page while catching up with the log.
+const EVENT_PAGE: u32 = 5_000;
+/// Payments read per page at the initial load.
+const LOAD_PAGE: u32 = 500;
+
+/// What the last check of a payment found.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The tip it was read at (index block hash).
+    pub tip: String,
+    pub tip_height: u64,
+    pub chain: OnChain,
+    /// The stored record's `updated_seq` when it was checked: a newer record
+    /// is checked again even at the same tip.
+    pub seq: u64,
+}
+
+/// One watched payment.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub payment: Payment,
+    pub last: Option<Verified>,
+    /// Consecutive checks that found no escrow entry.
+    pub absent_streak: u32,
+    /// Cycle number of the last RPC check (carry-over order: oldest first).
+    pub checked_in: Option<u64>,
+    /// A settled payment whose position is unknown leaves after one agreeing check.
+    pub agreed_settled: bool,
+}
+
+/// Should the reconciler watch this record?
+///
+/// Open: `pending`, `submitted`, every `confirmed` (funds are locked: a
+/// claim or refund can come at any block, final or not, expired or not), and
+/// `claimed`/`refunded` until final (their proof is re-checked until then).
+pub fn is_open(p: &Payment) -> bool {
+    match p.status {
+        PaymentStatus::Pending | PaymentStatus::Submitted | PaymentStatus::Confirmed => true,
+        PaymentStatus::Claimed | PaymentStatus::Refunded => !p.is_final,
+        PaymentStatus::Failed | PaymentStatus::Dropped => false,
+    }
+}
+
+/// The watched set and where in the event log it is up to.
+#[derive(Debug, Default)]
+pub struct WorkSet {
+    pub loaded: bool,
+    /// Last event `seq` folded into the set.
+    pub cursor: u64,
+    pub open: HashMap<PaymentId, Tracked>,
+}
+
+impl WorkSet {
+    /// Load (first call) or catch up with the event log. Returns how many
+    /// payment records were read.
+    pub async fn refresh(&mut self, ingestor: &Ingestor) -> Result<usize, StoreError> {
+        let history = ingestor.history();
+        if !self.loaded {
+            // Cursor first: anything committed while we list is replayed next time.
+            self.cursor = history.last_seq().await?;
+            let mut n = 0;
+            for status in [
+                PaymentStatus::Pending,
+                PaymentStatus::Submitted,
+                PaymentStatus::Confirmed,
+                PaymentStatus::Claimed,
+                PaymentStatus::Refunded,
+            ] {
+                let mut after = None;
+                loop {
+                    let page = history
+                        .list_payments(&PaymentFilter {
+                            status: Some(status),
+                            after: after.clone(),
+                            limit: LOAD_PAGE,
+                            ..Default::default()
+                        })
+                        .await?;
+                    n += page.len();
+                    let full = page.len() as u32 == LOAD_PAGE;
+                    after = page.last().map(|p| p.payment_id.to_string());
+                    for p in page {
+                        self.upsert(p);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+            }
+            self.loaded = true;
+            return Ok(n);
+        }
+        let mut n = 0;
+        loop {
+            let events = history.events_since(self.cursor, EVENT_PAGE).await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                break;
+            };
+            let mut ids: Vec<PaymentId> = events.iter().map(|e| e.payment_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let records = ingestor.state().get_many(&ids).await?;
+            for (id, rec) in ids.iter().zip(records) {
+                let rec = match rec {
+                    Some(p) => Some(p),
+                    // Settled records expire from the state store; history keeps them.
+                    None => history.get_payment(id).await?,
+                };
+                match rec {
+                    Some(p) => self.upsert(p),
+                    None => {
+                        self.open.remove(id);
+                    }
+                }
+            }
+            n += ids.len();
+            self.cursor = last;
+            if (events.len() as u32) < EVENT_PAGE {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Take a newer record of a payment (or drop it when no longer open).
+    pub fn upsert(&mut self, p: Payment) {
+        if !is_open(&p) {
+            self.open.remove(&p.payment_id);
+            return;
+        }
+        match self.open.get_mut(&p.payment_id) {
+            Some(t) if t.payment.updated_seq <= p.updated_seq => t.payment = p,
+            Some(_) => {}
+            None => {
+                self.open.insert(
+                    p.payment_id,
+                    Tracked {
+                        payment: p,
+                        last: None,
+                        absent_streak: 0,
+                        checked_in: None,
+                        agreed_settled: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Forget everything (after losing the lease: the next leader term starts fresh).
+    pub fn reset(&mut self) {
+        *self = WorkSet::default();
+    }
+}

@@ -1,0 +1,261 @@
+//! [`HttpProvider`]: one stacks-node RPC endpoint over HTTP (reqwest).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clarity::vm::types::Value;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+
+use super::types::{
+    decode_value, encode_value, Account, AccountResponse, CallReadResponse, MapEntryResponse,
+    NodeInfo, Tip,
+};
+use super::{ContractRef, RpcError, StacksRpc};
+
+/// Default bound on one request: the verifier would rather fall over to the
+/// next provider than wait on a slow one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much of an error answer is kept: enough for a whole rejection body
+/// (`{"error", "reason", "reason_data"}`), which the relay reads.
+const ERROR_BODY_CHARS: usize = 4096;
+
+/// One stacks-node's RPC. Cheap to clone (pooled connections are shared).
+#[derive(Clone)]
+pub struct HttpProvider {
+    client: reqwest::Client,
+    /// Scheme, host and port (and any path prefix), without a trailing `/`.
+    base: String,
+    /// Sent as the raw `authorization` header (stacks-node's
+    /// `connection_options.auth_token`); ignored where not required.
+    auth_token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpProvider {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProvider")
+            .field("base", &self.base)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// The body of a successful answer, or a classified error.
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl HttpProvider {
+    /// A provider at `base_url` (`http://host:20443`), `timeout` per request.
+    pub fn new(
+        base_url: &str,
+        auth_token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, RpcError> {
+        let url = reqwest::Url::parse(base_url)
+            .map_err(|e| RpcError::Config(format!("rpc url {base_url:?}: {e}")))?;
+        // reqwest is built without TLS in this workspace (node RPCs sit on a
+        // private network): refuse https now rather than fail every call.
+        if url.scheme() != "http" || url.cannot_be_a_base() {
+            return Err(RpcError::Config(format!(
+                "rpc url {base_url:?}: expected http://host:port (https is not supported)"
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| RpcError::Config(format!("HTTP client: {e}")))?;
+        Ok(HttpProvider {
+            client,
+            base: url.as_str().trim_end_matches('/').to_string(),
+            auth_token: auth_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// The base URL: the provider's name in logs and metrics.
+    pub fn name(&self) -> &str {
+        &self.base
+    }
+
+    /// Send `method path` with an optional JSON or raw body. 2xx answers come
+    /// back whole; anything else is a classified [`RpcError`]. Public so the
+    /// relay can post raw transactions (`/v2/transactions`) the same way.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Answer, RpcError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.client.request(method, &url);
+        if let Some(token) = &self.auth_token {
+            req = req.header(AUTHORIZATION, token);
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header(CONTENT_TYPE, content_type).body(bytes);
+        }
+        let transport = |source| RpcError::Transport {
+            provider: self.base.clone(),
+            url: url.clone(),
+            source,
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = resp.text().await.unwrap_or_default();
+            return Err(RpcError::Status {
+                provider: self.base.clone(),
+                url,
+                status: status.as_u16(),
+                retry_after,
+                body: text
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(ERROR_BODY_CHARS)
+                    .collect(),
+            });
+        }
+        let body = resp.bytes().await.map_err(transport)?.to_vec();
+        Ok(Answer {
+            status: status.as_u16(),
+            body,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<T, RpcError> {
+        let answer = self.request(method, path, body).await?;
+        serde_json::from_slice(&answer.body).map_err(|e| self.decode_err(path, e.to_string()))
+    }
+
+    fn decode_err(&self, path: &str, detail: String) -> RpcError {
+        RpcError::Decode {
+            provider: self.base.clone(),
+            url: format!("{}{path}", self.base),
+            detail,
+        }
+    }
+}
+
+fn json_body(v: &serde_json::Value) -> Option<(&'static str, Vec<u8>)> {
+    Some(("application/json", v.to_string().into_bytes()))
+}
+
+#[async_trait]
+impl StacksRpc for HttpProvider {
+    async fn info(&self) -> Result<NodeInfo, RpcError> {
+        self.json(reqwest::Method::GET, "/v2/info", None).await
+    }
+
+    async fn call_read(
+        &self,
+        contract: &ContractRef,
+        function: &str,
+        args: &[Value],
+        sender: &str,
+        tip: &Tip,
+    ) -> Result<Value, RpcError> {
+        let path = format!(
+            "/v2/contracts/call-read/{}/{}/{function}?tip={}",
+            contract.address,
+            contract.name,
+            tip.query()
+        );
+        let arguments = args
+            .iter()
+            .map(encode_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RpcError::Config)?;
+        let body = serde_json::json!({ "sender": sender, "arguments": arguments });
+        let resp: CallReadResponse = self
+            .json(reqwest::Method::POST, &path, json_body(&body))
+            .await?;
+        match (resp.okay, resp.result) {
+            (true, Some(hex)) => decode_value(&hex).map_err(|e| self.decode_err(&path, e)),
+            (true, None) => Err(self.decode_err(&path, "okay without result".into())),
+            (false, _) => Err(RpcError::CallRefused {
+                provider: self.base.clone(),
+                cause: resp.cause.unwrap_or_else(|| "no cause given".into()),
+            }),
+        }
+    }
+
+    async fn map_entry(
+        &self,
+        contract: &ContractRef,
+        map: &str,
+        key: &Value,
+        tip: &Tip,
+    ) -> Result<Option<Value>, RpcError> {
+        let path = format!(
+            "/v2/map_entry/{}/{}/{map}?proof=0&tip={}",
+            contract.address,
+            contract.name,
+            tip.query()
+        );
+        let key = encode_value(key).map_err(RpcError::Config)?;
+        let resp: MapEntryResponse = self
+            .json(
+                reqwest::Method::POST,
+                &path,
+                json_body(&serde_json::Value::String(key)),
+            )
+            .await?;
+        match decode_value(&resp.data).map_err(|e| self.decode_err(&path, e))? {
+            Value::Optional(o) => Ok(o.data.map(|v| *v)),
+            other => Err(self.decode_err(&path, format!("expected an optional, got {other}"))),
+        }
+    }
+
+    async fn account(&self, principal: &str, tip: &Tip) -> Result<Account, RpcError> {
+        let path = format!("/v2/accounts/{principal}?proof=0&tip={}", tip.query());
+        let resp: AccountResponse = self.json(reqwest::Method::GET, &path, None).await?;
+        resp.decode().map_err(|e| self.decode_err(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_must_be_http_and_token_stays_hidden() {
+        let t = DEFAULT_TIMEOUT;
+        assert!(HttpProvider::new("http://127.0.0.1:20443/", None, t).is_ok());
+        for bad in ["127.0.0.1:20443", "https://n:20443", "unix:/tmp/x"] {
+            assert!(
+                matches!(HttpProvider::new(bad, None, t), Err(RpcError::Config(_))),
+                "{bad}"
+            );
+        }
+        let p = HttpProvider::new("http://h:1", Some("s3cret".into()), t).unwrap();
+        assert!(!format!("{p:?}").contains("s3cret"));
+        assert_eq!(p.name(), "http://h:1");
+    }
+
+    /// Against a port nobody listens on: a temporary transport error.
+    #[tokio::test]
+    async fn connection_refused_is_a_temporary_provider_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let p = HttpProvider::new(&format!("http://{addr}"), None, DEFAULT_TIMEOUT).unwrap();
+        let err = p.info().await.unwrap_err();
+        assert!(matches!(err, RpcError::Transport { .. }), "{err:?}");
+        assert!(err.is_temporary() && err.is_provider_failure());
+    }
+}

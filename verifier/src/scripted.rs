@@ -1,0 +1,333 @@
+//! A stacks-node RPC test double (feature `test-server`): a real HTTP server
+//! that answers `/v2/info`, `call-read get-payment`, `map_entry payments` and
+//! `/v2/accounts` from a scripted chain state, with the real Clarity
+//! serialization and the shapes of stacks-core's `docs/rpc/openapi.yaml`.
+//! Tests move the tip, change payments, take the node down or slow it.
+//! (A stacks-node is not something the tests can run here; Redis and
+//! PostgreSQL they do run for real.)
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clarity::vm::types::{SequenceData, Value};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use nexus_indexer::domain::PaymentId;
+
+use crate::chain::{encode_get_payment, ChainPayment};
+use crate::rpc::types::{decode_value, encode_value, index_block_hash};
+
+/// How the node behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Up,
+    /// Every request gets this status (e.g. 500, 503).
+    Status(u16),
+    /// 429 with `Retry-After: secs`.
+    RateLimited(u64),
+}
+
+struct ChainState {
+    height: u64,
+    block_hash: String,
+    consensus_hash: String,
+    burn_height: u64,
+    synced: bool,
+    payments: HashMap<PaymentId, ChainPayment>,
+    mode: Mode,
+    delay: Duration,
+}
+
+/// The scripted chain and its counters; shared by the server and the test.
+pub struct Script {
+    state: Mutex<ChainState>,
+    /// Requests answered, by endpoint (`info`, `call_read`, `map_entry`, `account`).
+    calls: Mutex<HashMap<&'static str, u64>>,
+    total: AtomicU64,
+    /// The `tip` query values seen, to check a cycle reads one chain state.
+    tips_seen: Mutex<Vec<String>>,
+}
+
+impl Script {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChainState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Move the tip to `height` (a new block hash derived from it and `fork`).
+    pub fn set_tip(&self, height: u64, fork: u8) {
+        let mut s = self.lock();
+        s.height = height;
+        s.block_hash = format!("{fork:02x}{height:062x}");
+        s.consensus_hash = format!("{fork:02x}{height:038x}");
+        s.burn_height = 100 + height;
+    }
+
+    /// The current tip's index block hash (`0x` hex), as `?tip=` names it.
+    pub fn tip_index_hash(&self) -> String {
+        let s = self.lock();
+        index_block_hash(&s.block_hash, &s.consensus_hash).expect("well-formed hashes")
+    }
+
+    pub fn tip_height(&self) -> u64 {
+        self.lock().height
+    }
+
+    pub fn set_synced(&self, synced: bool) {
+        self.lock().synced = synced;
+    }
+
+    /// Put (or replace) a payment in the escrow's map.
+    pub fn put(&self, id: PaymentId, p: ChainPayment) {
+        self.lock().payments.insert(id, p);
+    }
+
+    pub fn remove(&self, id: &PaymentId) {
+        self.lock().payments.remove(id);
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.lock().mode = mode;
+    }
+
+    /// Answer every request after `delay` (a node's processing time).
+    pub fn set_delay(&self, delay: Duration) {
+        self.lock().delay = delay;
+    }
+
+    /// Requests answered at `endpoint` so far (errors included).
+    pub fn calls(&self, endpoint: &str) -> u64 {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(endpoint)
+            .unwrap_or(&0)
+    }
+
+    /// Every request so far.
+    pub fn total_calls(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// The distinct `tip` values the requests named.
+    pub fn tips_seen(&self) -> Vec<String> {
+        let mut t = self
+            .tips_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    pub fn clear_tips_seen(&self) {
+        self.tips_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Count the call; `Err` is the failure the mode scripts.
+    async fn enter(&self, endpoint: &'static str) -> Result<(), Response> {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(endpoint)
+            .or_default() += 1;
+        let (mode, delay) = {
+            let s = self.lock();
+            (s.mode, s.delay)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match mode {
+            Mode::Up => Ok(()),
+            Mode::Status(code) => Err((
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "scripted failure",
+            )
+                .into_response()),
+            Mode::RateLimited(secs) => {
+                let mut h = HeaderMap::new();
+                h.insert("retry-after", secs.to_string().parse().expect("digits"));
+                Err((StatusCode::TOO_MANY_REQUESTS, h, "slow down").into_response())
+            }
+        }
+    }
+
+    fn saw_tip(&self, q: &HashMap<String, String>) {
+        if let Some(t) = q.get("tip") {
+            self.tips_seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(t.clone());
+        }
+    }
+}
+
+/// A running test node; stops when dropped.
+pub struct ScriptedNode {
+    pub addr: SocketAddr,
+    pub script: Arc<Script>,
+    stop: CancellationToken,
+}
+
+impl ScriptedNode {
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for ScriptedNode {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Start a node at tip height 1, synced, with no payments.
+pub async fn start() -> ScriptedNode {
+    let script = Arc::new(Script {
+        state: Mutex::new(ChainState {
+            height: 0,
+            block_hash: String::new(),
+            consensus_hash: String::new(),
+            burn_height: 0,
+            synced: true,
+            payments: HashMap::new(),
+            mode: Mode::Up,
+            delay: Duration::ZERO,
+        }),
+        calls: Mutex::new(HashMap::new()),
+        total: AtomicU64::new(0),
+        tips_seen: Mutex::new(Vec::new()),
+    });
+    script.set_tip(1, 0);
+    let router = Router::new()
+        .route("/v2/info", get(info))
+        .route(
+            "/v2/contracts/call-read/:addr/:contract/:function",
+            post(call_read),
+        )
+        .route("/v2/map_entry/:addr/:contract/:map", post(map_entry))
+        .route("/v2/accounts/:principal", get(account))
+        .with_state(script.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the RPC test double");
+    let addr = listener.local_addr().expect("addr");
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await;
+    });
+    ScriptedNode { addr, script, stop }
+}
+
+type Q = Query<HashMap<String, String>>;
+
+async fn info(State(s): State<Arc<Script>>) -> Response {
+    if let Err(r) = s.enter("info").await {
+        return r;
+    }
+    let st = s.lock();
+    Json(json!({
+        "peer_version": 385875968u64,
+        "pox_consensus": st.consensus_hash,
+        "burn_block_height": st.burn_height,
+        "stable_pox_consensus": st.consensus_hash,
+        "stable_burn_block_height": st.burn_height.saturating_sub(1),
+        "server_version": "scripted stacks-node (nexus-verifier test double)",
+        "network_id": 2147483648u64,
+        "parent_network_id": 3669344250u64,
+        "stacks_tip_height": st.height,
+        "stacks_tip": st.block_hash,
+        "stacks_tip_consensus_hash": st.consensus_hash,
+        "unanchored_tip": null,
+        "exit_at_block_height": null,
+        "is_fully_synced": st.synced,
+    }))
+    .into_response()
+}
+
+fn payment_id_of(v: &Value) -> Option<PaymentId> {
+    match v {
+        Value::Sequence(SequenceData::Buffer(b)) => PaymentId::from_slice(&b.data),
+        _ => None,
+    }
+}
+
+async fn call_read(
+    State(s): State<Arc<Script>>,
+    Path((_addr, _contract, function)): Path<(String, String, String)>,
+    q: Q,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    if let Err(r) = s.enter("call_read").await {
+        return r;
+    }
+    s.saw_tip(&q.0);
+    if function != "get-payment" {
+        return Json(json!({"okay": false, "cause": format!("Unchecked(NoSuchPublicFunction(\"{function}\"))")}))
+            .into_response();
+    }
+    let arg = body["arguments"][0].as_str().unwrap_or_default();
+    let Some(id) = decode_value(arg).ok().as_ref().and_then(payment_id_of) else {
+        return (StatusCode::BAD_REQUEST, "bad arguments").into_response();
+    };
+    let value = encode_get_payment(s.lock().payments.get(&id));
+    Json(json!({"okay": true, "result": encode_value(&value).expect("serializable")}))
+        .into_response()
+}
+
+async fn map_entry(
+    State(s): State<Arc<Script>>,
+    Path((_addr, _contract, map)): Path<(String, String, String)>,
+    q: Q,
+    Json(key): Json<String>,
+) -> Response {
+    if let Err(r) = s.enter("map_entry").await {
+        return r;
+    }
+    s.saw_tip(&q.0);
+    let Some(id) = decode_value(&key).ok().as_ref().and_then(payment_id_of) else {
+        return (StatusCode::BAD_REQUEST, "bad key").into_response();
+    };
+    let value = if map == "payments" {
+        encode_get_payment(s.lock().payments.get(&id))
+    } else {
+        Value::none()
+    };
+    Json(json!({"data": encode_value(&value).expect("serializable"), "proof": ""})).into_response()
+}
+
+async fn account(State(s): State<Arc<Script>>, Path(_p): Path<String>, q: Q) -> Response {
+    if let Err(r) = s.enter("account").await {
+        return r;
+    }
+    s.saw_tip(&q.0);
+    Json(json!({
+        "balance": "0x0000000000000000000000003b9aca00",
+        "locked": "0x00000000000000000000000000000000",
+        "unlock_height": 0,
+        "nonce": 0,
+        "balance_proof": "",
+        "nonce_proof": "",
+    }))
+    .into_response()
+}
