@@ -1,0 +1,17 @@
+//! The relay: clients hand us transactions they signed themselves (we never
+//! see a key); we check them, remember them idempotently, and broadcast them
+//! to the stacks-node(s) with an adaptive retry engine until the node has
+//! them. The indexer and the verifier take the payment from there.
+//!
+//! * [`validate`]: pure; is this a well-formed call to our escrow?
+//! * [`classify`]: pure; what a broadcast outcome means (retry, fail, done).
+//! * [`backoff`]: pure; when to try again.
+//! * [`stats`]: per provider and reason success and latency (adaptive choice).
+//! * [`idempotency`], [`ratelimit`], [`store`]: narrow traits over Redis /
+//!   memory and PostgreSQL / SQLite.
+//! * [`engine`]: the broadcast loop over the persisted schedule.
+
+pub mod backoff;
+pub mod classify;
+pub mod stats;
+pub mod validate;
