@@ -61,6 +61,8 @@ fn event(id: PaymentId, ty: EventType, status: PaymentStatus) -> PaymentEvent {
         reason: None,
         reverted: None,
         at: AT.to_string(),
+        reason_data: None,
+        retry: None,
     }
 }
 

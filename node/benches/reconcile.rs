@@ -84,6 +84,8 @@ fn event(p: &Payment) -> PaymentEvent {
         reason: None,
         reverted: None,
         at: AT.into(),
+        reason_data: None,
+        retry: None,
     }
 }
 

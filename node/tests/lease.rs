@@ -139,6 +139,8 @@ fn seed_payment() -> (Payment, PaymentEvent) {
         reason: None,
         reverted: None,
         at: AT.into(),
+        reason_data: None,
+        retry: None,
     };
     (p, ev)
 }

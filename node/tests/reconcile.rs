@@ -96,6 +96,8 @@ async fn seed(node: &TestNode, payments: Vec<Payment>) {
                 reason: None,
                 reverted: None,
                 at: AT.into(),
+                reason_data: None,
+                retry: None,
             },
             payment: p,
         })

@@ -225,6 +225,8 @@ pub fn correction(
             .then(|| reason.to_string()),
         reverted,
         at: now.to_string(),
+        reason_data: None,
+        retry: None,
     };
     (p, event)
 }

@@ -117,4 +117,20 @@ pub struct PaymentEvent {
     pub reverted: Option<Reverted>,
     /// RFC 3339 time the node recorded the event.
     pub at: String,
+    /// For a relay's `payment:failed`: the node's rejection details as it sent
+    /// them (e.g. `{"expected": 4, "actual": 2}` for `BadNonce`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason_data: Option<serde_json::Value>,
+    /// For `payment:retrying`: which broadcast attempt failed and when the next one is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub retry: Option<RetryInfo>,
+}
+
+/// A relay broadcast that will be tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryInfo {
+    /// The attempt that just failed (1-based).
+    pub attempt: u32,
+    /// Wait before the next attempt.
+    pub next_delay_ms: u64,
 }

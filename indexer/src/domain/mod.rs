@@ -6,6 +6,6 @@ mod event;
 mod payment;
 mod proof;
 
-pub use event::{EventSource, EventType, PaymentEvent, Reverted};
+pub use event::{EventSource, EventType, PaymentEvent, RetryInfo, Reverted};
 pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus};
 pub use proof::Proof;

@@ -208,6 +208,8 @@ pub fn step(
         },
         reverted: None,
         at: ctx.now.clone(),
+        reason_data: None,
+        retry: None,
     };
     Some((next, event))
 }
@@ -326,6 +328,8 @@ pub fn revert(
             status: next.status,
         }),
         at: ctx.now.clone(),
+        reason_data: None,
+        retry: None,
     };
     (next, event)
 }
@@ -367,6 +371,8 @@ pub fn finalize(
         reason: None,
         reverted: None,
         at: ctx.now.clone(),
+        reason_data: None,
+        retry: None,
     };
     Some((next, event))
 }

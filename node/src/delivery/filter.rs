@@ -78,6 +78,8 @@ pub(crate) mod tests_support {
             reason: None,
             reverted: None,
             at: "2026-01-01T00:00:00Z".into(),
+            reason_data: None,
+            retry: None,
         }
     }
 }

@@ -174,6 +174,8 @@ async fn setup(payments: Vec<Payment>, cfg: ReconcileConfig) -> Setup {
             reason: None,
             reverted: None,
             at: NOW.into(),
+            reason_data: None,
+            retry: None,
         })
         .collect();
     history
