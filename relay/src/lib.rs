@@ -9,9 +9,19 @@
 //! * [`stats`]: per provider and reason success and latency (adaptive choice).
 //! * [`idempotency`], [`ratelimit`], [`store`]: narrow traits over Redis /
 //!   memory and PostgreSQL / SQLite.
+//! * [`service`]: the accept path (validate, idempotency, batched commit).
 //! * [`engine`]: the broadcast loop over the persisted schedule.
 
 pub mod backoff;
 pub mod classify;
+// pub mod engine;
+// pub mod error;
+pub mod idempotency;
+pub mod ratelimit;
+// pub mod service;
 pub mod stats;
+pub mod store;
 pub mod validate;
+
+#[cfg(test)]
+mod testing;

@@ -42,7 +42,7 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn corrupt(
+    pub fn corrupt(
         backend: &'static str,
         e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {

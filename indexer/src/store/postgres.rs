@@ -174,6 +174,11 @@ fn migrator() -> Migrator {
             "ingest",
             include_str!("../../migrations/postgres/0005_ingest.sql"),
         ),
+        (
+            6,
+            "relay",
+            include_str!("../../migrations/postgres/0006_relay.sql"),
+        ),
     ];
     let migrations = FILES
         .iter()

@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
     // Webhook delivery state (nexus-node's delivery module).
     include_str!("../../migrations/sqlite/0004_delivery.sql"),
     include_str!("../../migrations/sqlite/0005_ingest.sql"),
+    // Relay broadcast schedule (the nexus-relay crate).
+    include_str!("../../migrations/sqlite/0006_relay.sql"),
 ];
 
 /// Another process holding the write lock (a second indexer, a backup) makes
@@ -979,8 +981,9 @@ fn from_json<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::corrupt(BACKEND, e))
 }
 
-/// Classify a rusqlite error by whether a retry can help.
-fn sq_err(e: rusqlite::Error) -> StoreError {
+/// Classify a rusqlite error by whether a retry can help. Public for the
+/// other stores kept in the history file (the relay's schedule).
+pub fn sq_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::Error as E;
     match &e {
         E::SqliteFailure(f, _) => match f.code {

@@ -1,0 +1,125 @@
+//! Keys in process memory (embedded default). Expired entries are swept
+//! lazily, so memory stays bounded by the keys of the last 24 h.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{
+    IdempotencyError, IdempotencyStore, Record, Reservation, StoredResponse, KEY_TTL, PENDING_TTL,
+};
+
+#[derive(Default)]
+pub struct MemoryIdempotency {
+    keys: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<String, (Record, Instant)>,
+    /// Sweep expired keys every this many reservations.
+    since_sweep: usize,
+}
+
+impl MemoryIdempotency {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        // Never held across an await; a panic elsewhere leaves it consistent.
+        f(&mut self.keys.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotency {
+    async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError> {
+        let now = Instant::now();
+        Ok(self.with(|inner| {
+            inner.since_sweep += 1;
+            if inner.since_sweep >= 1024 {
+                inner.since_sweep = 0;
+                inner.map.retain(|_, (_, exp)| *exp > now);
+            }
+            match inner.map.get(key) {
+                Some((rec, exp)) if *exp > now => rec.reservation(fingerprint),
+                _ => {
+                    let rec = Record {
+                        fingerprint: fingerprint.to_string(),
+                        response: None,
+                    };
+                    inner.map.insert(key.to_string(), (rec, now + PENDING_TTL));
+                    Reservation::New
+                }
+            }
+        }))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &StoredResponse,
+    ) -> Result<(), IdempotencyError> {
+        let rec = Record {
+            fingerprint: fingerprint.to_string(),
+            response: Some(response.clone()),
+        };
+        self.with(|inner| {
+            inner
+                .map
+                .insert(key.to_string(), (rec, Instant::now() + KEY_TTL))
+        });
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+        self.with(|inner| inner.map.remove(key));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conformance;
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn conforms() {
+        conformance::same_body_replays_other_body_conflicts(&MemoryIdempotency::new()).await;
+        conformance::concurrent_reservations_have_one_winner(Arc::new(MemoryIdempotency::new()))
+            .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_expire_after_a_day_and_stuck_reservations_after_their_ttl() {
+        let store = MemoryIdempotency::new();
+        let resp = StoredResponse {
+            status: 202,
+            body: "x".into(),
+        };
+        assert_eq!(store.reserve("a", "fp").await.unwrap(), Reservation::New);
+        store.complete("a", "fp", &resp).await.unwrap();
+        assert_eq!(store.reserve("b", "fp").await.unwrap(), Reservation::New);
+        tokio::time::advance(PENDING_TTL + std::time::Duration::from_secs(1)).await;
+        assert_eq!(
+            store.reserve("b", "fp").await.unwrap(),
+            Reservation::New,
+            "a dead request's key frees up"
+        );
+        assert_eq!(
+            store.reserve("a", "fp").await.unwrap(),
+            Reservation::Replay(resp)
+        );
+        tokio::time::advance(KEY_TTL).await;
+        assert_eq!(
+            store.reserve("a", "other").await.unwrap(),
+            Reservation::New,
+            "expired after 24 h"
+        );
+    }
+}

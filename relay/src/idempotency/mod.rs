@@ -1,0 +1,170 @@
+//! Idempotency keys (the context seed's rules): the same key with the same
+//! body gets the stored response again (same status, same body); the same
+//! key with another body is a conflict; keys expire after 24 h; concurrent
+//! duplicates are safe because exactly one request reserves the key and the
+//! others wait for its response.
+//!
+//! Redis (`{prefix}idempotency:{key}`) lets several nodes share keys; memory
+//! serves the embedded default.
+
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryIdempotency;
+pub use self::redis::RedisIdempotency;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// How long a key is remembered (the context seed: 24 h).
+pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A reservation whose request never finished (the node died mid-request)
+/// stops blocking its key after this long.
+pub const PENDING_TTL: Duration = Duration::from_secs(30);
+
+/// The response remembered for a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What [`IdempotencyStore::reserve`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// The key is ours: handle the request, then [`IdempotencyStore::complete`]
+    /// (or [`IdempotencyStore::release`] on a temporary failure).
+    New,
+    /// The same body was answered before: send this again.
+    Replay(StoredResponse),
+    /// Another request with the same key and body is being handled now.
+    InFlight,
+    /// The key was used with a different body.
+    Conflict,
+}
+
+/// Why the key store could not answer. Always temporary: the request can be
+/// retried with the same key.
+#[derive(Debug, thiserror::Error)]
+#[error("idempotency store ({backend}) unavailable")]
+pub struct IdempotencyError {
+    pub backend: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// One record per key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    /// sha256 of the request body (the signed transaction's bytes).
+    pub fingerprint: String,
+    /// `None` while the first request is in flight.
+    pub response: Option<StoredResponse>,
+}
+
+impl Record {
+    pub(crate) fn reservation(&self, fingerprint: &str) -> Reservation {
+        if self.fingerprint != fingerprint {
+            return Reservation::Conflict;
+        }
+        match &self.response {
+            Some(r) => Reservation::Replay(r.clone()),
+            None => Reservation::InFlight,
+        }
+    }
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Claim `key` for a request whose body hashes to `fingerprint`.
+    async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError>;
+    /// Remember the response for `key` for [`KEY_TTL`].
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &StoredResponse,
+    ) -> Result<(), IdempotencyError>;
+    /// Forget a reservation whose request failed temporarily, so a retry with
+    /// the same key is handled afresh.
+    async fn release(&self, key: &str) -> Result<(), IdempotencyError>;
+}
+
+/// Wait for an in-flight duplicate to finish: poll until it has a response
+/// (or the reservation lapsed and the key is ours), at most `patience`.
+pub async fn reserve_or_wait(
+    store: &dyn IdempotencyStore,
+    key: &str,
+    fingerprint: &str,
+    patience: Duration,
+) -> Result<Reservation, IdempotencyError> {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let r = store.reserve(key, fingerprint).await?;
+        if r != Reservation::InFlight || started.elapsed() >= patience {
+            return Ok(r);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! The behaviour every implementation must show; run against memory here
+    //! and against real Redis in `relay/tests/redis.rs`.
+    use super::*;
+
+    pub async fn same_body_replays_other_body_conflicts(store: &dyn IdempotencyStore) {
+        let ok = StoredResponse {
+            status: 202,
+            body: "{\"a\":1}".into(),
+        };
+        assert_eq!(store.reserve("k1", "fp").await.unwrap(), Reservation::New);
+        assert_eq!(
+            store.reserve("k1", "fp").await.unwrap(),
+            Reservation::InFlight
+        );
+        assert_eq!(
+            store.reserve("k1", "other").await.unwrap(),
+            Reservation::Conflict
+        );
+        store.complete("k1", "fp", &ok).await.unwrap();
+        assert_eq!(
+            store.reserve("k1", "fp").await.unwrap(),
+            Reservation::Replay(ok.clone())
+        );
+        assert_eq!(
+            store.reserve("k1", "other").await.unwrap(),
+            Reservation::Conflict
+        );
+        // A released key is handled afresh.
+        assert_eq!(store.reserve("k2", "fp").await.unwrap(), Reservation::New);
+        store.release("k2").await.unwrap();
+        assert_eq!(store.reserve("k2", "fp2").await.unwrap(), Reservation::New);
+    }
+
+    pub async fn concurrent_reservations_have_one_winner(
+        store: std::sync::Arc<dyn IdempotencyStore>,
+    ) {
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.reserve("race", "fp").await.unwrap() })
+            })
+            .collect();
+        let mut new = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Reservation::New => new += 1,
+                Reservation::InFlight => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(new, 1, "exactly one request owns the key");
+    }
+}

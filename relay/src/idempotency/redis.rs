@@ -1,0 +1,122 @@
+//! Keys in Redis, shared by every node: `{prefix}idempotency:{key}` holds the
+//! JSON [`Record`]. `SET NX PX` makes exactly one concurrent request the
+//! owner, across nodes.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+use super::{
+    IdempotencyError, IdempotencyStore, Record, Reservation, StoredResponse, KEY_TTL, PENDING_TTL,
+};
+
+#[derive(Clone)]
+pub struct RedisIdempotency {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisIdempotency {
+    /// Use `conn` (a multiplexed connection manager); keys start with `prefix`.
+    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+        RedisIdempotency {
+            conn,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}idempotency:{key}", self.prefix)
+    }
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> IdempotencyError {
+    IdempotencyError {
+        backend: "redis",
+        source: Box::new(e),
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for RedisIdempotency {
+    async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError> {
+        let k = self.key(key);
+        let pending = Record {
+            fingerprint: fingerprint.to_string(),
+            response: None,
+        };
+        let pending = serde_json::to_string(&pending).map_err(unavailable)?;
+        let mut conn = self.conn.clone();
+        for _ in 0..3 {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&k)
+                .arg(&pending)
+                .arg("NX")
+                .arg("PX")
+                .arg(PENDING_TTL.as_millis() as u64)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if set.is_some() {
+                return Ok(Reservation::New);
+            }
+            let current: Option<String> = conn.get(&k).await.map_err(unavailable)?;
+            // Gone between SET and GET (expired, released): try to own it again.
+            let Some(current) = current else { continue };
+            let rec: Record = serde_json::from_str(&current).map_err(unavailable)?;
+            return Ok(rec.reservation(fingerprint));
+        }
+        Ok(Reservation::InFlight)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &StoredResponse,
+    ) -> Result<(), IdempotencyError> {
+        let rec = Record {
+            fingerprint: fingerprint.to_string(),
+            response: Some(response.clone()),
+        };
+        let body = serde_json::to_string(&rec).map_err(unavailable)?;
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .pset_ex(self.key(key), body, KEY_TTL.as_millis() as u64)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.del(self.key(key)).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conformance;
+    use super::*;
+    use std::sync::Arc;
+
+    /// Against the real Redis, under a key prefix of its own.
+    #[tokio::test]
+    async fn conforms_on_real_redis() {
+        let (conn, prefix) = crate::testing::redis().await;
+        let store = RedisIdempotency::new(conn.clone(), &prefix);
+        conformance::same_body_replays_other_body_conflicts(&store).await;
+        conformance::concurrent_reservations_have_one_winner(Arc::new(store.clone())).await;
+        let mut c = conn;
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(format!("{prefix}idempotency:k1"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(
+            ttl > (KEY_TTL.as_millis() as i64) - 60_000,
+            "answered keys live 24 h, got {ttl} ms"
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! The persisted broadcast schedule behind a narrow trait: PostgreSQL in
+//! production, SQLite in the embedded default (tables of migration
+//! `0006_relay.sql`, applied with the history schema). A restart resumes
+//! from here; several nodes on one database never broadcast one row at
+//! once (claims take a lease).
+
+mod postgres;
+mod sqlite;
+
+pub use self::postgres::PgBroadcasts;
+pub use self::sqlite::SqliteBroadcasts;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use nexus_indexer::store::StoreError;
+
+/// A broadcast to schedule (due at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBroadcast {
+    pub txid: String,
+    pub payment_id: String,
+    /// `create-payment`, `claim-payment` or `refund-expired`.
+    pub function: String,
+    pub tx: Vec<u8>,
+    pub request_id: Option<String>,
+    pub idempotency_key: String,
+    pub now_ms: i64,
+}
+
+/// Where a broadcast stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BroadcastState {
+    /// Waiting for its next attempt.
+    Scheduled,
+    /// A node accepted it (or already had it).
+    Submitted,
+    /// Rejected for good, or out of attempts.
+    Failed,
+}
+
+impl BroadcastState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Submitted => "submitted",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [Self::Scheduled, Self::Submitted, Self::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// A scheduled (or finished) broadcast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Broadcast {
+    pub txid: String,
+    pub payment_id: String,
+    pub function: String,
+    #[serde(skip)]
+    pub tx: Vec<u8>,
+    pub request_id: Option<String>,
+    pub idempotency_key: String,
+    pub state: BroadcastState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub last_reason: Option<String>,
+    pub reason_data: Option<serde_json::Value>,
+    pub provider: Option<String>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Accepted,
+    AlreadyKnown,
+    Retry,
+    Failed,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::AlreadyKnown => "already_known",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Accepted,
+            Self::AlreadyKnown,
+            Self::Retry,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// One attempt, as `GET /api/payments/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// 1-based.
+    pub attempt: u32,
+    pub at_ms: i64,
+    pub provider: Option<String>,
+    pub outcome: AttemptOutcome,
+    pub reason: Option<String>,
+    pub latency_ms: u64,
+    /// For `retry`: the wait before the next attempt.
+    pub next_delay_ms: Option<u64>,
+}
+
+/// What happens after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Try again at this time.
+    RetryAt(i64),
+    Submitted,
+    Failed {
+        reason: String,
+        reason_data: Option<serde_json::Value>,
+    },
+}
+
+/// A broadcast with its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BroadcastHistory {
+    #[serde(flatten)]
+    pub broadcast: Broadcast,
+    pub attempts_made: Vec<Attempt>,
+}
+
+#[async_trait]
+pub trait BroadcastStore: Send + Sync + 'static {
+    /// Schedule `items` (ignoring txids already scheduled), in one transaction.
+    async fn schedule(&self, items: &[NewBroadcast]) -> Result<(), StoreError>;
+    /// Claim up to `limit` scheduled broadcasts due at `now_ms` for `lease_ms`
+    /// (their next attempt moves past the lease, so a crash mid-attempt
+    /// retries after it).
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<Broadcast>, StoreError>;
+    /// When the earliest scheduled broadcast is due.
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;
+    /// Record `attempt` of `txid` and what comes next, in one transaction.
+    async fn record(
+        &self,
+        txid: &str,
+        attempt: &Attempt,
+        next: &Next,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Every broadcast of a payment with its attempts, oldest first.
+    async fn for_payment(&self, payment_id: &str) -> Result<Vec<BroadcastHistory>, StoreError>;
+    /// One broadcast by txid.
+    async fn get(&self, txid: &str) -> Result<Option<Broadcast>, StoreError>;
+}
+
+/// The state a [`Next`] leaves the row in, and its next attempt time.
+pub(crate) fn next_columns(next: &Next, now_ms: i64) -> (BroadcastState, i64) {
+    match next {
+        Next::RetryAt(at) => (BroadcastState::Scheduled, *at),
+        Next::Submitted => (BroadcastState::Submitted, now_ms),
+        Next::Failed { .. } => (BroadcastState::Failed, now_ms),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! What every store must do; run on SQLite and on real PostgreSQL.
+    use super::*;
+
+    pub fn item(txid: &str, payment: &str, now_ms: i64) -> NewBroadcast {
+        NewBroadcast {
+            txid: txid.into(),
+            payment_id: payment.into(),
+            function: "create-payment".into(),
+            tx: vec![0, 1, 2, txid.len() as u8],
+            request_id: Some(format!("req-{txid}")),
+            idempotency_key: format!("txid:{txid}"),
+            now_ms,
+        }
+    }
+
+    fn attempt(n: u32, outcome: AttemptOutcome) -> Attempt {
+        Attempt {
+            attempt: n,
+            at_ms: 1_000 + n as i64,
+            provider: Some("http://a".into()),
+            outcome,
+            reason: Some("ServerFailureDatabase".into()),
+            latency_ms: 3,
+            next_delay_ms: Some(500),
+        }
+    }
+
+    pub async fn lifecycle(store: &dyn BroadcastStore) {
+        store
+            .schedule(&[item("t1", "p1", 1_000), item("t2", "p1", 1_000)])
+            .await
+            .unwrap();
+        // Scheduling again is a no-op (a replayed request).
+        store.schedule(&[item("t1", "p1", 9_999)]).await.unwrap();
+        assert_eq!(store.next_due_ms().await.unwrap(), Some(1_000));
+        assert!(
+            store.claim_due(999, 10, 100).await.unwrap().is_empty(),
+            "not yet due"
+        );
+        let claimed = store.claim_due(1_000, 1, 5_000).await.unwrap();
+        assert_eq!(claimed.len(), 1, "limit respected");
+        let first = &claimed[0];
+        assert_eq!(first.tx, vec![0, 1, 2, 2]);
+        assert_eq!(
+            first.request_id.as_deref(),
+            Some(&*format!("req-{}", first.txid))
+        );
+        let second = store.claim_due(1_000, 10, 5_000).await.unwrap();
+        assert_eq!(
+            second.len(),
+            1,
+            "a claimed row is leased, the other is still due"
+        );
+        assert_ne!(second[0].txid, first.txid);
+        assert!(store.claim_due(5_999, 10, 5_000).await.unwrap().is_empty());
+        // A lapsed lease (crash mid-attempt) makes it due again.
+        assert_eq!(store.claim_due(6_000, 10, 5_000).await.unwrap().len(), 2);
+
+        store
+            .record(
+                "t1",
+                &attempt(1, AttemptOutcome::Retry),
+                &Next::RetryAt(20_000),
+                2_000,
+            )
+            .await
+            .unwrap();
+        store
+            .record(
+                "t1",
+                &attempt(2, AttemptOutcome::Accepted),
+                &Next::Submitted,
+                20_000,
+            )
+            .await
+            .unwrap();
+        let data = serde_json::json!({"expected": 4, "actual": 2});
+        store
+            .record(
+                "t2",
+                &attempt(1, AttemptOutcome::Failed),
+                &Next::Failed {
+                    reason: "BadNonce".into(),
+                    reason_data: Some(data.clone()),
+                },
+                3_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.next_due_ms().await.unwrap(),
+            None,
+            "nothing scheduled"
+        );
+        let hist = store.for_payment("p1").await.unwrap();
+        assert_eq!(hist.len(), 2);
+        let t1 = hist.iter().find(|h| h.broadcast.txid == "t1").unwrap();
+        assert_eq!(t1.broadcast.state, BroadcastState::Submitted);
+        assert_eq!(t1.broadcast.attempts, 2);
+        assert_eq!(
+            t1.attempts_made
+                .iter()
+                .map(|a| a.outcome)
+                .collect::<Vec<_>>(),
+            vec![AttemptOutcome::Retry, AttemptOutcome::Accepted]
+        );
+        let t2 = store.get("t2").await.unwrap().unwrap();
+        assert_eq!(t2.state, BroadcastState::Failed);
+        assert_eq!(t2.last_reason.as_deref(), Some("BadNonce"));
+        assert_eq!(t2.reason_data, Some(data));
+        assert!(store.get("nope").await.unwrap().is_none());
+        assert!(store.for_payment("p2").await.unwrap().is_empty());
+    }
+}

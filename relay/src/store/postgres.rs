@@ -1,0 +1,252 @@
+//! [`BroadcastStore`] on PostgreSQL (production). Claims use `FOR UPDATE
+//! SKIP LOCKED` and a lease, so several nodes on one database share the work.
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::Row;
+
+use nexus_indexer::store::StoreError;
+
+use super::{
+    next_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory, BroadcastState,
+    BroadcastStore, NewBroadcast, Next,
+};
+
+const BACKEND: &str = "postgres";
+
+#[derive(Clone)]
+pub struct PgBroadcasts {
+    pool: PgPool,
+}
+
+impl PgBroadcasts {
+    /// Use the history pool (the schema comes with the history migrations).
+    pub fn new(pool: PgPool) -> Self {
+        PgBroadcasts { pool }
+    }
+}
+
+pub(crate) fn pg_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. } => {
+            StoreError::Rejected {
+                backend: BACKEND,
+                source: Box::new(e),
+            }
+        }
+        _ => StoreError::Unavailable {
+            backend: BACKEND,
+            source: Box::new(e),
+        },
+    }
+}
+
+const COLS: &str = "txid, payment_id, function, tx, request_id, idempotency_key, state, attempts, \
+     next_attempt_ms, created_ms, updated_ms, last_reason, reason_data, provider";
+
+fn broadcast(r: &PgRow) -> Result<Broadcast, StoreError> {
+    let state: String = r.try_get(6).map_err(pg_err)?;
+    let reason_data: Option<String> = r.try_get(12).map_err(pg_err)?;
+    Ok(Broadcast {
+        txid: r.try_get(0).map_err(pg_err)?,
+        payment_id: r.try_get(1).map_err(pg_err)?,
+        function: r.try_get(2).map_err(pg_err)?,
+        tx: r.try_get(3).map_err(pg_err)?,
+        request_id: r.try_get(4).map_err(pg_err)?,
+        idempotency_key: r.try_get(5).map_err(pg_err)?,
+        state: BroadcastState::parse(&state)
+            .ok_or_else(|| StoreError::corrupt(BACKEND, format!("broadcast state {state:?}")))?,
+        attempts: r.try_get::<i32, _>(7).map_err(pg_err)? as u32,
+        next_attempt_ms: r.try_get(8).map_err(pg_err)?,
+        created_ms: r.try_get(9).map_err(pg_err)?,
+        updated_ms: r.try_get(10).map_err(pg_err)?,
+        last_reason: r.try_get(11).map_err(pg_err)?,
+        reason_data: reason_data
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::corrupt(BACKEND, e))?,
+        provider: r.try_get(13).map_err(pg_err)?,
+    })
+}
+
+fn attempt(r: &PgRow) -> Result<Attempt, StoreError> {
+    let outcome: String = r.try_get(3).map_err(pg_err)?;
+    Ok(Attempt {
+        attempt: r.try_get::<i32, _>(0).map_err(pg_err)? as u32,
+        at_ms: r.try_get(1).map_err(pg_err)?,
+        provider: r.try_get(2).map_err(pg_err)?,
+        outcome: AttemptOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::corrupt(BACKEND, format!("attempt outcome {outcome:?}")))?,
+        reason: r.try_get(4).map_err(pg_err)?,
+        latency_ms: r.try_get::<i64, _>(5).map_err(pg_err)? as u64,
+        next_delay_ms: r
+            .try_get::<Option<i64>, _>(6)
+            .map_err(pg_err)?
+            .map(|v| v as u64),
+    })
+}
+
+#[async_trait]
+impl BroadcastStore for PgBroadcasts {
+    async fn schedule(&self, items: &[NewBroadcast]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole batch: the relay batches concurrent requests.
+        let col = |f: fn(&NewBroadcast) -> String| items.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO relay_broadcasts (txid, payment_id, function, tx, request_id, \
+             idempotency_key, state, attempts, next_attempt_ms, created_ms, updated_ms) \
+             SELECT t, p, f, x, r, k, 'scheduled', 0, n, n, n \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[]) \
+               AS u(t, p, f, x, r, k, n) \
+             ON CONFLICT (txid) DO NOTHING",
+        )
+        .bind(col(|i| i.txid.clone()))
+        .bind(col(|i| i.payment_id.clone()))
+        .bind(col(|i| i.function.clone()))
+        .bind(items.iter().map(|i| i.tx.clone()).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.request_id.clone()).collect::<Vec<_>>())
+        .bind(col(|i| i.idempotency_key.clone()))
+        .bind(items.iter().map(|i| i.now_ms).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<Broadcast>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE relay_broadcasts SET next_attempt_ms = $2 \
+             WHERE txid IN (SELECT txid FROM relay_broadcasts \
+               WHERE state = 'scheduled' AND next_attempt_ms <= $1 \
+               ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {COLS}"
+        ))
+        .bind(now_ms)
+        .bind(now_ms + lease_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        rows.iter().map(broadcast).collect()
+    }
+
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT MIN(next_attempt_ms) FROM relay_broadcasts WHERE state = 'scheduled'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(pg_err)
+    }
+
+    async fn record(
+        &self,
+        txid: &str,
+        a: &Attempt,
+        next: &Next,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (state, next_ms) = next_columns(next, now_ms);
+        let (reason, data) = match next {
+            Next::Failed {
+                reason,
+                reason_data,
+            } => (
+                Some(reason.clone()),
+                reason_data.as_ref().map(|d| d.to_string()),
+            ),
+            _ => (a.reason.clone(), None),
+        };
+        let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        sqlx::query(
+            "INSERT INTO relay_attempts (txid, attempt, at_ms, provider, outcome, reason, \
+             latency_ms, next_delay_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (txid, attempt) DO NOTHING",
+        )
+        .bind(txid)
+        .bind(a.attempt as i32)
+        .bind(a.at_ms)
+        .bind(&a.provider)
+        .bind(a.outcome.as_str())
+        .bind(&a.reason)
+        .bind(a.latency_ms as i64)
+        .bind(a.next_delay_ms.map(|v| v as i64))
+        .execute(&mut *tx)
+        .await
+        .map_err(pg_err)?;
+        sqlx::query(
+            "UPDATE relay_broadcasts SET state = $2, attempts = GREATEST(attempts, $3), \
+             next_attempt_ms = $4, updated_ms = $5, last_reason = $6, reason_data = $7, \
+             provider = COALESCE($8, provider) WHERE txid = $1",
+        )
+        .bind(txid)
+        .bind(state.as_str())
+        .bind(a.attempt as i32)
+        .bind(next_ms)
+        .bind(now_ms)
+        .bind(reason)
+        .bind(data)
+        .bind(&a.provider)
+        .execute(&mut *tx)
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn for_payment(&self, payment_id: &str) -> Result<Vec<BroadcastHistory>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM relay_broadcasts WHERE payment_id = $1 ORDER BY created_ms, txid"
+        ))
+        .bind(payment_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let b = broadcast(r)?;
+            let attempts = sqlx::query(
+                "SELECT attempt, at_ms, provider, outcome, reason, latency_ms, next_delay_ms \
+                 FROM relay_attempts WHERE txid = $1 ORDER BY attempt",
+            )
+            .bind(&b.txid)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(pg_err)?;
+            out.push(BroadcastHistory {
+                attempts_made: attempts.iter().map(attempt).collect::<Result<_, _>>()?,
+                broadcast: b,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, txid: &str) -> Result<Option<Broadcast>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLS} FROM relay_broadcasts WHERE txid = $1"
+        ))
+        .bind(txid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        row.as_ref().map(broadcast).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conforms_on_real_postgres() {
+        let url = crate::testing::postgres().await;
+        let pool = PgPool::connect(&url).await.unwrap();
+        super::super::conformance::lifecycle(&PgBroadcasts::new(pool)).await;
+    }
+}

@@ -1,0 +1,323 @@
+//! [`BroadcastStore`] in the embedded default's SQLite history file, on a
+//! connection of its own (WAL: it does not hold the ingest writer up).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use nexus_indexer::store::sqlite::sq_err;
+use nexus_indexer::store::StoreError;
+
+use super::{
+    next_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory, BroadcastState,
+    BroadcastStore, NewBroadcast, Next,
+};
+
+#[derive(Clone)]
+pub struct SqliteBroadcasts {
+    /// Only locked on a blocking-pool thread, never across an `.await`.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteBroadcasts {
+    /// Open the history file at `path` (already migrated by `SqliteHistory::open`).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(sq_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(sq_err)?;
+        // A 202 promises the broadcast survives a crash.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sq_err)?;
+        Ok(SqliteBroadcasts {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            f(&mut conn.lock().unwrap_or_else(PoisonError::into_inner))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable {
+            backend: "sqlite",
+            source: Box::new(e),
+        })?
+    }
+}
+
+const COLS: &str = "txid, payment_id, function, tx, request_id, idempotency_key, state, attempts, \
+     next_attempt_ms, created_ms, updated_ms, last_reason, reason_data, provider";
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::corrupt("sqlite", what)
+}
+
+fn broadcast(r: &rusqlite::Row<'_>) -> Result<Broadcast, StoreError> {
+    let state: String = r.get(6).map_err(sq_err)?;
+    let reason_data: Option<String> = r.get(12).map_err(sq_err)?;
+    Ok(Broadcast {
+        txid: r.get(0).map_err(sq_err)?,
+        payment_id: r.get(1).map_err(sq_err)?,
+        function: r.get(2).map_err(sq_err)?,
+        tx: r.get(3).map_err(sq_err)?,
+        request_id: r.get(4).map_err(sq_err)?,
+        idempotency_key: r.get(5).map_err(sq_err)?,
+        state: BroadcastState::parse(&state)
+            .ok_or_else(|| corrupt(format!("broadcast state {state:?}")))?,
+        attempts: r.get(7).map_err(sq_err)?,
+        next_attempt_ms: r.get(8).map_err(sq_err)?,
+        created_ms: r.get(9).map_err(sq_err)?,
+        updated_ms: r.get(10).map_err(sq_err)?,
+        last_reason: r.get(11).map_err(sq_err)?,
+        reason_data: reason_data
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?,
+        provider: r.get(13).map_err(sq_err)?,
+    })
+}
+
+fn attempt(r: &rusqlite::Row<'_>) -> Result<Attempt, StoreError> {
+    let outcome: String = r.get(3).map_err(sq_err)?;
+    Ok(Attempt {
+        attempt: r.get(0).map_err(sq_err)?,
+        at_ms: r.get(1).map_err(sq_err)?,
+        provider: r.get(2).map_err(sq_err)?,
+        outcome: AttemptOutcome::parse(&outcome)
+            .ok_or_else(|| corrupt(format!("attempt outcome {outcome:?}")))?,
+        reason: r.get(4).map_err(sq_err)?,
+        latency_ms: r.get::<_, i64>(5).map_err(sq_err)? as u64,
+        next_delay_ms: r
+            .get::<_, Option<i64>>(6)
+            .map_err(sq_err)?
+            .map(|v| v as u64),
+    })
+}
+
+fn rows<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    f: fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    let mut rs = stmt.query(params).map_err(sq_err)?;
+    while let Some(r) = rs.next().map_err(sq_err)? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl BroadcastStore for SqliteBroadcasts {
+    async fn schedule(&self, items: &[NewBroadcast]) -> Result<(), StoreError> {
+        let items = items.to_vec();
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sq_err)?;
+            {
+                let mut ins = tx
+                    .prepare_cached(
+                        "INSERT INTO relay_broadcasts (txid, payment_id, function, tx, request_id, \
+                         idempotency_key, state, attempts, next_attempt_ms, created_ms, updated_ms) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', 0, ?7, ?7, ?7) \
+                         ON CONFLICT (txid) DO NOTHING",
+                    )
+                    .map_err(sq_err)?;
+                for i in &items {
+                    ins.execute(params![
+                        i.txid,
+                        i.payment_id,
+                        i.function,
+                        i.tx,
+                        i.request_id,
+                        i.idempotency_key,
+                        i.now_ms
+                    ])
+                    .map_err(sq_err)?;
+                }
+            }
+            tx.commit().map_err(sq_err)
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        limit: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<Broadcast>, StoreError> {
+        self.run(move |c| {
+            // One writer at a time in SQLite: the immediate transaction is the lock.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sq_err)?;
+            let due = {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT {COLS} FROM relay_broadcasts WHERE state = 'scheduled' \
+                         AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2"
+                    ))
+                    .map_err(sq_err)?;
+                rows(&mut stmt, params![now_ms, limit], broadcast)?
+            };
+            {
+                let mut upd = tx
+                    .prepare_cached(
+                        "UPDATE relay_broadcasts SET next_attempt_ms = ?2 WHERE txid = ?1",
+                    )
+                    .map_err(sq_err)?;
+                for b in &due {
+                    upd.execute(params![b.txid, now_ms + lease_ms])
+                        .map_err(sq_err)?;
+                }
+            }
+            tx.commit().map_err(sq_err)?;
+            Ok(due
+                .into_iter()
+                .map(|b| Broadcast {
+                    next_attempt_ms: now_ms + lease_ms,
+                    ..b
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.run(|c| {
+            c.query_row(
+                "SELECT MIN(next_attempt_ms) FROM relay_broadcasts WHERE state = 'scheduled'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sq_err)
+        })
+        .await
+    }
+
+    async fn record(
+        &self,
+        txid: &str,
+        a: &Attempt,
+        next: &Next,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (state, next_ms) = next_columns(next, now_ms);
+        let (reason, data) = match next {
+            Next::Failed {
+                reason,
+                reason_data,
+            } => (
+                Some(reason.clone()),
+                reason_data.as_ref().map(|d| d.to_string()),
+            ),
+            _ => (a.reason.clone(), None),
+        };
+        let (txid, a) = (txid.to_string(), a.clone());
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sq_err)?;
+            tx.execute(
+                "INSERT INTO relay_attempts (txid, attempt, at_ms, provider, outcome, reason, \
+                 latency_ms, next_delay_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (txid, attempt) DO NOTHING",
+                params![
+                    txid,
+                    a.attempt,
+                    a.at_ms,
+                    a.provider,
+                    a.outcome.as_str(),
+                    a.reason,
+                    a.latency_ms as i64,
+                    a.next_delay_ms.map(|v| v as i64)
+                ],
+            )
+            .map_err(sq_err)?;
+            tx.execute(
+                "UPDATE relay_broadcasts SET state = ?2, attempts = MAX(attempts, ?3), \
+                 next_attempt_ms = ?4, updated_ms = ?5, last_reason = ?6, reason_data = ?7, \
+                 provider = COALESCE(?8, provider) WHERE txid = ?1",
+                params![
+                    txid,
+                    state.as_str(),
+                    a.attempt,
+                    next_ms,
+                    now_ms,
+                    reason,
+                    data,
+                    a.provider
+                ],
+            )
+            .map_err(sq_err)?;
+            tx.commit().map_err(sq_err)
+        })
+        .await
+    }
+
+    async fn for_payment(&self, payment_id: &str) -> Result<Vec<BroadcastHistory>, StoreError> {
+        let payment_id = payment_id.to_string();
+        self.run(move |c| {
+            let list = {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLS} FROM relay_broadcasts WHERE payment_id = ?1 ORDER BY created_ms, txid"
+                    ))
+                    .map_err(sq_err)?;
+                rows(&mut stmt, params![payment_id], broadcast)?
+            };
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT attempt, at_ms, provider, outcome, reason, latency_ms, next_delay_ms \
+                     FROM relay_attempts WHERE txid = ?1 ORDER BY attempt",
+                )
+                .map_err(sq_err)?;
+            list.into_iter()
+                .map(|b| {
+                    Ok(BroadcastHistory {
+                        attempts_made: rows(&mut stmt, params![b.txid], attempt)?,
+                        broadcast: b,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn get(&self, txid: &str) -> Result<Option<Broadcast>, StoreError> {
+        let txid = txid.to_string();
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM relay_broadcasts WHERE txid = ?1"
+                ))
+                .map_err(sq_err)?;
+            let mut rs = stmt.query(params![txid]).map_err(sq_err)?;
+            rs.next().map_err(sq_err)?.map(broadcast).transpose()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conforms_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite");
+        // Opening the history migrates the file, the relay's tables included.
+        nexus_indexer::store::sqlite::SqliteHistory::open(&path).unwrap();
+        super::super::conformance::lifecycle(&SqliteBroadcasts::open(&path).unwrap()).await;
+    }
+}
