@@ -25,6 +25,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/payments/:id", get(get_payment))
         .merge(crate::delivery::router())
         .route("/api/payments/:id/proof", get(crate::verifier::get_proof))
+        .merge(crate::relay::http::router())
+        .route("/api/openapi.json", get(crate::openapi::document))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::relay::guard::rate_limit,
+        ))
+        // Outermost: every response, a 429 included, carries the request id.
+        .layer(axum::middleware::from_fn(crate::relay::guard::request_id))
         .with_state(app)
 }
 
@@ -36,9 +44,35 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<&'static str>,
+    /// For 429 and temporary errors: sent as `Retry-After` and `retry_after_seconds`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
+    /// Any error body; see the helpers below for the common ones.
+    pub(crate) fn new(
+        status: StatusCode,
+        temporary: bool,
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    ) -> Self {
+        ApiError {
+            status,
+            temporary,
+            code,
+            message,
+            field,
+            retry_after: None,
+        }
+    }
+
+    /// Ask the client to come back in `secs` seconds.
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     pub(crate) fn bad_request(field: &'static str, message: String) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -46,6 +80,7 @@ impl ApiError {
             code: "validation_error",
             message,
             field: Some(field),
+            retry_after: None,
         }
     }
 }
@@ -62,6 +97,7 @@ impl From<StoreError> for ApiError {
             code: "storage_error",
             message: error_chain(&e),
             field: None,
+            retry_after: e.is_temporary().then_some(1),
         }
     }
 }
@@ -76,11 +112,24 @@ impl IntoResponse for ApiError {
         if let Some(f) = self.field {
             err["field"] = json!(f);
         }
-        (self.status, Json(json!({ "error": err }))).into_response()
+        if let Some(secs) = self.retry_after {
+            err["retry_after_seconds"] = json!(secs);
+        }
+        let mut resp = (self.status, Json(json!({ "error": err }))).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 
-async fn health(State(app): State<Arc<App>>) -> Response {
+/// Store reachability, the chain tip, open gaps and the reconciler's state.
+#[utoipa::path(get, path = "/health", tag = "node", responses(
+    (status = 200, description = "Both stores answer (`status` is `degraded` if the RPC is down)", body = Object),
+    (status = 503, description = "A store is unreachable", body = Object),
+))]
+pub(crate) async fn health(State(app): State<Arc<App>>) -> Response {
     let state = app.ingestor.state().ping().await;
     let history = app.ingestor.history().ping().await;
     let tip = app.ingestor.history().tip().await.ok().flatten();
@@ -124,7 +173,11 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "node", responses(
+    (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+))]
+pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -136,7 +189,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 /// A payment as the API shows it: the record plus derived fields.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     #[serde(flatten)]
     pub payment: Payment,
@@ -169,7 +222,15 @@ fn view(p: Payment, tip: u64) -> PaymentView {
     }
 }
 
-async fn get_payment(
+/// One payment: its record, its event log, and the relay's broadcasts of its transactions.
+#[utoipa::path(get, path = "/api/payments/{id}", tag = "payments",
+    params(("id" = String, Path, description = "0x + 64 hex digits")),
+    responses(
+        (status = 200, description = "The payment", body = crate::openapi::PaymentDetail),
+        (status = 400, description = "Not a payment id", body = crate::openapi::ErrorBody),
+        (status = 404, description = "Unknown payment", body = crate::openapi::ErrorBody),
+    ))]
+pub(crate) async fn get_payment(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -190,15 +251,19 @@ async fn get_payment(
             code: "not_found",
             message: format!("no payment {id}"),
             field: None,
+            retry_after: None,
         });
     };
     let events = app.ingestor.history().events_for_payment(&id).await?;
+    // The relay's broadcasts of this payment's transactions, with every attempt.
+    let broadcasts = app.relay.store.for_payment(&id.to_string()).await?;
     let view = view(payment, tip_height(&app).await?);
-    Ok(Json(json!({ "payment": view, "events": events })).into_response())
+    Ok(Json(json!({ "payment": view, "events": events, "broadcasts": broadcasts })).into_response())
 }
 
 /// Query of `GET /api/payments`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     sender: Option<String>,
     recipient: Option<String>,
@@ -209,7 +274,13 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list_payments(
+/// Payments, filtered, in payment-id order (keyset pagination).
+#[utoipa::path(get, path = "/api/payments", tag = "payments", params(ListQuery),
+    responses(
+        (status = 200, description = "A page; `next` is the cursor of the following one", body = crate::openapi::PaymentList),
+        (status = 400, description = "A bad filter", body = crate::openapi::ErrorBody),
+    ))]
+pub(crate) async fn list_payments(
     State(app): State<Arc<App>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {

@@ -93,6 +93,31 @@ pub struct Config {
     /// Time to live of the reconciler's leader lease in Redis, milliseconds;
     /// renewed every third of it (`NEXUS_LEASE_TTL_MS`).
     pub lease_ttl_ms: u64,
+    /// Chain id relayed transactions must carry; unset = from the contract's
+    /// address (`SP`/`SM`: mainnet 0x00000001, else testnet 0x80000000) (`NEXUS_CHAIN_ID`).
+    pub chain_id: Option<u32>,
+    /// Broadcast attempts per relayed transaction before it fails (`NEXUS_RELAY_MAX_ATTEMPTS`).
+    pub relay_max_attempts: u32,
+    /// Cap of the first backoff; each later cap doubles (full jitter) (`NEXUS_RELAY_INITIAL_BACKOFF_MS`).
+    pub relay_initial_backoff_ms: u64,
+    /// Longest wait between two attempts (`NEXUS_RELAY_MAX_BACKOFF_MS`).
+    pub relay_max_backoff_ms: u64,
+    /// A broadcast still failing this long after it was accepted fails for
+    /// good (`NEXUS_RELAY_MAX_RETRY_SECS`).
+    pub relay_max_retry_secs: u64,
+    /// Broadcasts in flight at once (`NEXUS_RELAY_CONCURRENCY`).
+    pub relay_concurrency: usize,
+    /// Concurrent `POST /api/payments` committed together at most (`NEXUS_RELAY_BATCH_MAX`).
+    pub relay_batch_max: usize,
+    /// Bearer tokens. When set, write endpoints (`POST /api/payments`)
+    /// require one; admin endpoints (webhook dead letters) always do
+    /// (`NEXUS_API_KEYS`, e.g. `["k1","k2"]`).
+    pub api_keys: Vec<String>,
+    /// Per client IP, on `/api/*` (`NEXUS_RATE_LIMIT_PER_IP`, e.g.
+    /// `{per_second=50,burst=100}`); `per_second = 0` turns it off.
+    pub rate_limit_per_ip: Option<nexus_relay::ratelimit::Quota>,
+    /// Per API key, on `/api/*` requests that carry one (`NEXUS_RATE_LIMIT_PER_KEY`).
+    pub rate_limit_per_key: Option<nexus_relay::ratelimit::Quota>,
 }
 
 impl Default for Config {
@@ -130,6 +155,22 @@ impl Default for Config {
             reconcile_budget: 20_000,
             reconcile_drop_after_secs: 600,
             lease_ttl_ms: 15_000,
+            chain_id: None,
+            relay_max_attempts: 12,
+            relay_initial_backoff_ms: 500,
+            relay_max_backoff_ms: 60_000,
+            relay_max_retry_secs: 1_800,
+            relay_concurrency: 32,
+            relay_batch_max: 256,
+            api_keys: Vec::new(),
+            rate_limit_per_ip: Some(nexus_relay::ratelimit::Quota {
+                per_second: 50.0,
+                burst: 100,
+            }),
+            rate_limit_per_key: Some(nexus_relay::ratelimit::Quota {
+                per_second: 500.0,
+                burst: 1_000,
+            }),
         }
     }
 }
@@ -169,6 +210,17 @@ impl Config {
             return self.rpc_urls.clone();
         }
         self.rpc_url.iter().cloned().collect()
+    }
+
+    /// The chain id relayed transactions must carry.
+    pub fn relay_chain_id(&self) -> u32 {
+        self.chain_id.unwrap_or_else(|| {
+            if self.contract_id.starts_with("SP") || self.contract_id.starts_with("SM") {
+                0x0000_0001
+            } else {
+                0x8000_0000
+            }
+        })
     }
 
     /// Runs without external services.

@@ -8,5 +8,7 @@ pub mod demo;
 pub mod import;
 pub mod metrics;
 pub mod observer;
+pub mod openapi;
+pub mod relay;
 pub mod server;
 pub mod verifier;

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub delivery: crate::delivery::metrics::DeliveryMetrics,
     /// RPC providers, breakers and the reconcile loop.
     pub verifier: crate::verifier::VerifierMetrics,
+    /// Relay requests, replays and rate limits.
+    pub relay: crate::relay::metrics::RelayMetrics,
 }
 
 impl Metrics {
@@ -77,6 +79,7 @@ impl Metrics {
             open_gaps: Gauge::default(),
             delivery: Default::default(),
             verifier: crate::verifier::VerifierMetrics::default(),
+            relay: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +149,7 @@ impl Metrics {
         );
         m.delivery.register(&mut registry);
         m.verifier.register(&mut registry);
+        m.relay.register(&mut registry);
         Metrics { registry, ..m }
     }
 

@@ -33,6 +33,8 @@ pub struct App {
     pub rpc: Option<Arc<nexus_verifier::rpc::Providers>>,
     /// The reconcile loop, when an RPC is configured.
     pub reconciler: Option<Arc<nexus_verifier::reconcile::Reconciler>>,
+    /// `POST /api/payments`: validation, idempotency, rate limits, broadcasts.
+    pub relay: crate::relay::Relay,
 }
 
 /// Why the node could not start.
@@ -54,6 +56,8 @@ pub enum StartError {
     VerifierRpc(#[source] nexus_verifier::rpc::RpcError),
     #[error("could not reach Redis for the reconciler lease")]
     Lease(#[source] nexus_verifier::lease::LeaseError),
+    #[error("could not start the relay")]
+    Relay(#[from] crate::relay::RelayStartError),
 }
 
 /// A running node: its bound addresses and the handle to stop it.
@@ -153,7 +157,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let ingestor = Arc::new(ingestor);
     let verifier = crate::verifier::build(&cfg, &ingestor, &metrics.verifier)
         .map_err(StartError::VerifierRpc)?;
+    let relay_tasks = tokio_util::task::TaskTracker::new();
+    let relay = crate::relay::start(
+        &cfg,
+        &ingestor,
+        verifier.as_ref().map(|(p, _)| p.clone()),
+        &relay_tasks,
+        &shutdown,
+    )
+    .await?;
     let app = Arc::new(App {
+        relay,
         ingestor,
         metrics,
         bus,
@@ -183,17 +197,29 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             token.cancelled().await;
             delivery_tasks.close();
             delivery_tasks.wait().await;
+            relay_tasks.close();
+            relay_tasks.wait().await;
             Ok(())
         });
     }
     let obs_router = crate::observer::router(app.clone(), cfg.body_limit_bytes);
     let api_router = crate::api::router(app.clone());
-    for (listener, router) in [(observer, obs_router), (api, api_router)] {
+    {
         let token = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(listener, router)
+            axum::serve(observer, obs_router)
                 .with_graceful_shutdown(token.cancelled_owned())
                 .await
+        });
+        // The API needs the peer address: rate limits are per client IP.
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(
+                api,
+                api_router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
         });
     }
     if let Some(reconciler) = app.reconciler.clone() {

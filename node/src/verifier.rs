@@ -290,6 +290,12 @@ pub async fn watch_leader(mut rx: watch::Receiver<Role>, metrics: VerifierMetric
 }
 
 /// `GET /api/payments/{id}/proof`: the stored proof of settlement.
+#[utoipa::path(get, path = "/api/payments/{id}/proof", tag = "payments",
+    params(("id" = String, Path, description = "0x + 64 hex digits")),
+    responses(
+        (status = 200, description = "`{proof: ...}`", body = crate::openapi::ProofResponse),
+        (status = 404, description = "Not confirmed on chain, or not verified yet", body = crate::openapi::ErrorBody),
+    ))]
 pub async fn get_proof(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,

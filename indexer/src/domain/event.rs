@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::{PaymentId, PaymentStatus};
 
 /// The payment-event names shared by every delivery path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "payment:created")]
     Created,
@@ -65,7 +65,7 @@ impl EventType {
 }
 
 /// Which component produced an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventSource {
     Observer,
@@ -75,7 +75,7 @@ pub enum EventSource {
 }
 
 /// For `payment:reverted`: which block was orphaned and where the payment went back to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reverted {
     pub index_block_hash: String,
     pub block_height: u64,
@@ -83,7 +83,7 @@ pub struct Reverted {
 }
 
 /// The one payment-event record (see ARCHITECTURE.md, "One payment event, everywhere").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentEvent {
     /// Per-store, gap-free, increasing; assigned by the history store at commit.
     pub seq: u64,
@@ -120,6 +120,7 @@ pub struct PaymentEvent {
     /// For a relay's `payment:failed`: the node's rejection details as it sent
     /// them (e.g. `{"expected": 4, "actual": 2}` for `BadNonce`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
     pub reason_data: Option<serde_json::Value>,
     /// For `payment:retrying`: which broadcast attempt failed and when the next one is.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -127,7 +128,7 @@ pub struct PaymentEvent {
 }
 
 /// A relay broadcast that will be tried again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RetryInfo {
     /// The attempt that just failed (1-based).
     pub attempt: u32,

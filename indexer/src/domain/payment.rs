@@ -29,6 +29,18 @@ impl fmt::Display for PaymentId {
     }
 }
 
+impl utoipa::PartialSchema for PaymentId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^0x[0-9a-f]{64}$"))
+            .description(Some("The escrow's (buff 32) payment id: 0x + 64 hex digits"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PaymentId {}
+
 impl fmt::Debug for PaymentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -63,7 +75,9 @@ impl<'de> Deserialize<'de> for PaymentId {
 
 /// Where a payment stands. `expired` is not a status: it is derived
 /// (`confirmed` and the chain has reached `expires_at`), see [`Payment::expired`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentStatus {
     /// Known to us (relayed) but not yet seen by the node.
@@ -133,7 +147,7 @@ impl fmt::Display for PaymentStatus {
 }
 
 /// Where a transaction was mined: enough to find and prove it later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChainPos {
     pub txid: String,
     pub tx_index: u32,
@@ -145,7 +159,7 @@ pub struct ChainPos {
 }
 
 /// The current state of one escrow payment (the `payment:{id}` record).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Payment {
     pub payment_id: PaymentId,
     pub status: PaymentStatus,

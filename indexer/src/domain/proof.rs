@@ -10,7 +10,7 @@ use super::{ChainPos, PaymentId, PaymentStatus};
 /// The position fields are absent when the transition was learned from the
 /// contract's state rather than from a block (a claim the indexer missed):
 /// `get-payment` says what the status is, not where it changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Proof {
     pub payment_id: PaymentId,
     /// The status the escrow confirmed at `verified_tip`.

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::store::RetryOutcome;
 use crate::observer::error_chain;
+use crate::relay::guard::{authorize, Access};
 use crate::server::App;
 
 pub fn router() -> Router<Arc<App>> {
@@ -52,7 +53,24 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Response {
+/// Webhook deliveries that failed every attempt, newest first (admin).
+#[utoipa::path(get, path = "/api/webhooks/dead-letters", tag = "webhooks",
+    params(("limit" = Option<u32>, Query, description = "1..=500, default 100")),
+    responses(
+        (status = 200, description = "`{dead_letters: [...]}`", body = Object),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "No api_keys configured", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub(crate) async fn list(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    // Dead letters hold event bodies: an admin endpoint.
+    if let Err(resp) = authorize(&app, &headers, Access::Admin) {
+        return resp;
+    }
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return error(
@@ -68,7 +86,24 @@ async fn list(State(app): State<Arc<App>>, Query(q): Query<ListQuery>) -> Respon
     }
 }
 
-async fn retry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+/// Queue a dead letter again; its attempts start over (admin).
+#[utoipa::path(post, path = "/api/webhooks/dead-letters/{id}/retry", tag = "webhooks",
+    params(("id" = i64, Path, description = "Dead letter id")),
+    responses(
+        (status = 202, description = "Queued again", body = Object),
+        (status = 404, description = "No such dead letter", body = crate::openapi::ErrorBody),
+        (status = 409, description = "That event is already queued for that endpoint", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub(crate) async fn retry(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(resp) = authorize(&app, &headers, Access::Admin) {
+        return resp;
+    }
     let Ok(id) = id.parse::<i64>() else {
         return error(
             StatusCode::BAD_REQUEST,

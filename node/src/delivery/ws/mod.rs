@@ -96,6 +96,10 @@ impl WsServer {
 }
 
 /// The `GET /ws` handler.
+#[utoipa::path(get, path = "/ws", tag = "events", responses(
+    (status = 101, description = "WebSocket upgrade. JSON-RPC 2.0: `subscribe` (filters, `since_seq` to resume), `unsubscribe`; notifications carry payment events"),
+    (status = 503, description = "Too many connections"),
+))]
 pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
     let server = app.delivery.ws.clone();
     let Ok(permit) = server.permits.clone().try_acquire_owned() else {

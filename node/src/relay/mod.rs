@@ -1,0 +1,158 @@
+//! The relay as the node runs it: stores chosen by configuration (Redis or
+//! memory for idempotency keys and rate limits, PostgreSQL or SQLite for the
+//! broadcast schedule), the accept path, the broadcast engine, and the HTTP
+//! endpoints and guards (request ids, API keys, rate limits).
+
+pub mod guard;
+pub mod http;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use nexus_indexer::ingest::Ingestor;
+use nexus_indexer::store::StoreError;
+use nexus_relay::backoff::RetryPolicy;
+use nexus_relay::engine::{Engine, EngineConfig};
+use nexus_relay::idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency};
+use nexus_relay::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use nexus_relay::service::{AcceptConfig, AcceptDeps, Acceptor};
+use nexus_relay::stats::ProviderStats;
+use nexus_relay::store::{BroadcastStore, PgBroadcasts, SqliteBroadcasts};
+use nexus_relay::validate::RelayPolicy;
+use nexus_verifier::rpc::Providers;
+
+use crate::config::Config;
+
+/// The relay's parts, shared by the handlers.
+pub struct Relay {
+    /// `None` without an RPC provider: `POST /api/payments` answers 503.
+    pub acceptor: Option<Arc<Acceptor>>,
+    pub store: Arc<dyn BroadcastStore>,
+    pub stats: Arc<ProviderStats>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub providers: Option<Arc<Providers>>,
+}
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayStartError {
+    #[error("could not open the relay's {0} store")]
+    Store(&'static str, #[source] StoreError),
+    #[error("could not reach Redis for idempotency keys and rate limits")]
+    Redis(#[source] redis::RedisError),
+    #[error("invalid rate limit {0}: {1}")]
+    Quota(&'static str, String),
+}
+
+/// Build the relay and start its tasks (batcher, engine) on `tasks`; they end on `token`.
+pub async fn start(
+    cfg: &Config,
+    ingestor: &Arc<Ingestor>,
+    providers: Option<Arc<Providers>>,
+    tasks: &TaskTracker,
+    token: &CancellationToken,
+) -> Result<Relay, RelayStartError> {
+    for (name, q) in [
+        ("rate_limit_per_ip", cfg.rate_limit_per_ip),
+        ("rate_limit_per_key", cfg.rate_limit_per_key),
+    ] {
+        if let Some(q) = q.filter(|q| q.per_second != 0.0) {
+            q.check().map_err(|e| RelayStartError::Quota(name, e))?;
+        }
+    }
+    let (idempotency, limiter): (Arc<dyn IdempotencyStore>, Arc<dyn RateLimiter>) =
+        match &cfg.redis_url {
+            Some(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(RelayStartError::Redis)?;
+                let conn = redis::aio::ConnectionManager::new(client)
+                    .await
+                    .map_err(RelayStartError::Redis)?;
+                (
+                    Arc::new(RedisIdempotency::new(conn.clone(), &cfg.redis_prefix)),
+                    Arc::new(RedisRateLimiter::new(conn, &cfg.redis_prefix)),
+                )
+            }
+            None => (
+                Arc::new(MemoryIdempotency::new()),
+                Arc::new(MemoryRateLimiter::new()),
+            ),
+        };
+    let store: Arc<dyn BroadcastStore> = match &cfg.database_url {
+        Some(url) => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(|e| {
+                    RelayStartError::Store(
+                        "postgres",
+                        StoreError::Unavailable {
+                            backend: "postgres",
+                            source: Box::new(e),
+                        },
+                    )
+                })?;
+            Arc::new(PgBroadcasts::new(pool))
+        }
+        None => Arc::new(
+            SqliteBroadcasts::open(&cfg.sqlite_path)
+                .map_err(|e| RelayStartError::Store("sqlite", e))?,
+        ),
+    };
+    let stats = Arc::new(ProviderStats::new());
+    let wake = Arc::new(Notify::new());
+    let acceptor = providers.as_ref().map(|_| {
+        let policy = RelayPolicy::new(cfg.contract().expect("validated at load"), cfg.relay_chain_id());
+        Acceptor::start(
+            AcceptConfig {
+                policy,
+                batch_max: cfg.relay_batch_max.max(1),
+                duplicate_patience: Duration::from_secs(5),
+            },
+            AcceptDeps {
+                ingestor: ingestor.clone(),
+                store: store.clone(),
+                idempotency: idempotency.clone(),
+                wake: wake.clone(),
+            },
+            token.clone(),
+            tasks,
+        )
+    });
+    if let Some(p) = &providers {
+        let engine = Arc::new(Engine {
+            cfg: EngineConfig {
+                retry: RetryPolicy {
+                    initial: Duration::from_millis(cfg.relay_initial_backoff_ms.max(1)),
+                    max_delay: Duration::from_millis(cfg.relay_max_backoff_ms.max(1)),
+                    max_attempts: cfg.relay_max_attempts.max(1),
+                    max_total: Duration::from_secs(cfg.relay_max_retry_secs),
+                },
+                concurrency: cfg.relay_concurrency.max(1),
+                lease: Duration::from_millis(cfg.rpc_timeout_ms.saturating_mul(4).max(10_000)),
+            },
+            providers: p.clone(),
+            store: store.clone(),
+            ingestor: ingestor.clone(),
+            stats: stats.clone(),
+            wake,
+        });
+        tasks.spawn(engine.run(token.clone()));
+        tracing::info!(providers = p.names().len(), "relay: broadcasting through the RPC providers");
+    } else {
+        tracing::info!("relay: no RPC provider configured; POST /api/payments answers 503");
+    }
+    Ok(Relay {
+        acceptor,
+        store,
+        stats,
+        limiter,
+        providers,
+    })
+}
