@@ -20,6 +20,7 @@ test-contract:
 	npm test
 	npm run typecheck
 	npm run fixtures:check
+	npm run relay-fixtures:check
 	npm run fuzz
 
 lint:
