@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import bench-ws bench-reconcile fmt
+.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import bench-ws bench-reconcile bench-relay fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -50,3 +50,6 @@ bench-ws: services
 ## One reconcile cycle over 10,000 open payments in real Redis + PostgreSQL, RPC double at 2 ms (last line: JSON figures).
 bench-reconcile: services
 	$(CARGO) bench -q -p nexus-node --bench reconcile
+## Sustained POST /api/payments into real Redis + PostgreSQL, RPC double at 1 ms, then replays and a bare-JSON floor (last line: JSON figures).
+bench-relay: services
+	$(CARGO) bench -q -p nexus-node --bench relay

@@ -26,6 +26,9 @@ use nexus_node::delivery::webhook::{
     self, verify_webhook_signature, EndpointConfig, Engine, SkipClock, DEFAULT_TOLERANCE,
 };
 use serde_json::{json, Value};
+
+/// The dead-letter endpoints are admin endpoints.
+const ADMIN_KEY: &str = "admin-test-key";
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "whsec_test_0123456789abcdef";
@@ -200,7 +203,7 @@ async fn three_failures_then_one_success_production() {
 async fn always_failing_is_dead_lettered(stores: Stores) {
     let (rx, addr, stop) = Receiver::start(u32::MAX).await;
     // The node itself runs no webhooks: the test drives the scheduler.
-    let node = start_node(stores, |_| {}).await;
+    let node = start_node(stores, |c: &mut Config| c.api_keys = vec![ADMIN_KEY.into()]).await;
     let mut cfg = node.config.clone();
     cfg.webhooks = vec![endpoint(addr)];
     let start_ms = 1_800_000_000_000;
@@ -253,7 +256,17 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
         .expect("signature verifies at its own time");
     }
     // The API lists it; a retry queues it again and (receiver fixed) it goes through.
-    let (code, body) = node.get("/api/webhooks/dead-letters").await;
+    // Admin endpoints need an API key.
+    let (code, _) = node.get("/api/webhooks/dead-letters").await;
+    assert_eq!(code, 401, "no key, no dead letters");
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(ADMIN_KEY);
+    let (code, body) = split(
+        admin(reqwest::Client::new().get(format!("http://{}/api/webhooks/dead-letters", node.api)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let dl = &body["dead_letters"][0];
     assert_eq!(dl["attempts"], 5);
@@ -266,30 +279,27 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
     );
     rx.fail.store(0, Ordering::SeqCst);
     let id = dl["id"].as_i64().unwrap();
-    let resp = reqwest::Client::new()
-        .post(format!(
-            "http://{}/api/webhooks/dead-letters/{id}/retry",
-            node.api
-        ))
-        .send()
+    let resp = admin(reqwest::Client::new().post(format!(
+        "http://{}/api/webhooks/dead-letters/{id}/retry",
+        node.api
+    )))
+    .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let again = reqwest::Client::new()
-        .post(format!(
-            "http://{}/api/webhooks/dead-letters/{id}/retry",
-            node.api
-        ))
-        .send()
+    let again = admin(reqwest::Client::new().post(format!(
+        "http://{}/api/webhooks/dead-letters/{id}/retry",
+        node.api
+    )))
+    .send()
         .await
         .unwrap();
     assert_eq!(again.status(), 409, "already queued");
-    let missing = reqwest::Client::new()
-        .post(format!(
-            "http://{}/api/webhooks/dead-letters/999999/retry",
-            node.api
-        ))
-        .send()
+    let missing = admin(reqwest::Client::new().post(format!(
+        "http://{}/api/webhooks/dead-letters/999999/retry",
+        node.api
+    )))
+    .send()
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
@@ -298,7 +308,13 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
     })
     .await;
     assert_eq!(rx.got().len(), 6);
-    let (_, body) = node.get("/api/webhooks/dead-letters").await;
+    let (_, body) = split(
+        admin(reqwest::Client::new().get(format!("http://{}/api/webhooks/dead-letters", node.api)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(body["dead_letters"][0]["retried_ms"].is_i64(), "{body}");
     shutdown.cancel();
     task.await.unwrap();

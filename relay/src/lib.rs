@@ -15,13 +15,15 @@
 pub mod backoff;
 pub mod classify;
 // pub mod engine;
-// pub mod error;
+pub mod error;
 pub mod idempotency;
 pub mod ratelimit;
-// pub mod service;
+pub mod service;
 pub mod stats;
 pub mod store;
 pub mod validate;
 
 #[cfg(test)]
 mod testing;
+
+pub use error::RelayError;

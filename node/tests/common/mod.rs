@@ -122,6 +122,9 @@ impl Backing {
                 .as_ref()
                 .map(|(_, p)| p.clone())
                 .unwrap_or_else(|| "unused:".into()),
+            // Tests poll the API quickly; the relay tests turn limits on.
+            rate_limit_per_ip: None,
+            rate_limit_per_key: None,
             ..Config::default()
         }
     }
@@ -291,16 +294,23 @@ impl TestNode {
 
     /// Stop the node and start a new one on the same stores and configuration
     /// (new ephemeral ports).
-    pub async fn restart(mut self) -> TestNode {
+    pub async fn restart(self) -> TestNode {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`TestNode::restart`], with `tweak` applied to the configuration.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> TestNode {
         self.shutdown().await;
         let mut config = self.config.clone();
+        tweak(&mut config);
         config.observer_addr = "127.0.0.1:0".parse().expect("static");
         config.api_addr = "127.0.0.1:0".parse().expect("static");
         start_with(self.stores, config, self.backing.clone()).await
     }
 }
 
-async fn split(resp: reqwest::Response) -> (u16, Value) {
+/// The status and the JSON answer (a JSON string holding the text when not JSON).
+pub async fn split(resp: reqwest::Response) -> (u16, Value) {
     let code = resp.status().as_u16();
     let text = resp.text().await.expect("response body");
     let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
