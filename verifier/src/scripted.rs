@@ -1,17 +1,20 @@
 //! A stacks-node RPC test double (feature `test-server`): a real HTTP server
 //! that answers `/v2/info`, `call-read get-payment`, `map_entry payments` and
 //! `/v2/accounts` from a scripted chain state, with the real Clarity
-//! serialization and the shapes of stacks-core's `docs/rpc/openapi.yaml`.
+//! serialization and the shapes of stacks-core's `docs/rpc/openapi.yaml`, and
+//! `POST /v2/transactions` from a scripted queue of outcomes
+//! ([`BroadcastOutcome`]).
 //! Tests move the tip, change payments, take the node down or slow it.
 //! (A stacks-node is not something the tests can run here; Redis and
 //! PostgreSQL they do run for real.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clarity::vm::types::{SequenceData, Value};
 use serde_json::json;
+use sha2::{Digest, Sha512_256};
 use tokio_util::sync::CancellationToken;
 
 use nexus_indexer::domain::PaymentId;
@@ -36,6 +40,37 @@ pub enum Mode {
     RateLimited(u64),
 }
 
+/// What the node answers to one `POST /v2/transactions`, in the shapes of
+/// stacks-core's `net/api/posttransaction.rs` and `MemPoolRejection::into_json`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BroadcastOutcome {
+    /// 200 with the txid (SHA-512/256 of the posted bytes) as a JSON string of
+    /// bare hex, as stacks-core sends it. What an empty queue answers.
+    Accept,
+    /// 400 `{"error": "transaction rejected", "reason", "reason_data"?, "txid"}`.
+    Reject {
+        reason: String,
+        reason_data: Option<serde_json::Value>,
+    },
+    /// This status with a text body (e.g. 500, 503).
+    Status(u16),
+    /// 429 with `Retry-After: secs`.
+    RateLimited(u64),
+    /// No answer for an hour: the client's timeout fires first. (Not for
+    /// tests on a paused clock, which would skip the hour.)
+    Hang,
+}
+
+impl BroadcastOutcome {
+    /// A rejection with this reason and `reason_data`.
+    pub fn reject(reason: &str, reason_data: Option<serde_json::Value>) -> Self {
+        BroadcastOutcome::Reject {
+            reason: reason.to_string(),
+            reason_data,
+        }
+    }
+}
+
 struct ChainState {
     height: u64,
     block_hash: String,
@@ -45,6 +80,12 @@ struct ChainState {
     payments: HashMap<PaymentId, ChainPayment>,
     mode: Mode,
     delay: Duration,
+    /// Answers for the next broadcasts, first first; empty: accept.
+    broadcast_script: VecDeque<BroadcastOutcome>,
+    /// Extra processing time of a broadcast (after `delay`).
+    broadcast_delay: Duration,
+    /// Every posted body, in arrival order (including refused ones).
+    broadcast_bodies: Vec<Vec<u8>>,
 }
 
 /// The scripted chain and its counters; shared by the server and the test.
@@ -103,7 +144,25 @@ impl Script {
         self.lock().delay = delay;
     }
 
-    /// Requests answered at `endpoint` so far (errors included).
+    /// Answer the next broadcasts with `outcomes`, in order (after any
+    /// already queued); once the queue is empty broadcasts are accepted.
+    pub fn push_broadcasts(&self, outcomes: impl IntoIterator<Item = BroadcastOutcome>) {
+        self.lock().broadcast_script.extend(outcomes);
+    }
+
+    /// Answer each broadcast `delay` later (on top of [`Script::set_delay`]).
+    pub fn set_broadcast_delay(&self, delay: Duration) {
+        self.lock().broadcast_delay = delay;
+    }
+
+    /// Every body posted to `/v2/transactions` so far, in arrival order
+    /// (counted on arrival, whatever the answer).
+    pub fn broadcasts(&self) -> Vec<Vec<u8>> {
+        self.lock().broadcast_bodies.clone()
+    }
+
+    /// Requests answered at `endpoint` so far (errors included; a broadcast
+    /// is `broadcast`).
     pub fn calls(&self, endpoint: &str) -> u64 {
         *self
             .calls
@@ -210,6 +269,9 @@ pub async fn start() -> ScriptedNode {
             payments: HashMap::new(),
             mode: Mode::Up,
             delay: Duration::ZERO,
+            broadcast_script: VecDeque::new(),
+            broadcast_delay: Duration::ZERO,
+            broadcast_bodies: Vec::new(),
         }),
         calls: Mutex::new(HashMap::new()),
         total: AtomicU64::new(0),
@@ -224,6 +286,7 @@ pub async fn start() -> ScriptedNode {
         )
         .route("/v2/map_entry/:addr/:contract/:map", post(map_entry))
         .route("/v2/accounts/:principal", get(account))
+        .route("/v2/transactions", post(broadcast))
         .with_state(script.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -330,4 +393,80 @@ async fn account(State(s): State<Arc<Script>>, Path(_p): Path<String>, q: Q) -> 
         "nonce_proof": "",
     }))
     .into_response()
+}
+
+/// The txid stacks-core computes for a transaction: SHA-512/256 of its
+/// consensus serialization (the posted bytes), bare lowercase hex.
+pub fn txid_hex(tx: &[u8]) -> String {
+    hex::encode(Sha512_256::digest(tx))
+}
+
+async fn broadcast(State(s): State<Arc<Script>>, headers: HeaderMap, body: Bytes) -> Response {
+    s.lock().broadcast_bodies.push(body.to_vec());
+    if let Err(r) = s.enter("broadcast").await {
+        return r;
+    }
+    // The HTTP layer's own refusals come first, as plain text (stacks-core
+    // `RPCPostTransactionRequestHandler::try_parse_request`).
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type != "application/octet-stream" {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Wrong Content-Type for transaction",
+        )
+            .into_response();
+    }
+    if body.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Invalid Http request: expected non-zero-length body for PostTransaction",
+        )
+            .into_response();
+    }
+    let (outcome, delay) = {
+        let mut st = s.lock();
+        let outcome = st
+            .broadcast_script
+            .pop_front()
+            .unwrap_or(BroadcastOutcome::Accept);
+        (outcome, st.broadcast_delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let txid = txid_hex(&body);
+    match outcome {
+        BroadcastOutcome::Accept => Json(json!(txid)).into_response(),
+        BroadcastOutcome::Reject {
+            reason,
+            reason_data,
+        } => {
+            let mut v = json!({
+                "txid": txid,
+                "error": "transaction rejected",
+                "reason": reason,
+            });
+            if let Some(d) = reason_data {
+                v["reason_data"] = d;
+            }
+            (StatusCode::BAD_REQUEST, Json(v)).into_response()
+        }
+        BroadcastOutcome::Status(code) => (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "scripted failure",
+        )
+            .into_response(),
+        BroadcastOutcome::RateLimited(secs) => {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after", secs.to_string().parse().expect("digits"));
+            (StatusCode::TOO_MANY_REQUESTS, h, "slow down").into_response()
+        }
+        BroadcastOutcome::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            (StatusCode::GATEWAY_TIMEOUT, "hung").into_response()
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! [`Providers`]: several stacks-node RPC endpoints, each behind its own
 //! circuit breaker. A call goes to the first provider (in configuration
-//! order) whose breaker lets it through and falls over to the next on a
-//! provider failure (no answer, 5xx, 429, garbage). A permanent answer (a 4xx,
-//! a refused read-only call) is returned as is: another node would say the same.
+//! order, or an order the caller prefers) whose breaker lets it through and
+//! falls over to the next on a provider failure (no answer, 5xx, 429,
+//! garbage). A permanent answer (a 4xx, a refused read-only call, a mempool
+//! rejection) is returned as is: another node would say the same.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use super::breaker::{BreakerState, CircuitBreaker};
 use super::http::HttpProvider;
-use super::types::{Account, NodeInfo, Tip};
+use super::types::{Account, BroadcastAnswer, NodeInfo, Tip};
 use super::{ContractRef, RpcError, StacksRpc};
 
 /// Sees every call and breaker change (the node turns them into Prometheus metrics).
@@ -111,11 +112,37 @@ impl Providers {
             .collect()
     }
 
+    /// The providers' names (base URLs), in configuration order: index `i`
+    /// here is index `i` of an order given to [`Providers::with_order`].
+    pub fn names(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .map(|s| s.provider.name().to_string())
+            .collect()
+    }
+
     /// Run `f` against the first provider that will take it, falling over on
-    /// provider failures. This is how every endpoint is called; the relay
-    /// uses it directly for `POST /v2/transactions` (through
-    /// [`HttpProvider::request`]) so broadcasts share the same breakers.
+    /// provider failures, in configuration order. This is how every endpoint
+    /// is called.
     pub async fn with<'f, T, F>(&'f self, op: &'static str, f: F) -> Result<T, RpcError>
+    where
+        T: Send,
+        F: Fn(&'f HttpProvider) -> BoxFuture<'f, Result<T, RpcError>> + Send + Sync,
+    {
+        self.with_order(&[], op, f).await
+    }
+
+    /// [`Providers::with`] in a preferred order: the providers at the indices
+    /// of `order` (into [`Providers::names`]) first, in that order, then any
+    /// it left out in configuration order, so a stale or partial order never
+    /// hides a provider. Unknown and repeated indices are ignored. Breakers
+    /// and failover work as in `with`.
+    pub async fn with_order<'f, T, F>(
+        &'f self,
+        order: &[usize],
+        op: &'static str,
+        f: F,
+    ) -> Result<T, RpcError>
     where
         T: Send,
         F: Fn(&'f HttpProvider) -> BoxFuture<'f, Result<T, RpcError>> + Send + Sync,
@@ -123,7 +150,8 @@ impl Providers {
         let mut last: Option<RpcError> = None;
         let mut tried = 0;
         let mut soonest: Option<Duration> = None;
-        for slot in &self.slots {
+        for i in call_order(order, self.slots.len()) {
+            let slot = &self.slots[i];
             let name = slot.provider.name();
             let allowed = {
                 let mut b = lock(&slot.breaker);
@@ -192,6 +220,38 @@ impl Providers {
             }),
         }
     }
+
+    /// `POST /v2/transactions` (see [`HttpProvider::broadcast`]) in `order`,
+    /// sharing the breakers with every other call. Returns the name of the
+    /// provider that answered with the answer: a rejection is that node's
+    /// considered reply and is not retried on the next provider here (the
+    /// relay's retry engine decides what a rejection means).
+    pub async fn broadcast(
+        &self,
+        order: &[usize],
+        tx: &[u8],
+    ) -> Result<(String, BroadcastAnswer), RpcError> {
+        self.with_order(order, "broadcast", |p| {
+            Box::pin(async move {
+                let answer = p.broadcast(tx).await?;
+                Ok((p.name().to_string(), answer))
+            })
+        })
+        .await
+    }
+}
+
+/// `order`'s valid indices (first occurrence), then the rest of `0..len`.
+fn call_order(order: &[usize], len: usize) -> Vec<usize> {
+    let mut seen = vec![false; len];
+    let mut out = Vec::with_capacity(len);
+    for i in order.iter().copied().chain(0..len) {
+        if i < len && !seen[i] {
+            seen[i] = true;
+            out.push(i);
+        }
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -235,5 +295,19 @@ impl StacksRpc for Providers {
     async fn account(&self, principal: &str, tip: &Tip) -> Result<Account, RpcError> {
         self.with("account", |p| Box::pin(p.account(principal, tip)))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::call_order;
+
+    #[test]
+    fn call_order_puts_the_preferred_first_and_never_hides_a_provider() {
+        assert_eq!(call_order(&[], 3), vec![0, 1, 2]);
+        assert_eq!(call_order(&[2, 0, 1], 3), vec![2, 0, 1]);
+        assert_eq!(call_order(&[1], 3), vec![1, 0, 2]);
+        assert_eq!(call_order(&[7, 1, 1, 0], 3), vec![1, 0, 2]);
+        assert_eq!(call_order(&[0], 0), Vec::<usize>::new());
     }
 }

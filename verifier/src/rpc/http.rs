@@ -8,8 +8,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
 use super::types::{
-    decode_value, encode_value, Account, AccountResponse, CallReadResponse, MapEntryResponse,
-    NodeInfo, Tip,
+    decode_value, encode_value, parse_broadcast_accepted, parse_broadcast_rejection, Account,
+    AccountResponse, BroadcastAnswer, CallReadResponse, MapEntryResponse, NodeInfo, Tip,
 };
 use super::{ContractRef, RpcError, StacksRpc};
 
@@ -17,8 +17,8 @@ use super::{ContractRef, RpcError, StacksRpc};
 /// next provider than wait on a slow one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How much of an error answer is kept: enough for a whole rejection body
-/// (`{"error", "reason", "reason_data"}`), which the relay reads.
+/// How much of an error answer is kept for the log. Broadcast rejections are
+/// parsed from the whole body before this applies.
 const ERROR_BODY_CHARS: usize = 4096;
 
 /// One stacks-node's RPC. Cheap to clone (pooled connections are shared).
@@ -46,6 +46,31 @@ impl std::fmt::Debug for HttpProvider {
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+}
+
+/// Any answer, before the status is judged.
+struct RawAnswer {
+    url: String,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// A non-2xx answer as an [`RpcError::Status`], the body shortened for the log.
+    fn into_error(self, provider: &str) -> RpcError {
+        RpcError::Status {
+            provider: provider.to_string(),
+            url: self.url,
+            status: self.status,
+            retry_after: self.retry_after,
+            body: String::from_utf8_lossy(&self.body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(ERROR_BODY_CHARS)
+                .collect(),
+        }
+    }
 }
 
 impl HttpProvider {
@@ -82,14 +107,59 @@ impl HttpProvider {
     }
 
     /// Send `method path` with an optional JSON or raw body. 2xx answers come
-    /// back whole; anything else is a classified [`RpcError`]. Public so the
-    /// relay can post raw transactions (`/v2/transactions`) the same way.
+    /// back whole; anything else is a classified [`RpcError`] (its body cut
+    /// short for the log). Public for endpoints this client does not
+    /// wrap; broadcasts go through [`HttpProvider::broadcast`].
     pub async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<Answer, RpcError> {
+        let raw = self.send(method, path, body).await?;
+        if !(200..300).contains(&raw.status) {
+            return Err(raw.into_error(&self.base));
+        }
+        Ok(Answer {
+            status: raw.status,
+            body: raw.body,
+        })
+    }
+
+    /// `POST /v2/transactions` with the raw transaction bytes. A 200 is
+    /// [`BroadcastAnswer::Accepted`] (also when the mempool already held the
+    /// transaction); a 400 carrying a mempool rejection is
+    /// [`BroadcastAnswer::Rejected`], read from the whole body. Both are
+    /// answers: only no answer, a 5xx, a 429, another 4xx or an unreadable
+    /// 200 are [`RpcError`]s, classified as for every other call.
+    pub async fn broadcast(&self, tx: &[u8]) -> Result<BroadcastAnswer, RpcError> {
+        const PATH: &str = "/v2/transactions";
+        let raw = self
+            .send(
+                reqwest::Method::POST,
+                PATH,
+                Some(("application/octet-stream", tx.to_vec())),
+            )
+            .await?;
+        match raw.status {
+            200..=299 => parse_broadcast_accepted(&raw.body)
+                .map(|txid| BroadcastAnswer::Accepted { txid })
+                .map_err(|e| self.decode_err(PATH, e)),
+            400 => match parse_broadcast_rejection(&raw.body) {
+                Some(rejected) => Ok(rejected),
+                None => Err(raw.into_error(&self.base)),
+            },
+            _ => Err(raw.into_error(&self.base)),
+        }
+    }
+
+    /// One exchange, whatever the status; only a missing answer is an error.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<RawAnswer, RpcError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.client.request(method, &url);
         if let Some(token) = &self.auth_token {
@@ -104,30 +174,23 @@ impl HttpProvider {
             source,
         };
         let resp = req.send().await.map_err(transport)?;
-        let status = resp.status();
-        if !status.is_success() {
-            let retry_after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let text = resp.text().await.unwrap_or_default();
-            return Err(RpcError::Status {
-                provider: self.base.clone(),
-                url,
-                status: status.as_u16(),
-                retry_after,
-                body: text
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(ERROR_BODY_CHARS)
-                    .collect(),
-            });
-        }
-        let body = resp.bytes().await.map_err(transport)?.to_vec();
-        Ok(Answer {
-            status: status.as_u16(),
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = if (200..300).contains(&status) {
+            resp.bytes().await.map_err(transport)?.to_vec()
+        } else {
+            // The status is the answer: a body cut short is still an error answer.
+            resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default()
+        };
+        Ok(RawAnswer {
+            url,
+            status,
+            retry_after,
             body,
         })
     }

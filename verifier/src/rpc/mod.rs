@@ -6,6 +6,8 @@
 //! * [`Providers`]: several nodes, each behind a [`CircuitBreaker`], with
 //!   failover; also a `StacksRpc`.
 //! * [`RpcError`]: temporary vs permanent, with `Retry-After`.
+//! * [`BroadcastAnswer`]: `POST /v2/transactions` accepted or rejected (an
+//!   answer, not a provider failure).
 //!
 //! Endpoint shapes: stacks-core `docs/rpc/openapi.yaml`.
 
@@ -22,7 +24,7 @@ pub use breaker::{BreakerState, CircuitBreaker};
 pub use error::RpcError;
 pub use failover::{NoObserver, ProviderStatus, Providers, RpcObserver};
 pub use http::HttpProvider;
-pub use types::{Account, NodeInfo, Tip};
+pub use types::{Account, BroadcastAnswer, NodeInfo, Tip};
 
 /// A deployed contract, as RPC paths name it.
 #[derive(Debug, Clone, PartialEq, Eq)]

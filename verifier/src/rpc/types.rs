@@ -125,6 +125,94 @@ impl AccountResponse {
     }
 }
 
+/// What a stacks-node said to `POST /v2/transactions`. Both are answers
+/// (the node is healthy); transport failures, 5xx and 429 stay [`RpcError`]s.
+///
+/// Shapes: stacks-core `stackslib/src/net/api/posttransaction.rs` (200 with
+/// the txid as a JSON string, hex without `0x`; also 200 when the mempool
+/// already holds that txid) and `MemPoolRejection::into_json` in
+/// `stackslib/src/chainstate/stacks/db/blocks.rs` (400 with
+/// `{"error": "transaction rejected", "reason", "reason_data"?, "txid"}`).
+///
+/// [`RpcError`]: super::RpcError
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum BroadcastAnswer {
+    /// In the node's mempool (new, or already there).
+    Accepted {
+        /// `0x` + 64 lowercase hex, whatever form the node used.
+        txid: String,
+    },
+    /// The node's mempool refused it.
+    Rejected {
+        /// The `MemPoolRejection` code (`BadNonce`, `FeeTooLow`, ...).
+        reason: String,
+        /// Per-reason details (`{"expected", "actual", ...}`), when given.
+        reason_data: Option<serde_json::Value>,
+        /// The txid the node computed, `0x` + lowercase hex, when given.
+        txid: Option<String>,
+        /// One line for people: the `error` field, and `reason_data.message`
+        /// when the node gave one.
+        message: String,
+    },
+}
+
+/// A txid in our form (`0x` + lowercase hex), from the node's (bare hex, or
+/// `0x`-prefixed). `None` if it is not 32 bytes of hex.
+pub fn normalize_txid(s: &str) -> Option<String> {
+    let s = s.trim();
+    let hex_part = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    (hex_part.len() == 64 && hex_part.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("0x{}", hex_part.to_ascii_lowercase()))
+}
+
+/// The txid of a successful broadcast: a JSON string (the node's form), or
+/// the bare text some proxies send.
+pub fn parse_broadcast_accepted(body: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(body);
+    let raw = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => return Err(format!("expected a txid string, got {other:.80}")),
+        Err(_) => text.trim().trim_matches('"').to_string(),
+    };
+    normalize_txid(&raw).ok_or_else(|| format!("expected a txid, got {raw:.80?}"))
+}
+
+/// A 400 answer that is a mempool rejection; `None` for any other 400 (a
+/// body that is not the rejection object, e.g. the plain-text "Failed to
+/// deserialize posted transaction" of the HTTP layer).
+pub fn parse_broadcast_rejection(body: &[u8]) -> Option<BroadcastAnswer> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    let reason = obj.get("reason")?.as_str()?.to_string();
+    let reason_data = obj.get("reason_data").filter(|d| !d.is_null()).cloned();
+    let txid = obj
+        .get("txid")
+        .and_then(|t| t.as_str())
+        .and_then(normalize_txid);
+    let error = obj
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("transaction rejected");
+    let message = match reason_data
+        .as_ref()
+        .and_then(|d| d.get("message"))
+        .and_then(|m| m.as_str())
+    {
+        Some(m) => format!("{error}: {reason}: {m}"),
+        None => format!("{error}: {reason}"),
+    };
+    Some(BroadcastAnswer::Rejected {
+        reason,
+        reason_data,
+        txid,
+        message,
+    })
+}
+
 /// A Clarity value from `0x` hex, as the node serialized it.
 pub fn decode_value(hex: &str) -> Result<Value, String> {
     Value::try_deserialize_hex_untyped(hex).map_err(|e| format!("Clarity value {hex:.40}: {e}"))
@@ -183,6 +271,71 @@ mod tests {
         assert_eq!(bad.cause.as_deref(), Some("NotReadOnly"));
         let data: MapEntryResponse = serde_json::from_value(example("clarity-data")).unwrap();
         assert!(decode_value(&data.data).is_ok());
+    }
+
+    #[test]
+    fn broadcast_rejection_example_parses_whole() {
+        let body = serde_json::to_vec(&example("transaction-submission-error")).unwrap();
+        let answer = parse_broadcast_rejection(&body).expect("a rejection");
+        let BroadcastAnswer::Rejected {
+            reason,
+            reason_data,
+            txid,
+            message,
+        } = answer
+        else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(reason, "BadNonce");
+        let data = reason_data.unwrap();
+        assert_eq!(
+            (data["expected"].as_u64(), data["actual"].as_u64()),
+            (Some(0), Some(4))
+        );
+        assert_eq!(
+            txid.as_deref(),
+            Some("0xcaf6fd60ae05b0c2d19ef14ab6a7670b1095d117fa7c80224c74e76214d0a791")
+        );
+        assert_eq!(message, "transaction rejected: BadNonce");
+        // A message in reason_data is carried; a 400 that is not a rejection is not one.
+        let with_msg = br#"{"error":"transaction rejected","reason":"ServerFailureOther","reason_data":{"message":"Failed to load chain tip"}}"#;
+        match parse_broadcast_rejection(with_msg) {
+            Some(BroadcastAnswer::Rejected { message, txid, .. }) => {
+                assert_eq!(
+                    message,
+                    "transaction rejected: ServerFailureOther: Failed to load chain tip"
+                );
+                assert_eq!(txid, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        for not_one in [
+            &b"Failed to deserialize posted transaction: bad"[..],
+            br#"{"error":"x"}"#,
+            br#""0xab""#,
+        ] {
+            assert_eq!(parse_broadcast_rejection(not_one), None);
+        }
+    }
+
+    #[test]
+    fn broadcast_txid_in_every_form_the_node_uses() {
+        let hex = "E161978626f216b2141b156ade10501207ae535fa365a13ef5d7a7c9310a09f2";
+        let ours = format!("0x{}", hex.to_ascii_lowercase());
+        for body in [
+            format!("\"{hex}\""),
+            format!("\"0x{hex}\""),
+            hex.to_string(),
+            format!("0x{hex}\n"),
+        ] {
+            assert_eq!(
+                parse_broadcast_accepted(body.as_bytes()),
+                Ok(ours.clone()),
+                "{body}"
+            );
+        }
+        assert!(parse_broadcast_accepted(b"\"abc\"").is_err());
+        assert!(parse_broadcast_accepted(br#"{"txid":"ab"}"#).is_err());
     }
 
     #[test]
