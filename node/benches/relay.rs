@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clarity::types::chainstate::StacksAddress;
+use clarity::types::Address;
 use clarity::util::secp256k1::Secp256k1PrivateKey;
 use clarity::vm::types::{PrincipalData, Value};
 use clarity::vm::{ClarityName, ContractName};
@@ -77,7 +78,12 @@ fn signed_create(n: u64, key: &Secp256k1PrivateKey) -> String {
 }
 
 /// `clients` loops POSTing `bodies` (each once) to `url`; latencies in ms.
-async fn load(url: &str, bodies: Arc<Vec<String>>, clients: usize, expect: u16) -> (Duration, Vec<f64>) {
+async fn load(
+    url: &str,
+    bodies: Arc<Vec<String>>,
+    clients: usize,
+    expect: u16,
+) -> (Duration, Vec<f64>) {
     let next = Arc::new(AtomicUsize::new(0));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
@@ -86,7 +92,8 @@ async fn load(url: &str, bodies: Arc<Vec<String>>, clients: usize, expect: u16) 
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (next, bodies, http, url) = (next.clone(), bodies.clone(), http.clone(), url.to_string());
+            let (next, bodies, http, url) =
+                (next.clone(), bodies.clone(), http.clone(), url.to_string());
             tokio::spawn(async move {
                 let mut lat = Vec::new();
                 loop {
@@ -151,7 +158,10 @@ async fn run(payments: usize, clients: usize) {
                 })
             })
             .collect();
-        parts.into_iter().flat_map(|p| p.join().expect("signer")).collect()
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("signer"))
+            .collect()
     });
     eprintln!("  signed in {:.1} s", t.elapsed().as_secs_f64());
     let bodies = Arc::new(bodies);
@@ -159,9 +169,12 @@ async fn run(payments: usize, clients: usize) {
     // Real services, isolated: a fresh database and a key prefix of our own.
     let admin = std::env::var("NEXUS_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let redis = std::env::var("NEXUS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+    let redis = std::env::var("NEXUS_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
     let db = format!("nexus_bench_relay_{:08x}", rand::random::<u32>());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {db}"))
         .execute(&mut conn)
         .await
@@ -180,7 +193,10 @@ async fn run(payments: usize, clients: usize) {
         sqlite_path: dir.path().join("unused.sqlite"),
         rpc_urls: vec![rpc.url()],
         // Limits on, never reached: their Redis round trip is part of the cost.
-        rate_limit_per_ip: Some(Quota { per_second: 1e9, burst: 1_000_000_000 }),
+        rate_limit_per_ip: Some(Quota {
+            per_second: 1e9,
+            burst: 1_000_000_000,
+        }),
         rate_limit_per_key: None,
         reconcile_interval_secs: 3_600,
         ..Config::default()
@@ -222,10 +238,15 @@ async fn run(payments: usize, clients: usize) {
         "/api/payments",
         axum::routing::post(|body: axum::body::Bytes| async move {
             let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-            (axum::http::StatusCode::ACCEPTED, v["tx"].as_str().map(str::len).unwrap_or(0).to_string())
+            (
+                axum::http::StatusCode::ACCEPTED,
+                v["tx"].as_str().map(str::len).unwrap_or(0).to_string(),
+            )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let (took, lat) = load(&format!("http://{addr}/api/payments"), bodies, clients, 202).await;

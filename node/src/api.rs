@@ -258,7 +258,10 @@ pub(crate) async fn get_payment(
     // The relay's broadcasts of this payment's transactions, with every attempt.
     let broadcasts = app.relay.store.for_payment(&id.to_string()).await?;
     let view = view(payment, tip_height(&app).await?);
-    Ok(Json(json!({ "payment": view, "events": events, "broadcasts": broadcasts })).into_response())
+    Ok(
+        Json(json!({ "payment": view, "events": events, "broadcasts": broadcasts }))
+            .into_response(),
+    )
 }
 
 /// Query of `GET /api/payments`.

@@ -154,15 +154,33 @@ mod tests {
             ("/ws", "get"),
             ("/api/openapi.json", "get"),
         ] {
-            assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path}");
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path}"
+            );
         }
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for s in ["ErrorBody", "Payment", "PaymentEvent", "Accepted", "SubmitBody", "PaymentStatus"] {
+        for s in [
+            "ErrorBody",
+            "Payment",
+            "PaymentEvent",
+            "Accepted",
+            "SubmitBody",
+            "PaymentStatus",
+        ] {
             assert!(schemas.contains_key(s), "schema {s}");
         }
         assert_eq!(
             doc["components"]["schemas"]["PaymentStatus"]["enum"],
-            serde_json::json!(["pending", "submitted", "confirmed", "claimed", "refunded", "failed", "dropped"])
+            serde_json::json!([
+                "pending",
+                "submitted",
+                "confirmed",
+                "claimed",
+                "refunded",
+                "failed",
+                "dropped"
+            ])
         );
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
     }

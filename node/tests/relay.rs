@@ -149,7 +149,10 @@ async fn accepted_then_submitted(stores: Stores) {
     post.request_id = Some("req-abc-1");
     let (code, body, headers) = post.send(&node).await;
     assert_eq!(code, 202, "{body}");
-    assert_eq!(headers["x-request-id"], "req-abc-1", "the client's request id comes back");
+    assert_eq!(
+        headers["x-request-id"], "req-abc-1",
+        "the client's request id comes back"
+    );
     let id = body["payment_id"].as_str().unwrap().to_string();
     assert_eq!(id, create["payment_id"]);
     assert_eq!(body["txid"], create["txid"]);
@@ -170,20 +173,33 @@ async fn accepted_then_submitted(stores: Stores) {
     let b = &p["broadcasts"][0];
     assert_eq!(b["txid"], create["txid"]);
     assert_eq!(b["state"], "submitted");
-    assert_eq!(b["request_id"], "req-abc-1", "the request id is on the payment's records");
+    assert_eq!(
+        b["request_id"], "req-abc-1",
+        "the request id is on the payment's records"
+    );
     assert_eq!(b["attempts_made"][0]["outcome"], "accepted");
     assert_eq!(b["attempts_made"][0]["provider"], rpc.url());
-    assert_eq!(rpc.script.broadcasts(), vec![tx_bytes(&create)], "exactly one broadcast, the client's bytes");
+    assert_eq!(
+        rpc.script.broadcasts(),
+        vec![tx_bytes(&create)],
+        "exactly one broadcast, the client's bytes"
+    );
 
     // The claim of that payment, as raw bytes: accepted, broadcast, and the
     // payment's status is left to the chain.
     let claim = case(CLAIM);
     let (code, body, headers) = Post::raw(tx_bytes(&claim)).send(&node).await;
     assert_eq!(code, 202, "{body}");
-    assert!(!headers["x-request-id"].is_empty(), "a request id is generated");
+    assert!(
+        !headers["x-request-id"].is_empty(),
+        "a request id is generated"
+    );
     assert_eq!(body["function"], "claim-payment");
     assert_eq!(body["status"], "submitted");
-    eventually("the claim is broadcast", WAIT, || async { rpc.script.broadcasts().len() == 2 }).await;
+    eventually("the claim is broadcast", WAIT, || async {
+        rpc.script.broadcasts().len() == 2
+    })
+    .await;
     assert_eq!(node.metric("nexus_relay_accepted_total").await, 2.0);
     node.stop().await;
 }
@@ -218,17 +234,52 @@ async fn invalid_requests_store_nothing(stores: Stores) {
         );
         checked += 1;
     }
-    assert!(checked >= 30, "the fixture covers every field ({checked} cases)");
+    assert!(
+        checked >= 30,
+        "the fixture covers every field ({checked} cases)"
+    );
     // Malformed bodies, wrong types and sizes.
     let bad: Vec<(Post<'_>, u16, &str)> = vec![
-        (Post { body: "{not json".into(), ..Post::json("") }, 400, "body"),
-        (Post { body: json!({"tx": 7}).to_string().into(), ..Post::json("") }, 400, "body"),
-        (Post { body: json!({"tx": "0x00", "extra": 1}).to_string().into(), ..Post::json("") }, 400, "body"),
+        (
+            Post {
+                body: "{not json".into(),
+                ..Post::json("")
+            },
+            400,
+            "body",
+        ),
+        (
+            Post {
+                body: json!({"tx": 7}).to_string().into(),
+                ..Post::json("")
+            },
+            400,
+            "body",
+        ),
+        (
+            Post {
+                body: json!({"tx": "0x00", "extra": 1}).to_string().into(),
+                ..Post::json("")
+            },
+            400,
+            "body",
+        ),
         (Post::json("0xzz"), 400, "tx"),
         (Post::json(""), 400, "tx"),
         (Post::raw(Vec::new()), 400, "tx"),
-        (Post { content_type: "text/plain", ..Post::json(&tx_hex(&case(CREATE))) }, 415, "Content-Type"),
-        (Post::json(&tx_hex(&case(CREATE))).key("has space"), 400, "Idempotency-Key"),
+        (
+            Post {
+                content_type: "text/plain",
+                ..Post::json(&tx_hex(&case(CREATE)))
+            },
+            415,
+            "Content-Type",
+        ),
+        (
+            Post::json(&tx_hex(&case(CREATE))).key("has space"),
+            400,
+            "Idempotency-Key",
+        ),
     ];
     for (post, want, field) in bad {
         let (code, body, _) = post.send(&node).await;
@@ -273,7 +324,10 @@ async fn idempotency_same_different_concurrent() {
     assert_eq!((c1, c2), (202, 202));
     assert_eq!(b1, b2, "the same key and body get the stored response");
     assert_eq!(node.metric("nexus_relay_replayed_total").await, 1.0);
-    let (c3, b3, _) = Post::json(&tx_hex(&case(CREATE_LTE))).key("order-1").send(&node).await;
+    let (c3, b3, _) = Post::json(&tx_hex(&case(CREATE_LTE)))
+        .key("order-1")
+        .send(&node)
+        .await;
     assert_eq!(c3, 409, "{b3}");
     assert_eq!(b3["error"]["code"], "idempotency_conflict");
     assert_eq!(b3["error"]["type"], "permanent");
@@ -297,11 +351,22 @@ async fn idempotency_same_different_concurrent() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let sent = rpc.script.broadcasts().iter().filter(|b| **b == gte_bytes).count();
-    assert_eq!(sent, 1, "exactly one broadcast for 16 concurrent duplicates");
+    let sent = rpc
+        .script
+        .broadcasts()
+        .iter()
+        .filter(|b| **b == gte_bytes)
+        .count();
+    assert_eq!(
+        sent, 1,
+        "exactly one broadcast for 16 concurrent duplicates"
+    );
     let id = gte["payment_id"].as_str().unwrap();
     assert_eq!(
-        event_types(&payment(&node, id).await).iter().filter(|t| *t == "payment:created").count(),
+        event_types(&payment(&node, id).await)
+            .iter()
+            .filter(|t| *t == "payment:created")
+            .count(),
         1
     );
     node.stop().await;
@@ -340,7 +405,12 @@ async fn rejections_fail_and_transients_retry() {
     let p = status_becomes(&node, id, "submitted").await;
     assert_eq!(
         event_types(&p),
-        ["payment:created", "payment:retrying", "payment:retrying", "payment:submitted"]
+        [
+            "payment:created",
+            "payment:retrying",
+            "payment:retrying",
+            "payment:submitted"
+        ]
     );
     for (i, e) in p["events"].as_array().unwrap()[1..3].iter().enumerate() {
         assert_eq!(e["retry"]["attempt"], i as u64 + 1, "{e}");
@@ -369,7 +439,12 @@ async fn broadcasts_fail_over_to_a_healthy_provider() {
         assert_eq!(code, 202, "{body}");
     }
     for label in [CREATE, CREATE_LTE, CREATE_GTE] {
-        let p = status_becomes(&node, case(label)["payment_id"].as_str().unwrap(), "submitted").await;
+        let p = status_becomes(
+            &node,
+            case(label)["payment_id"].as_str().unwrap(),
+            "submitted",
+        )
+        .await;
         assert_eq!(p["broadcasts"][0]["provider"], up.url());
     }
     assert_eq!(up.script.broadcasts().len(), 3);
@@ -396,7 +471,10 @@ async fn api_keys_and_rate_limits() {
     let mut wrong = Post::json(&tx);
     wrong.bearer = Some("nope");
     let (code, body, _) = wrong.send(&node).await;
-    assert_eq!((code, body["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
     let mut good = Post::json(&tx);
     good.bearer = Some("key-1");
     let (code, body, _) = good.send(&node).await;
@@ -433,7 +511,10 @@ async fn restart_resumes_a_pending_broadcast(stores: Stores) {
     assert_eq!(code, 202);
     let id = c["payment_id"].as_str().unwrap().to_string();
     eventually("a first attempt fails", WAIT, || async {
-        payment(&node, &id).await["broadcasts"][0]["attempts"].as_u64().unwrap_or(0) >= 1
+        payment(&node, &id).await["broadcasts"][0]["attempts"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
     })
     .await;
     let healthy = scripted::start().await;
@@ -465,7 +546,8 @@ async fn without_rpc_relay_is_unavailable_and_openapi_is_served() {
     let (code, body, _) = Post::json(&tx_hex(&case(CREATE))).send(&node).await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["error"]["code"], "relay_unavailable");
-    assert_eq!(body["error"]["type"], "temporary");
+    // A configuration gap: retrying will not help until the operator sets an RPC.
+    assert_eq!(body["error"]["type"], "permanent");
     let (code, doc) = node.get("/api/openapi.json").await;
     assert_eq!(code, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use common::blocks::{payment_id, Chain, NewPayment};
-use common::{eventually, start_node, Stores, TestNode};
+use common::{eventually, split, start_node, Stores, TestNode};
 use nexus_indexer::domain::PaymentEvent;
 use nexus_node::config::Config;
 use nexus_node::delivery::webhook::signature::verify_at;
@@ -284,24 +284,24 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
         node.api
     )))
     .send()
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 202);
     let again = admin(reqwest::Client::new().post(format!(
         "http://{}/api/webhooks/dead-letters/{id}/retry",
         node.api
     )))
     .send()
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert_eq!(again.status(), 409, "already queued");
     let missing = admin(reqwest::Client::new().post(format!(
         "http://{}/api/webhooks/dead-letters/999999/retry",
         node.api
     )))
     .send()
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     assert_eq!(missing.status(), 404);
     eventually("the retried delivery goes through", WAIT, || async {
         rx.got().last().is_some_and(|g| g.status == 200)

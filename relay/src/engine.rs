@@ -73,7 +73,11 @@ impl Engine {
             }
             let claimed = self
                 .store
-                .claim_due(now_ms(), self.cfg.concurrency as u32 * 2, self.cfg.lease.as_millis() as i64)
+                .claim_due(
+                    now_ms(),
+                    self.cfg.concurrency as u32 * 2,
+                    self.cfg.lease.as_millis() as i64,
+                )
                 .await;
             let due = match claimed {
                 Ok(due) => {
@@ -121,12 +125,20 @@ impl Engine {
             Err(e) => (None, Err(e)),
         };
         let c = classify(&outcome, &b.txid);
-        let ok = matches!(c.disposition, Disposition::Accepted | Disposition::AlreadyKnown);
+        // A refusal about the transaction is not the provider's failure.
         if let Some(p) = &provider {
-            self.stats.record(p, &c.reason, ok, latency);
+            self.stats.record(p, &c.reason, !c.provider_fault, latency);
         }
         let n = b.attempts + 1;
         let at = now_ms();
+        if c.disposition.is_success() && n > 1 {
+            // How long the reason that held it up took to clear: reasons
+            // that historically clear slowly get longer backoffs.
+            if let Some(r) = &b.last_reason {
+                let took = Duration::from_millis((at - b.created_ms).max(0) as u64);
+                self.stats.record_resolution(r, n - 1, took);
+            }
+        }
         let mut attempt = Attempt {
             attempt: n,
             at_ms: at,
@@ -207,7 +219,10 @@ impl Engine {
         attempt: &Attempt,
         next: &Next,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let id = b.payment_id.parse().map_err(|e| StoreError::corrupt("relay", e))?;
+        let id = b
+            .payment_id
+            .parse()
+            .map_err(|e| StoreError::corrupt("relay", e))?;
         let current = match self.ingestor.state().get(&id).await? {
             Some(p) => Some(p),
             None => self.ingestor.history().get_payment(&id).await?,
@@ -216,7 +231,9 @@ impl Engine {
         let is_create = b.function == "create-payment";
         // Only a create still waiting on us moves; anything the indexer or
         // verifier has moved further is theirs.
-        let ours = is_create && cur.status == PaymentStatus::Pending && cur.create_txid.as_deref() == Some(&b.txid);
+        let ours = is_create
+            && cur.status == PaymentStatus::Pending
+            && cur.create_txid.as_deref() == Some(&b.txid);
         let (ty, status) = match next {
             Next::Submitted if ours => (EventType::Submitted, PaymentStatus::Submitted),
             Next::Failed { .. } if ours => (EventType::Failed, PaymentStatus::Failed),
@@ -228,7 +245,10 @@ impl Engine {
         p.status = status;
         p.updated_at = at.clone();
         let (reason, reason_data) = match next {
-            Next::Failed { reason, reason_data } => (Some(reason.clone()), reason_data.clone()),
+            Next::Failed {
+                reason,
+                reason_data,
+            } => (Some(reason.clone()), reason_data.clone()),
             Next::RetryAt(_) => (attempt.reason.clone(), None),
             Next::Submitted => (None, None),
         };

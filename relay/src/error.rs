@@ -23,7 +23,9 @@ pub enum RelayError {
         existing_txid: String,
     },
     /// claim/refund of a payment we have never seen.
-    #[error("no payment {0}: it must be created (and indexed) before it can be claimed or refunded")]
+    #[error(
+        "no payment {0}: it must be created (and indexed) before it can be claimed or refunded"
+    )]
     UnknownPayment(String),
     /// claim/refund of a payment that is already settled.
     #[error("payment {payment_id} is {status}: nothing left to claim or refund")]

@@ -14,7 +14,7 @@
 
 pub mod backoff;
 pub mod classify;
-// pub mod engine;
+pub mod engine;
 pub mod error;
 pub mod idempotency;
 pub mod ratelimit;

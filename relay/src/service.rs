@@ -294,7 +294,8 @@ fn created(call: &EscrowCall, at: &str) -> (Payment, PaymentEvent) {
     (p, ev)
 }
 
-type BatchResult = Result<Vec<Result<Payment, RelayError>>, Box<dyn std::error::Error + Send + Sync>>;
+type BatchResult =
+    Result<Vec<Result<Payment, RelayError>>, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Decide every job against the current records, schedule the accepted
 /// broadcasts in one statement, then commit the new payments in one commit.
@@ -335,7 +336,9 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
                 } else {
                     Err(RelayError::PaymentExists {
                         payment_id: id.to_string(),
-                        existing_txid: p.create_txid.unwrap_or_else(|| "an unknown transaction".into()),
+                        existing_txid: p
+                            .create_txid
+                            .unwrap_or_else(|| "an unknown transaction".into()),
                     })
                 }
             }

@@ -34,7 +34,9 @@ impl utoipa::PartialSchema for PaymentId {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .pattern(Some("^0x[0-9a-f]{64}$"))
-            .description(Some("The escrow's (buff 32) payment id: 0x + 64 hex digits"))
+            .description(Some(
+                "The escrow's (buff 32) payment id: 0x + 64 hex digits",
+            ))
             .into()
     }
 }
@@ -76,7 +78,17 @@ impl<'de> Deserialize<'de> for PaymentId {
 /// Where a payment stands. `expired` is not a status: it is derived
 /// (`confirmed` and the chain has reached `expires_at`), see [`Payment::expired`].
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentStatus {

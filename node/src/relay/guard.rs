@@ -69,41 +69,61 @@ pub enum Access {
     Admin,
 }
 
+/// Why a request may not use an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// An admin endpoint, and no API key is configured at all.
+    AdminDisabled,
+    MissingKey,
+    InvalidKey,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Denied::AdminDisabled => (
+                StatusCode::FORBIDDEN,
+                "admin_disabled",
+                "admin endpoints need an API key, and none is configured (set api_keys)",
+            ),
+            Denied::MissingKey => (
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                "this endpoint needs `Authorization: Bearer <api key>`",
+            ),
+            Denied::InvalidKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "the API key is not valid",
+            ),
+        };
+        let field = (self != Denied::AdminDisabled).then_some("Authorization");
+        let mut resp = ApiError::new(status, false, code, message.into(), field).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
 /// Check the caller may use an endpoint of `access`.
-pub fn authorize(app: &App, headers: &HeaderMap, access: Access) -> Result<(), Response> {
+pub fn authorize(app: &App, headers: &HeaderMap, access: Access) -> Result<(), Denied> {
     let keys = &app.config.api_keys;
     if keys.is_empty() {
         return match access {
             Access::Write => Ok(()),
-            Access::Admin => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                false,
-                "admin_disabled",
-                "admin endpoints need an API key, and none is configured (set api_keys)".into(),
-                None,
-            )
-            .into_response()),
+            Access::Admin => Err(Denied::AdminDisabled),
         };
     }
     if valid_key(headers, keys).is_some() {
         return Ok(());
     }
-    let present = headers.contains_key(header::AUTHORIZATION);
-    let mut err = ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        false,
-        if present { "invalid_api_key" } else { "missing_api_key" },
-        if present {
-            "the API key is not valid".into()
-        } else {
-            "this endpoint needs `Authorization: Bearer <api key>`".into()
-        },
-        Some("Authorization"),
-    )
-    .into_response();
-    err.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Err(err)
+    Err(if headers.contains_key(header::AUTHORIZATION) {
+        Denied::InvalidKey
+    } else {
+        Denied::MissingKey
+    })
 }
 
 fn enabled(q: Option<Quota>) -> Option<Quota> {
@@ -144,7 +164,12 @@ pub async fn rate_limit(State(app): State<Arc<App>>, req: Request, next: Next) -
                     StatusCode::TOO_MANY_REQUESTS,
                     true,
                     "rate_limited",
-                    format!("too many requests for this {} (limit {}/s, burst {})", if scope == "ip" { "IP" } else { "API key" }, quota.per_second, quota.burst),
+                    format!(
+                        "too many requests for this {} (limit {}/s, burst {})",
+                        if scope == "ip" { "IP" } else { "API key" },
+                        quota.per_second,
+                        quota.burst
+                    ),
                     None,
                 )
                 .retry_after(secs)
@@ -177,11 +202,20 @@ mod tests {
         let keys = vec!["k-one".to_string(), "k-two".to_string()];
         let mut h = HeaderMap::new();
         assert_eq!(valid_key(&h, &keys), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer k-two"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer k-two"),
+        );
         assert_eq!(valid_key(&h, &keys), Some("k-two"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer k-tw"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer k-tw"),
+        );
         assert_eq!(valid_key(&h, &keys), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic k-two"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic k-two"),
+        );
         assert_eq!(valid_key(&h, &keys), None);
     }
 }

@@ -130,14 +130,16 @@ async fn submit_inner(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
-    if let Err(resp) = authorize(app, headers, Access::Write) {
-        return resp;
+    if let Err(denied) = authorize(app, headers, Access::Write) {
+        return denied.into_response();
     }
     let refused = |e: ApiError, code: &str| {
         app.metrics
             .relay
             .refused
-            .get_or_create(&super::metrics::CodeLabel { code: code.to_string() })
+            .get_or_create(&super::metrics::CodeLabel {
+                code: code.to_string(),
+            })
             .inc();
         e.into_response()
     };

@@ -44,10 +44,26 @@ impl Default for RelayMetrics {
 
 impl RelayMetrics {
     pub fn register(&self, r: &mut Registry) {
-        r.register("relay_accepted", "Relayed transactions accepted (202)", self.accepted.clone());
-        r.register("relay_replayed", "Idempotent replays of a stored response", self.replayed.clone());
-        r.register("relay_refused", "Relay requests refused, by error code", self.refused.clone());
-        r.register("rate_limited", "API requests refused by a rate limit", self.rate_limited.clone());
+        r.register(
+            "relay_accepted",
+            "Relayed transactions accepted (202)",
+            self.accepted.clone(),
+        );
+        r.register(
+            "relay_replayed",
+            "Idempotent replays of a stored response",
+            self.replayed.clone(),
+        );
+        r.register(
+            "relay_refused",
+            "Relay requests refused, by error code",
+            self.refused.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "API requests refused by a rate limit",
+            self.rate_limited.clone(),
+        );
         r.register(
             "rate_limiter_errors",
             "Rate-limit checks that could not be made (request let through)",

@@ -105,10 +105,13 @@ pub async fn start(
                 .map_err(|e| RelayStartError::Store("sqlite", e))?,
         ),
     };
-    let stats = Arc::new(ProviderStats::new());
+    let stats = Arc::new(ProviderStats::default());
     let wake = Arc::new(Notify::new());
     let acceptor = providers.as_ref().map(|_| {
-        let policy = RelayPolicy::new(cfg.contract().expect("validated at load"), cfg.relay_chain_id());
+        let policy = RelayPolicy::new(
+            cfg.contract().expect("validated at load"),
+            cfg.relay_chain_id(),
+        );
         Acceptor::start(
             AcceptConfig {
                 policy,
@@ -144,7 +147,10 @@ pub async fn start(
             wake,
         });
         tasks.spawn(engine.run(token.clone()));
-        tracing::info!(providers = p.names().len(), "relay: broadcasting through the RPC providers");
+        tracing::info!(
+            providers = p.names().len(),
+            "relay: broadcasting through the RPC providers"
+        );
     } else {
         tracing::info!("relay: no RPC provider configured; POST /api/payments answers 503");
     }

@@ -48,7 +48,7 @@ fn store_error(e: nexus_indexer::store::StoreError) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     /// 1..=500, default 100.
     limit: Option<u32>,
 }
@@ -68,8 +68,8 @@ pub(crate) async fn list(
     Query(q): Query<ListQuery>,
 ) -> Response {
     // Dead letters hold event bodies: an admin endpoint.
-    if let Err(resp) = authorize(&app, &headers, Access::Admin) {
-        return resp;
+    if let Err(denied) = authorize(&app, &headers, Access::Admin) {
+        return denied.into_response();
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
@@ -101,8 +101,8 @@ pub(crate) async fn retry(
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(resp) = authorize(&app, &headers, Access::Admin) {
-        return resp;
+    if let Err(denied) = authorize(&app, &headers, Access::Admin) {
+        return denied.into_response();
     }
     let Ok(id) = id.parse::<i64>() else {
         return error(

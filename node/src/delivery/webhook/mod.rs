@@ -10,7 +10,7 @@
 //! The queue lives in the history database, so a restart resumes it.
 //! Receivers check requests with [`verify_webhook_signature`].
 
-mod api;
+pub(crate) mod api;
 pub mod backoff;
 pub mod clock;
 pub mod engine;
