@@ -17,7 +17,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
+use nexus_indexer::domain::{
+    EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, RetryInfo,
+};
 use nexus_indexer::ingest::{Correction, Ingestor};
 use nexus_indexer::store::StoreError;
 use nexus_verifier::rpc::Providers;
@@ -105,17 +107,43 @@ impl Engine {
                 continue;
             }
             use futures::StreamExt;
-            futures::stream::iter(due)
-                .for_each_concurrent(self.cfg.concurrency, |b| {
+            let done: Vec<Done> = futures::stream::iter(due)
+                .map(|b| {
                     let me = self.clone();
                     async move { me.attempt(b).await }
                 })
+                .buffer_unordered(self.cfg.concurrency)
+                .collect()
                 .await;
+            // The bookkeeping of the whole batch in two commits, not two per
+            // broadcast: under load that is the difference between a few
+            // hundred and several thousand broadcasts a second.
+            self.finish(done).await;
         }
     }
 
-    /// One attempt of one broadcast, and its bookkeeping.
-    pub async fn attempt(&self, b: Broadcast) {
+    /// Record a batch of attempts, then emit their payment events.
+    async fn finish(&self, done: Vec<Done>) {
+        let at = now_ms();
+        let records: Vec<(String, Attempt, Next)> = done
+            .iter()
+            .map(|d| (d.broadcast.txid.clone(), d.attempt.clone(), d.next.clone()))
+            .collect();
+        // The schedule first: an event published for an attempt that was
+        // then lost would be repeated with the same attempt number.
+        if let Err(e) = self.store.record_many(&records, at).await {
+            // The leases run out and the attempts are made again: at worst a
+            // second broadcast of the same transactions, which nodes dedupe.
+            tracing::warn!(error = %error_chain(&e), n = records.len(), "relay: could not record attempts");
+            return;
+        }
+        if let Err(e) = self.emit(&done).await {
+            tracing::warn!(error = %error_chain(&*e), "relay: could not record the payment events");
+        }
+    }
+
+    /// One attempt of one broadcast: what happened and what comes next.
+    pub async fn attempt(&self, b: Broadcast) -> Done {
         let order = self.stats.order(&self.providers.names());
         let started = Instant::now();
         let result = self.providers.broadcast(&order, &b.tx).await;
@@ -199,97 +227,141 @@ impl Engine {
             next_delay_ms = attempt.next_delay_ms,
             "relay broadcast attempt"
         );
-        // The schedule first: an event published for an attempt that was
-        // then lost would be repeated with the same attempt number.
-        if let Err(e) = self.store.record(&b.txid, &attempt, &next, at).await {
-            // The lease runs out and the attempt is made again: at worst a
-            // second broadcast of the same transaction, which nodes dedupe.
-            tracing::warn!(error = %error_chain(&e), txid = %b.txid, "relay: could not record an attempt");
-            return;
-        }
-        if let Err(e) = self.emit(&b, &attempt, &next).await {
-            tracing::warn!(error = %error_chain(&*e), txid = %b.txid, "relay: could not record the payment event");
+        Done {
+            broadcast: b,
+            attempt,
+            next,
         }
     }
 
-    /// The payment event of an attempt, if it changes the payment.
-    async fn emit(
-        &self,
-        b: &Broadcast,
-        attempt: &Attempt,
-        next: &Next,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let id = b
-            .payment_id
-            .parse()
-            .map_err(|e| StoreError::corrupt("relay", e))?;
-        let current = match self.ingestor.state().get(&id).await? {
-            Some(p) => Some(p),
-            None => self.ingestor.history().get_payment(&id).await?,
-        };
-        let Some(cur) = current else { return Ok(()) };
-        let is_create = b.function == "create-payment";
-        // Only a create still waiting on us moves; anything the indexer or
-        // verifier has moved further is theirs.
-        let ours = is_create
-            && cur.status == PaymentStatus::Pending
-            && cur.create_txid.as_deref() == Some(&b.txid);
-        let (ty, status) = match next {
-            Next::Submitted if ours => (EventType::Submitted, PaymentStatus::Submitted),
-            Next::Failed { .. } if ours => (EventType::Failed, PaymentStatus::Failed),
-            Next::RetryAt(_) if ours || !is_create => (EventType::Retrying, cur.status),
-            _ => return Ok(()),
-        };
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut p: Payment = cur.clone();
-        p.status = status;
-        p.updated_at = at.clone();
-        let (reason, reason_data) = match next {
-            Next::Failed {
-                reason,
-                reason_data,
-            } => (Some(reason.clone()), reason_data.clone()),
-            Next::RetryAt(_) => (attempt.reason.clone(), None),
-            Next::Submitted => (None, None),
-        };
-        if ty == EventType::Failed {
-            p.reason = reason.clone();
+    /// The payment events of a batch of attempts, committed together. A
+    /// payment with two attempts in the batch (its create and its claim)
+    /// gets its events in successive commits, each decided on fresh data.
+    async fn emit(&self, done: &[Done]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut rest: Vec<&Done> = done.iter().collect();
+        while !rest.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let (now, later): (Vec<&Done>, Vec<&Done>) = rest
+                .into_iter()
+                .partition(|d| seen.insert(d.broadcast.payment_id.clone()));
+            self.emit_round(&now).await?;
+            rest = later;
         }
-        let event = PaymentEvent {
-            seq: 0,
-            event_type: ty,
-            payment_id: id,
-            status,
-            sender: p.sender.clone(),
-            recipient: p.recipient.clone(),
-            amount: p.amount.clone(),
-            txid: Some(b.txid.clone()),
-            block_height: None,
-            index_block_hash: None,
-            burn_block_height: None,
-            confirmations: 0,
-            is_final: p.is_final,
-            source: nexus_indexer::domain::EventSource::Relay,
-            reason,
-            reverted: None,
-            at,
-            reason_data,
-            retry: attempt.next_delay_ms.map(|d| RetryInfo {
-                attempt: attempt.attempt,
-                next_delay_ms: d,
-            }),
-        };
+        Ok(())
+    }
+
+    async fn emit_round(
+        &self,
+        done: &[&Done],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let ids = done
+            .iter()
+            .map(|d| d.broadcast.payment_id.parse::<PaymentId>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::corrupt("relay", e))?;
+        let mut current = self.ingestor.state().get_many(&ids).await?;
+        let missing: Vec<PaymentId> = ids
+            .iter()
+            .zip(&current)
+            .filter(|(_, p)| p.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if !missing.is_empty() {
+            let found: std::collections::HashMap<PaymentId, Payment> = self
+                .ingestor
+                .history()
+                .get_payments(&missing)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(|p| (p.payment_id, p))
+                .collect();
+            for (id, slot) in ids.iter().zip(current.iter_mut()) {
+                if slot.is_none() {
+                    *slot = found.get(id).cloned();
+                }
+            }
+        }
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let corrections: Vec<Correction> = done
+            .iter()
+            .zip(current)
+            .filter_map(|(d, cur)| correction(d, cur?, &at))
+            .collect();
+        if corrections.is_empty() {
+            return Ok(());
+        }
         self.ingestor
-            .commit_corrections(
-                vec![Correction {
-                    expected_seq: cur.updated_seq,
-                    payment: p,
-                    event,
-                }],
-                "relay_events",
-                None,
-            )
+            .commit_corrections(corrections, "relay_events", None)
             .await?;
         Ok(())
     }
+}
+
+/// One attempt's outcome, waiting for the batch's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub broadcast: Broadcast,
+    pub attempt: Attempt,
+    pub next: Next,
+}
+
+/// The payment event of an attempt, if it changes the payment.
+fn correction(d: &Done, cur: Payment, at: &str) -> Option<Correction> {
+    let (b, attempt, next) = (&d.broadcast, &d.attempt, &d.next);
+    let is_create = b.function == "create-payment";
+    // Only a create still waiting on us moves; anything the indexer or
+    // verifier has moved further is theirs.
+    let ours = is_create
+        && cur.status == PaymentStatus::Pending
+        && cur.create_txid.as_deref() == Some(&b.txid);
+    let (ty, status) = match next {
+        Next::Submitted if ours => (EventType::Submitted, PaymentStatus::Submitted),
+        Next::Failed { .. } if ours => (EventType::Failed, PaymentStatus::Failed),
+        Next::RetryAt(_) if ours || !is_create => (EventType::Retrying, cur.status),
+        _ => return None,
+    };
+    let mut p = cur.clone();
+    p.status = status;
+    p.updated_at = at.to_string();
+    let (reason, reason_data) = match next {
+        Next::Failed {
+            reason,
+            reason_data,
+        } => (Some(reason.clone()), reason_data.clone()),
+        Next::RetryAt(_) => (attempt.reason.clone(), None),
+        Next::Submitted => (None, None),
+    };
+    if ty == EventType::Failed {
+        p.reason = reason.clone();
+    }
+    let event = PaymentEvent {
+        seq: 0,
+        event_type: ty,
+        payment_id: cur.payment_id,
+        status,
+        sender: p.sender.clone(),
+        recipient: p.recipient.clone(),
+        amount: p.amount.clone(),
+        txid: Some(b.txid.clone()),
+        block_height: None,
+        index_block_hash: None,
+        burn_block_height: None,
+        confirmations: 0,
+        is_final: p.is_final,
+        source: nexus_indexer::domain::EventSource::Relay,
+        reason,
+        reverted: None,
+        at: at.to_string(),
+        reason_data,
+        retry: attempt.next_delay_ms.map(|d| RetryInfo {
+            attempt: attempt.attempt,
+            next_delay_ms: d,
+        }),
+    };
+    Some(Correction {
+        expected_seq: cur.updated_seq,
+        payment: p,
+        event,
+    })
 }

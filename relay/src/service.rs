@@ -301,7 +301,31 @@ type BatchResult =
 /// broadcasts in one statement, then commit the new payments in one commit.
 async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
     let ids: Vec<_> = jobs.iter().map(|j| j.valid.call.payment_id).collect();
-    let current = deps.ingestor.state().get_many(&ids).await?;
+    let mut current = deps.ingestor.state().get_many(&ids).await?;
+    // Settled records may have expired from the state store: history has
+    // them. One query for every id the state store did not know.
+    let missing: Vec<_> = ids
+        .iter()
+        .zip(&current)
+        .filter(|(_, p)| p.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if !missing.is_empty() {
+        let found: std::collections::HashMap<_, _> = deps
+            .ingestor
+            .history()
+            .get_payments(&missing)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|p| (p.payment_id, p))
+            .collect();
+        for (id, slot) in ids.iter().zip(current.iter_mut()) {
+            if slot.is_none() {
+                *slot = found.get(id).cloned();
+            }
+        }
+    }
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let now_ms = now.timestamp_millis();
@@ -313,12 +337,8 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
     for (job, cur) in jobs.iter().zip(current) {
         let call = &job.valid.call;
         let id = call.payment_id;
-        // Settled records may have expired from the state store: history has them.
-        let cur = match (fresh.get(&id).cloned(), cur) {
-            (Some(p), _) => Some(p),
-            (None, Some(p)) => Some(p),
-            (None, None) => deps.ingestor.history().get_payment(&id).await?,
-        };
+        // A create earlier in this batch wins over what the stores said.
+        let cur = fresh.get(&id).cloned().or(cur);
         let decided = match (call.function, cur) {
             (EscrowFunction::CreatePayment, None) => {
                 let (p, event) = created(call, &at);

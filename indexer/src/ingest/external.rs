@@ -47,17 +47,30 @@ impl Ingestor {
         self.catch_up(&mut cur).await?;
         let ids: Vec<PaymentId> = corrections.iter().map(|c| c.payment.payment_id).collect();
         let current = self.load(&cur, &ids).await?;
+        // Settled records may have expired from the state store: history has
+        // them (one query for all that are missing).
+        let missing: Vec<PaymentId> = ids
+            .iter()
+            .filter(|id| !current.contains_key(id))
+            .copied()
+            .collect();
+        let from_history: std::collections::HashMap<PaymentId, u64> = self
+            .history
+            .get_payments(&missing)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|p| (p.payment_id, p.updated_seq))
+            .collect();
         let mut out = CorrectionOutcome::default();
         let mut payments = Vec::new();
         let mut events = Vec::new();
         for c in corrections {
             let id = c.payment.payment_id;
-            let now_seq = current.get(&id).map(|p| p.updated_seq);
-            // Settled records may have expired from the state store: history has them.
-            let now_seq = match now_seq {
-                Some(s) => Some(s),
-                None => self.history.get_payment(&id).await?.map(|p| p.updated_seq),
-            };
+            let now_seq = current
+                .get(&id)
+                .map(|p| p.updated_seq)
+                .or_else(|| from_history.get(&id).copied());
             if now_seq.unwrap_or(0) != c.expected_seq {
                 out.stale.push(id);
                 continue;

@@ -80,6 +80,15 @@ pub trait History: Send + Sync + 'static {
         txids: &[String],
     ) -> Result<Vec<(String, PaymentId)>, StoreError>;
     async fn get_payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError>;
+    /// Several payments by id, in the order asked (`None`: unknown). Stores
+    /// that can answer in one query override this loop.
+    async fn get_payments(&self, ids: &[PaymentId]) -> Result<Vec<Option<Payment>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get_payment(id).await?);
+        }
+        Ok(out)
+    }
     /// Filtered, ordered by payment id, after `after` (keyset pagination).
     async fn list_payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError>;
     /// Payments whose `updated_seq > seq` (to rebuild the state store).

@@ -325,6 +325,23 @@ impl History for PgHistory {
         body.as_deref().map(from_json).transpose()
     }
 
+    async fn get_payments(&self, ids: &[PaymentId]) -> Result<Vec<Option<Payment>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(PaymentId::to_string).collect();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT payment_id, body FROM payments WHERE payment_id = ANY($1)")
+                .bind(&keys)
+                .fetch_all(&mut *self.conn().await?)
+                .await
+                .map_err(pg_err)?;
+        let found: std::collections::HashMap<String, String> = rows.into_iter().collect();
+        keys.iter()
+            .map(|k| found.get(k).map(|b| from_json(b)).transpose())
+            .collect()
+    }
+
     async fn list_payments(&self, filter: &PaymentFilter) -> Result<Vec<Payment>, StoreError> {
         // Only the filters in use become predicates (always bound, never
         // spliced), so each shape gets a plan that uses its index.

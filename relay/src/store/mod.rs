@@ -166,6 +166,12 @@ pub trait BroadcastStore: Send + Sync + 'static {
         next: &Next,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+    /// [`BroadcastStore::record`] for a batch, in one transaction.
+    async fn record_many(
+        &self,
+        records: &[(String, Attempt, Next)],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
     /// Every broadcast of a payment with its attempts, oldest first.
     async fn for_payment(&self, payment_id: &str) -> Result<Vec<BroadcastHistory>, StoreError>;
     /// One broadcast by txid.
@@ -178,6 +184,20 @@ pub(crate) fn next_columns(next: &Next, now_ms: i64) -> (BroadcastState, i64) {
         Next::RetryAt(at) => (BroadcastState::Scheduled, *at),
         Next::Submitted => (BroadcastState::Submitted, now_ms),
         Next::Failed { .. } => (BroadcastState::Failed, now_ms),
+    }
+}
+
+/// The row's `last_reason` and `reason_data` (JSON text) after an attempt.
+pub(crate) fn reason_columns(a: &Attempt, next: &Next) -> (Option<String>, Option<String>) {
+    match next {
+        Next::Failed {
+            reason,
+            reason_data,
+        } => (
+            Some(reason.clone()),
+            reason_data.as_ref().map(|d| d.to_string()),
+        ),
+        _ => (a.reason.clone(), None),
     }
 }
 
@@ -294,6 +314,44 @@ pub(crate) mod conformance {
         assert_eq!(t2.last_reason.as_deref(), Some("BadNonce"));
         assert_eq!(t2.reason_data, Some(data));
         assert!(store.get("nope").await.unwrap().is_none());
+        // A batch records every attempt in one go.
+        store
+            .schedule(&[item("t3", "p3", 1_000), item("t4", "p3", 1_000)])
+            .await
+            .unwrap();
+        store
+            .record_many(
+                &[
+                    (
+                        "t3".into(),
+                        attempt(1, AttemptOutcome::Accepted),
+                        Next::Submitted,
+                    ),
+                    (
+                        "t4".into(),
+                        attempt(1, AttemptOutcome::Retry),
+                        Next::RetryAt(7_000),
+                    ),
+                ],
+                4_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("t3").await.unwrap().unwrap().state,
+            BroadcastState::Submitted
+        );
+        let t4 = store.get("t4").await.unwrap().unwrap();
+        assert_eq!(
+            (t4.state, t4.attempts, t4.next_attempt_ms),
+            (BroadcastState::Scheduled, 1, 7_000)
+        );
+        assert_eq!(
+            store.for_payment("p3").await.unwrap()[1]
+                .attempts_made
+                .len(),
+            1
+        );
         assert!(store.for_payment("p2").await.unwrap().is_empty());
     }
 }

@@ -8,8 +8,8 @@ use sqlx::Row;
 use nexus_indexer::store::StoreError;
 
 use super::{
-    next_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory, BroadcastState,
-    BroadcastStore, NewBroadcast, Next,
+    next_columns, reason_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory,
+    BroadcastState, BroadcastStore, NewBroadcast, Next,
 };
 
 const BACKEND: &str = "postgres";
@@ -153,47 +153,78 @@ impl BroadcastStore for PgBroadcasts {
         next: &Next,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let (state, next_ms) = next_columns(next, now_ms);
-        let (reason, data) = match next {
-            Next::Failed {
-                reason,
-                reason_data,
-            } => (
-                Some(reason.clone()),
-                reason_data.as_ref().map(|d| d.to_string()),
-            ),
-            _ => (a.reason.clone(), None),
-        };
+        self.record_many(&[(txid.to_string(), a.clone(), next.clone())], now_ms)
+            .await
+    }
+
+    async fn record_many(
+        &self,
+        records: &[(String, Attempt, Next)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let txids: Vec<&str> = records.iter().map(|(t, _, _)| t.as_str()).collect();
+        let attempts: Vec<i32> = records.iter().map(|(_, a, _)| a.attempt as i32).collect();
+        let at: Vec<i64> = records.iter().map(|(_, a, _)| a.at_ms).collect();
+        let providers: Vec<Option<String>> =
+            records.iter().map(|(_, a, _)| a.provider.clone()).collect();
+        let outcomes: Vec<&str> = records.iter().map(|(_, a, _)| a.outcome.as_str()).collect();
+        let reasons: Vec<Option<String>> =
+            records.iter().map(|(_, a, _)| a.reason.clone()).collect();
+        let latency: Vec<i64> = records
+            .iter()
+            .map(|(_, a, _)| a.latency_ms as i64)
+            .collect();
+        let delays: Vec<Option<i64>> = records
+            .iter()
+            .map(|(_, a, _)| a.next_delay_ms.map(|v| v as i64))
+            .collect();
+        let cols: Vec<_> = records
+            .iter()
+            .map(|(_, a, n)| (next_columns(n, now_ms), reason_columns(a, n)))
+            .collect();
+        let states: Vec<&str> = cols.iter().map(|((s, _), _)| s.as_str()).collect();
+        let next_ms: Vec<i64> = cols.iter().map(|((_, n), _)| *n).collect();
+        let last_reasons: Vec<Option<String>> = cols.iter().map(|(_, (r, _))| r.clone()).collect();
+        let data: Vec<Option<String>> = cols.iter().map(|(_, (_, d))| d.clone()).collect();
         let mut tx = self.pool.begin().await.map_err(pg_err)?;
         sqlx::query(
             "INSERT INTO relay_attempts (txid, attempt, at_ms, provider, outcome, reason, \
-             latency_ms, next_delay_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             latency_ms, next_delay_ms) \
+             SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[], \
+               $6::text[], $7::bigint[], $8::bigint[]) \
              ON CONFLICT (txid, attempt) DO NOTHING",
         )
-        .bind(txid)
-        .bind(a.attempt as i32)
-        .bind(a.at_ms)
-        .bind(&a.provider)
-        .bind(a.outcome.as_str())
-        .bind(&a.reason)
-        .bind(a.latency_ms as i64)
-        .bind(a.next_delay_ms.map(|v| v as i64))
+        .bind(&txids)
+        .bind(&attempts)
+        .bind(&at)
+        .bind(&providers)
+        .bind(&outcomes)
+        .bind(&reasons)
+        .bind(&latency)
+        .bind(&delays)
         .execute(&mut *tx)
         .await
         .map_err(pg_err)?;
         sqlx::query(
-            "UPDATE relay_broadcasts SET state = $2, attempts = GREATEST(attempts, $3), \
-             next_attempt_ms = $4, updated_ms = $5, last_reason = $6, reason_data = $7, \
-             provider = COALESCE($8, provider) WHERE txid = $1",
+            "UPDATE relay_broadcasts b SET state = u.state, \
+             attempts = GREATEST(b.attempts, u.attempt), next_attempt_ms = u.next_ms, \
+             updated_ms = $8, last_reason = u.reason, reason_data = u.data, \
+             provider = COALESCE(u.provider, b.provider) \
+             FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], \
+               $7::text[]) AS u(txid, state, attempt, next_ms, reason, data, provider) \
+             WHERE b.txid = u.txid",
         )
-        .bind(txid)
-        .bind(state.as_str())
-        .bind(a.attempt as i32)
-        .bind(next_ms)
+        .bind(&txids)
+        .bind(&states)
+        .bind(&attempts)
+        .bind(&next_ms)
+        .bind(&last_reasons)
+        .bind(&data)
+        .bind(&providers)
         .bind(now_ms)
-        .bind(reason)
-        .bind(data)
-        .bind(&a.provider)
         .execute(&mut *tx)
         .await
         .map_err(pg_err)?;

@@ -12,8 +12,8 @@ use nexus_indexer::store::sqlite::sq_err;
 use nexus_indexer::store::StoreError;
 
 use super::{
-    next_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory, BroadcastState,
-    BroadcastStore, NewBroadcast, Next,
+    next_columns, reason_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory,
+    BroadcastState, BroadcastStore, NewBroadcast, Next,
 };
 
 #[derive(Clone)]
@@ -211,54 +211,62 @@ impl BroadcastStore for SqliteBroadcasts {
         next: &Next,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let (state, next_ms) = next_columns(next, now_ms);
-        let (reason, data) = match next {
-            Next::Failed {
-                reason,
-                reason_data,
-            } => (
-                Some(reason.clone()),
-                reason_data.as_ref().map(|d| d.to_string()),
-            ),
-            _ => (a.reason.clone(), None),
-        };
-        let (txid, a) = (txid.to_string(), a.clone());
+        self.record_many(&[(txid.to_string(), a.clone(), next.clone())], now_ms)
+            .await
+    }
+
+    async fn record_many(
+        &self,
+        records: &[(String, Attempt, Next)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let records = records.to_vec();
         self.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sq_err)?;
-            tx.execute(
-                "INSERT INTO relay_attempts (txid, attempt, at_ms, provider, outcome, reason, \
-                 latency_ms, next_delay_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (txid, attempt) DO NOTHING",
-                params![
-                    txid,
-                    a.attempt,
-                    a.at_ms,
-                    a.provider,
-                    a.outcome.as_str(),
-                    a.reason,
-                    a.latency_ms as i64,
-                    a.next_delay_ms.map(|v| v as i64)
-                ],
-            )
-            .map_err(sq_err)?;
-            tx.execute(
-                "UPDATE relay_broadcasts SET state = ?2, attempts = MAX(attempts, ?3), \
-                 next_attempt_ms = ?4, updated_ms = ?5, last_reason = ?6, reason_data = ?7, \
-                 provider = COALESCE(?8, provider) WHERE txid = ?1",
-                params![
-                    txid,
-                    state.as_str(),
-                    a.attempt,
-                    next_ms,
-                    now_ms,
-                    reason,
-                    data,
-                    a.provider
-                ],
-            )
-            .map_err(sq_err)?;
+            {
+                let mut ins = tx
+                    .prepare_cached(
+                        "INSERT INTO relay_attempts (txid, attempt, at_ms, provider, outcome, reason, \
+                         latency_ms, next_delay_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         ON CONFLICT (txid, attempt) DO NOTHING",
+                    )
+                    .map_err(sq_err)?;
+                let mut upd = tx
+                    .prepare_cached(
+                        "UPDATE relay_broadcasts SET state = ?2, attempts = MAX(attempts, ?3), \
+                         next_attempt_ms = ?4, updated_ms = ?5, last_reason = ?6, reason_data = ?7, \
+                         provider = COALESCE(?8, provider) WHERE txid = ?1",
+                    )
+                    .map_err(sq_err)?;
+                for (txid, a, next) in &records {
+                    let (state, next_ms) = next_columns(next, now_ms);
+                    let (reason, data) = reason_columns(a, next);
+                    ins.execute(params![
+                        txid,
+                        a.attempt,
+                        a.at_ms,
+                        a.provider,
+                        a.outcome.as_str(),
+                        a.reason,
+                        a.latency_ms as i64,
+                        a.next_delay_ms.map(|v| v as i64)
+                    ])
+                    .map_err(sq_err)?;
+                    upd.execute(params![
+                        txid,
+                        state.as_str(),
+                        a.attempt,
+                        next_ms,
+                        now_ms,
+                        reason,
+                        data,
+                        a.provider
+                    ])
+                    .map_err(sq_err)?;
+                }
+            }
             tx.commit().map_err(sq_err)
         })
         .await
