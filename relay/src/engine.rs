@@ -77,7 +77,8 @@ impl Engine {
                 .store
                 .claim_due(
                     now_ms(),
-                    self.cfg.concurrency as u32 * 2,
+                    // Large claims: the bookkeeping is one commit per claim.
+                    (self.cfg.concurrency as u32 * 8).max(64),
                     self.cfg.lease.as_millis() as i64,
                 )
                 .await;

@@ -2,10 +2,12 @@
 //! (batched with concurrent requests) schedule the broadcast and record the
 //! `pending` payment with its `payment:created` event, and answer 202.
 //!
-//! Order matters for crash safety: the broadcast is scheduled before the
-//! payment record is committed, so a crash in between leaves a broadcast
-//! whose payment the indexer creates when the node sees the transaction,
-//! never a `pending` payment that nothing will ever broadcast.
+//! Order matters: the payment record is committed before the broadcast is
+//! scheduled, so the broadcast engine always finds the payment it reports
+//! on. A crash in between leaves a `pending` payment and no 202: the client
+//! retries with the same key (its reservation lapses after 30 s), which finds
+//! the record and schedules the broadcast; without a retry the verifier drops
+//! the payment once the chain has not seen it for `reconcile_drop_after_secs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -218,44 +220,57 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Batches in flight at once: while one commits, the next is read and
+/// scheduled (its commit waits for the first: the ingest pipeline is serial).
+const BATCHES_IN_FLIGHT: usize = 2;
+
 async fn batcher(
     mut rx: mpsc::Receiver<Job>,
     deps: AcceptDeps,
     batch_max: usize,
     token: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(batch_max);
+    let deps = Arc::new(deps);
+    let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
     loop {
         let first = tokio::select! {
             _ = token.cancelled() => break,
             j = rx.recv() => match j { Some(j) => j, None => break },
         };
-        batch.push(first);
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let mut jobs = vec![first];
         // Whatever arrived meanwhile joins this commit (group commit).
-        while batch.len() < batch_max {
+        while jobs.len() < batch_max {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(j) => jobs.push(j),
                 Err(_) => break,
             }
         }
-        let jobs = std::mem::take(&mut batch);
-        match accept_batch(&deps, &jobs).await {
-            Ok(results) => {
-                for (job, r) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(r);
+        let deps = deps.clone();
+        tokio::spawn(async move {
+            match accept_batch(&deps, &jobs).await {
+                Ok(results) => {
+                    for (job, r) in jobs.into_iter().zip(results) {
+                        let _ = job.reply.send(r);
+                    }
+                }
+                Err(e) => {
+                    let msg = error_chain(&*e);
+                    tracing::warn!(error = %msg, n = jobs.len(), "relay batch not committed");
+                    for job in jobs {
+                        let _ = job.reply.send(Err(RelayError::Unavailable(msg.clone())));
+                    }
                 }
             }
-            Err(e) => {
-                let msg = error_chain(&*e);
-                tracing::warn!(error = %msg, n = jobs.len(), "relay batch not committed");
-                for job in jobs {
-                    let _ = job.reply.send(Err(RelayError::Unavailable(msg.clone())));
-                }
-            }
-        }
-        deps.wake.notify_one();
+            deps.wake.notify_one();
+            drop(slot);
+        });
     }
-    // Requests still queued get a clear answer rather than a dropped connection.
+    // Batches in flight finish (their requests get their answers) ...
+    let _ = slots.acquire_many(BATCHES_IN_FLIGHT as u32).await;
+    // ... and requests still queued get a clear answer rather than a dropped connection.
     rx.close();
     while let Ok(j) = rx.try_recv() {
         let _ = j.reply.send(Err(RelayError::ShuttingDown));
@@ -382,7 +397,6 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
         }
         results.push(decided);
     }
-    deps.store.schedule(&schedule).await?;
     if !corrections.is_empty() {
         let out = deps
             .ingestor
@@ -393,13 +407,36 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
         for id in out.stale {
             let now = deps.ingestor.history().get_payment(&id).await?;
             for (job, r) in jobs.iter().zip(results.iter_mut()) {
-                if job.valid.call.payment_id == id {
-                    if let Some(p) = &now {
-                        *r = Ok(p.clone());
-                    }
+                let call = &job.valid.call;
+                if call.payment_id != id {
+                    continue;
+                }
+                if let Some(p) = &now {
+                    *r = match p.create_txid.as_deref() {
+                        // The indexer (or a concurrent batch) recorded this very transaction.
+                        Some(t)
+                            if t == call.txid || call.function != EscrowFunction::CreatePayment =>
+                        {
+                            Ok(p.clone())
+                        }
+                        other => Err(RelayError::PaymentExists {
+                            payment_id: id.to_string(),
+                            existing_txid: other.unwrap_or("an unknown transaction").to_string(),
+                        }),
+                    };
                 }
             }
         }
     }
+    // Only what is still accepted after the commit is broadcast.
+    let schedule: Vec<NewBroadcast> = schedule
+        .into_iter()
+        .filter(|b| {
+            jobs.iter()
+                .zip(&results)
+                .any(|(j, r)| r.is_ok() && j.valid.call.txid == b.txid)
+        })
+        .collect();
+    deps.store.schedule(&schedule).await?;
     Ok(results)
 }

@@ -138,7 +138,13 @@ pub async fn start(
                     max_total: Duration::from_secs(cfg.relay_max_retry_secs),
                 },
                 concurrency: cfg.relay_concurrency.max(1),
-                lease: Duration::from_millis(cfg.rpc_timeout_ms.saturating_mul(4).max(10_000)),
+                // A claim (up to 8 rounds of `relay_concurrency` attempts, each
+                // trying every provider) must finish before its lease lapses.
+                lease: Duration::from_millis(
+                    cfg.rpc_timeout_ms
+                        .saturating_mul(8 * p.names().len() as u64)
+                        .saturating_add(10_000),
+                ),
             },
             providers: p.clone(),
             store: store.clone(),
