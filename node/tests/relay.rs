@@ -503,9 +503,10 @@ async fn restart_resumes_a_pending_broadcast(stores: Stores) {
     // A transient rejection: an answer, so the breaker stays closed and the
     // retry schedule is the backoff alone (a 5xx would open the breaker after
     // three attempts and the next one would wait out its 60 s cooldown).
-    failing.script.push_broadcasts(
-        std::iter::repeat(BroadcastOutcome::reject("ServerFailureDatabase", None)).take(10_000),
-    );
+    failing.script.push_broadcasts(std::iter::repeat_n(
+        BroadcastOutcome::reject("ServerFailureDatabase", None),
+        10_000,
+    ));
     let node = relay_node(stores, &[&failing], |c| {
         c.relay_initial_backoff_ms = 300;
         c.relay_max_backoff_ms = 300;

@@ -26,9 +26,9 @@ use nexus_verifier::rpc::Providers;
 
 use crate::backoff::RetryPolicy;
 use crate::classify::{classify, Disposition};
-use crate::service::error_chain;
 use crate::stats::ProviderStats;
 use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastStore, Next};
+use nexus_verifier::error_chain;
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -260,29 +260,7 @@ impl Engine {
             .map(|d| d.broadcast.payment_id.parse::<PaymentId>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::corrupt("relay", e))?;
-        let mut current = self.ingestor.state().get_many(&ids).await?;
-        let missing: Vec<PaymentId> = ids
-            .iter()
-            .zip(&current)
-            .filter(|(_, p)| p.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        if !missing.is_empty() {
-            let found: std::collections::HashMap<PaymentId, Payment> = self
-                .ingestor
-                .history()
-                .get_payments(&missing)
-                .await?
-                .into_iter()
-                .flatten()
-                .map(|p| (p.payment_id, p))
-                .collect();
-            for (id, slot) in ids.iter().zip(current.iter_mut()) {
-                if slot.is_none() {
-                    *slot = found.get(id).cloned();
-                }
-            }
-        }
+        let current = self.ingestor.current_payments(&ids).await?;
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let corrections: Vec<Correction> = done
             .iter()

@@ -21,6 +21,8 @@ use nexus_indexer::decode::{EscrowCall, EscrowFunction};
 use nexus_indexer::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentStatus};
 use nexus_indexer::ingest::{Correction, Ingestor};
 
+use nexus_verifier::error_chain;
+
 use crate::error::RelayError;
 use crate::idempotency::{reserve_or_wait, IdempotencyStore, Reservation, StoredResponse};
 use crate::store::{BroadcastStore, NewBroadcast};
@@ -209,17 +211,6 @@ pub fn accepted_body(
     })
 }
 
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// Batches in flight at once: while one commits, the next is read and
 /// scheduled (its commit waits for the first: the ingest pipeline is serial).
 const BATCHES_IN_FLIGHT: usize = 2;
@@ -316,31 +307,7 @@ type BatchResult =
 /// broadcasts in one statement, then commit the new payments in one commit.
 async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
     let ids: Vec<_> = jobs.iter().map(|j| j.valid.call.payment_id).collect();
-    let mut current = deps.ingestor.state().get_many(&ids).await?;
-    // Settled records may have expired from the state store: history has
-    // them. One query for every id the state store did not know.
-    let missing: Vec<_> = ids
-        .iter()
-        .zip(&current)
-        .filter(|(_, p)| p.is_none())
-        .map(|(id, _)| *id)
-        .collect();
-    if !missing.is_empty() {
-        let found: std::collections::HashMap<_, _> = deps
-            .ingestor
-            .history()
-            .get_payments(&missing)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|p| (p.payment_id, p))
-            .collect();
-        for (id, slot) in ids.iter().zip(current.iter_mut()) {
-            if slot.is_none() {
-                *slot = found.get(id).cloned();
-            }
-        }
-    }
+    let current = deps.ingestor.current_payments(&ids).await?;
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let now_ms = now.timestamp_millis();

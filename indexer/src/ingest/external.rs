@@ -124,3 +124,38 @@ impl Ingestor {
         Ok(behind)
     }
 }
+
+impl Ingestor {
+    /// The current records of `ids`, in order (`None`: unknown): the state
+    /// store first, then history for what it does not hold (settled records
+    /// expire from the state store), each in one round trip.
+    pub async fn current_payments(
+        &self,
+        ids: &[PaymentId],
+    ) -> Result<Vec<Option<Payment>>, crate::store::StoreError> {
+        let mut current = self.state.get_many(ids).await?;
+        let missing: Vec<PaymentId> = ids
+            .iter()
+            .zip(&current)
+            .filter(|(_, p)| p.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(current);
+        }
+        let found: std::collections::HashMap<PaymentId, Payment> = self
+            .history
+            .get_payments(&missing)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|p| (p.payment_id, p))
+            .collect();
+        for (id, slot) in ids.iter().zip(current.iter_mut()) {
+            if slot.is_none() {
+                *slot = found.get(id).cloned();
+            }
+        }
+        Ok(current)
+    }
+}
