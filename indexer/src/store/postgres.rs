@@ -527,6 +527,30 @@ impl History for PgHistory {
         rows.iter().map(block_from_row).collect()
     }
 
+    async fn with_children(&self, hashes: &[String]) -> Result<Vec<String>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clean: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        let found: std::collections::HashSet<String> = sqlx::query_scalar(
+            "SELECT DISTINCT parent_index_block_hash FROM blocks \
+             WHERE parent_index_block_hash = ANY($1::text[])",
+        )
+        .bind(&clean)
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(pg_err)?
+        .into_iter()
+        .collect();
+        // Answer in the caller's spelling (`children` matches the sanitized one too).
+        Ok(hashes
+            .iter()
+            .zip(&clean)
+            .filter(|(_, c)| found.contains(*c))
+            .map(|(h, _)| h.clone())
+            .collect())
+    }
+
     async fn block_txs_many(
         &self,
         hashes: &[String],
