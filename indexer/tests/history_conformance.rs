@@ -581,6 +581,109 @@ async fn commit_group_is_atomic(h: Arc<dyn History>) {
     assert_eq!(seqs(&c.events), [4]);
 }
 
+/// A group's commits leave what the same commits made one by one leave,
+/// whether or not the store writes some of them later and together:
+/// upserts keep the last record, `DO NOTHING` inserts the first, and reads
+/// through the handle see everything committed before them.
+async fn commit_group_merges_like_single_commits(h: Arc<dyn History>) {
+    let (b1, b2, b3) = (block(1, 0, true), block(2, 0, true), block(3, 0, true));
+    let (hash1, hash2) = (
+        b1.block.index_block_hash.clone(),
+        b2.block.index_block_hash.clone(),
+    );
+    let claimed = |id| {
+        (
+            payment(id, PaymentStatus::Claimed, ALICE, BOB),
+            event(id, EventType::Claimed, PaymentStatus::Claimed),
+        )
+    };
+    let mempool = |n, id| MempoolRecord {
+        txid: txid(n),
+        payment_id: id,
+        function: "create-payment".to_string(),
+    };
+    let g = h.group().await.unwrap();
+    g.commit(CommitBatch {
+        block: Some(b1),
+        ..events_batch(&[pid(1), pid(2)])
+    })
+    .await
+    .unwrap();
+    let (p, e) = claimed(pid(1));
+    let c = g
+        .commit(CommitBatch {
+            block: Some(b2),
+            block_txs: vec![escrow_tx(4, pid(1))],
+            undo: vec![UndoRecord {
+                index_block_hash: hash2.clone(),
+                payment_id: pid(1),
+                before: Some(payment(pid(1), PaymentStatus::Submitted, ALICE, BOB)),
+            }],
+            payments: vec![p.clone()],
+            events: vec![e.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((seqs(&c.events), c.payments[0].updated_seq), (vec![3], 3));
+    let mut later = p;
+    later.status = PaymentStatus::Refunded;
+    g.commit(CommitBatch {
+        payments: vec![later.clone()],
+        events: vec![e],
+        mempool: vec![mempool(9, pid(2))],
+        burn_block: Some((7, "0xaa".to_string())),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    g.commit(CommitBatch {
+        block: Some(b3.clone()),
+        mempool: vec![mempool(9, pid(3))],
+        burn_block: Some((7, "0xbb".to_string())),
+        undo: vec![UndoRecord {
+            index_block_hash: hash2.clone(),
+            payment_id: pid(1),
+            before: None,
+        }],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let got = g.get_payment(&pid(1)).await.unwrap().unwrap();
+    assert_eq!((got.status, got.updated_seq), (PaymentStatus::Refunded, 4));
+    let asked = [
+        hash1.clone(),
+        hash2.clone(),
+        b3.block.index_block_hash.clone(),
+    ];
+    let mut parents = g.with_children(&asked).await.unwrap();
+    parents.sort();
+    assert_eq!(parents, [hash1, hash2.clone()], "read through the handle");
+    g.finish().await.unwrap();
+
+    assert_eq!(h.last_seq().await.unwrap(), 4);
+    assert_eq!(seqs(&h.events_since(0, 10).await.unwrap()), [1, 2, 3, 4]);
+    let got = h.get_payment(&pid(1)).await.unwrap().unwrap();
+    assert_eq!((got.status, got.updated_seq), (later.status, 4));
+    assert_eq!(
+        h.payments_for_txids(&[txid(9)]).await.unwrap(),
+        [(txid(9), pid(2))],
+        "a known mempool tx keeps its first record"
+    );
+    assert_eq!(
+        h.undo(&hash2).await.unwrap(),
+        [UndoRecord {
+            index_block_hash: hash2.clone(),
+            payment_id: pid(1),
+            before: None,
+        }],
+        "the last before-image wins"
+    );
+    assert_eq!(h.block_txs(&hash2).await.unwrap(), [escrow_tx(4, pid(1))]);
+    assert_eq!(h.tip().await.unwrap(), Some(b3));
+}
+
 /// The batched block reads answer what the one-block reads answer.
 async fn batched_reads_match_single_reads(h: Arc<dyn History>) {
     let mut hashes = Vec::new();
@@ -846,6 +949,7 @@ conformance!(
     nul_bytes_inside_json_bodies,
     large_batch_timing,
     commit_group_is_atomic,
+    commit_group_merges_like_single_commits,
     batched_reads_match_single_reads,
     proofs_round_trip_and_replace,
     fenced_writes_refuse_stale_tokens,

@@ -46,6 +46,11 @@ pub(super) struct Group {
     /// Blocks of the group's items already in history when it opened, and
     /// blocks it stored since: the duplicate check without a query per block.
     pub known: HashSet<String>,
+    /// The group's items' blocks, whose stored children were asked about when it opened...
+    pub checked: HashSet<String>,
+    /// ...and which of them had any, plus the parent of every block the
+    /// group stored since: [`Group::childless`] without a query per block.
+    pub parents: HashSet<String>,
 }
 
 impl std::fmt::Debug for Group {
@@ -59,9 +64,17 @@ impl std::fmt::Debug for Group {
 }
 
 impl Group {
-    pub fn new(history: Arc<dyn HistoryGroup>, last_seq: u64, known: HashSet<String>) -> Self {
+    pub fn new(
+        history: Arc<dyn HistoryGroup>,
+        last_seq: u64,
+        known: HashSet<String>,
+        checked: HashSet<String>,
+        parents: HashSet<String>,
+    ) -> Self {
         Group {
             known,
+            checked,
+            parents,
             history,
             payments: HashMap::new(),
             order: Vec::new(),
@@ -81,6 +94,11 @@ impl Group {
         self.events.extend(committed.events.iter().cloned());
         self.bump(counters);
         self.last_seq = self.last_seq.max(committed.last_seq);
+    }
+
+    /// Certainly no stored block has `hash` as its parent (`false`: maybe one has: ask history).
+    pub fn childless(&self, hash: &str) -> bool {
+        self.checked.contains(hash) && !self.parents.contains(hash)
     }
 
     pub fn bump(&mut self, counters: &[(&str, u64)]) {

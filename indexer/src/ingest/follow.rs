@@ -251,6 +251,10 @@ impl Ingestor {
         hash: &str,
         out: &mut Outcome,
     ) -> Result<(), IngestError> {
+        if cur.group.as_ref().is_some_and(|g| g.childless(hash)) {
+            // What `children` would answer: nothing is stored on top of it.
+            return Ok(());
+        }
         // Breadth first in arrival order, so the first-seen block wins a tie.
         let mut best: Option<Header> = None;
         let mut queue = std::collections::VecDeque::from([hash.to_string()]);

@@ -226,7 +226,11 @@ impl Ingestor {
             .into_iter()
             .map(|r| r.block.index_block_hash)
             .collect();
-        cur.group = Some(Group::new(handle, cur.history_seq, known));
+        // And which of them have stored children (held orphans): most have none,
+        // and then storing them needs no query for descendants to connect.
+        let parents = handle.with_children(&hashes).await?.into_iter().collect();
+        let checked = hashes.into_iter().collect();
+        cur.group = Some(Group::new(handle, cur.history_seq, known, checked, parents));
         let mut outcomes = Vec::with_capacity(items.len());
         let mut result = Ok(());
         for (route, body) in items {
@@ -442,6 +446,7 @@ impl Ingestor {
     ) -> Result<crate::store::Committed, IngestError> {
         if let (Some(g), Some(b)) = (cur.group.as_mut(), &batch.block) {
             g.known.insert(b.block.index_block_hash.clone());
+            g.parents.insert(b.block.parent_index_block_hash.clone());
         }
         let committed = self.hist(cur).commit(batch).await?;
         let first = committed.last_seq - committed.events.len() as u64;

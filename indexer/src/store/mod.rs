@@ -135,6 +135,20 @@ pub trait History: Send + Sync + 'static {
         hashes: &[String],
     ) -> Result<HashMap<String, Vec<UndoRecord>>, StoreError>;
 
+    /// Those of `hashes` that some stored block names as its parent: the
+    /// blocks [`History::children`] would find anything for, in one round
+    /// trip (a commit group asks once for all of its blocks). The default
+    /// asks [`History::children`] once per hash.
+    async fn with_children(&self, hashes: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for h in hashes {
+            if !self.children(h).await?.is_empty() {
+                out.push(h.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// Open a commit group: one transaction that the commits made through the
     /// returned handle join, made durable together by
     /// [`HistoryGroup::finish`]. Dropping the handle unfinished rolls all of

@@ -29,6 +29,10 @@ use super::{
 use crate::decode::{BlockRef, EscrowTx};
 use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
+mod rows;
+
+use rows::Rows;
+
 const BACKEND: &str = "postgresql";
 
 /// Enough for the observer, the API and the verifier at once; PostgreSQL's
@@ -58,9 +62,11 @@ struct GroupInner {
     /// `meta.last_seq` as of the group's last commit: the first commit took
     /// the row lock, so no one else can move it until the group ends.
     last_seq: Option<u64>,
-    /// Blocks of block-only commits (an empty block: most of a chain),
-    /// inserted in one statement before anything else runs on the group.
-    pending: Vec<BlockRecord>,
+    /// Rows of the commits made since the lock was taken that only add rows
+    /// (an empty block, a block's payments and events: nearly all of an
+    /// import), written with one statement per table before anything else
+    /// runs on the group's transaction: see [`Rows`].
+    pending: Rows,
 }
 
 /// The connection a call runs on: its own from the pool, or the group's.
@@ -120,10 +126,9 @@ impl PgHistory {
                         "commit group already finished",
                     ));
                 };
-                // Whatever runs next sees the held-back blocks.
+                // Whatever runs next sees the held-back rows.
                 if !pending.is_empty() {
-                    insert_blocks(tx, pending).await?;
-                    pending.clear();
+                    pending.write(tx).await?;
                 }
                 Ok(Conn::Group(guard))
             }
@@ -227,16 +232,23 @@ impl History for PgHistory {
             Some(g) => {
                 {
                     let mut inner = g.lock().await;
-                    if let (Some(last_seq), Some(block), true) =
-                        (inner.last_seq, &batch.block, block_only(&batch))
-                    {
-                        // Nothing in it is read back by the ingest path
-                        // before the next statement flushes it: hold it.
-                        let block = block.clone();
-                        inner.pending.push(block);
+                    if inner.tx.is_none() {
+                        return Err(StoreError::rejected(
+                            BACKEND,
+                            "commit group already finished",
+                        ));
+                    }
+                    if let (Some(last), true) = (inner.last_seq, only_adds_rows(&batch)) {
+                        // The group holds the row lock (its first commit took
+                        // it): number the events now, write the rows later.
+                        let mut batch = batch;
+                        let last_seq = batch.assign_seqs(last);
+                        inner.pending.add(&batch, last_seq)?;
+                        inner.last_seq = Some(last_seq);
                         return Ok(Committed {
+                            events: batch.events,
+                            payments: batch.payments,
                             last_seq,
-                            ..Default::default()
                         });
                     }
                 }
@@ -544,6 +556,30 @@ impl History for PgHistory {
         rows.iter().map(block_from_row).collect()
     }
 
+    async fn with_children(&self, hashes: &[String]) -> Result<Vec<String>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clean: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        let found: std::collections::HashSet<String> = sqlx::query_scalar(
+            "SELECT DISTINCT parent_index_block_hash FROM blocks \
+             WHERE parent_index_block_hash = ANY($1::text[])",
+        )
+        .bind(&clean)
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(pg_err)?
+        .into_iter()
+        .collect();
+        // Answer in the caller's spelling (`children` matches the sanitized one too).
+        Ok(hashes
+            .iter()
+            .zip(&clean)
+            .filter(|(_, c)| found.contains(*c))
+            .map(|(h, _)| h.clone())
+            .collect())
+    }
+
     async fn block_txs_many(
         &self,
         hashes: &[String],
@@ -605,7 +641,7 @@ impl History for PgHistory {
             group: Some(Arc::new(Mutex::new(GroupInner {
                 tx: Some(tx),
                 last_seq: None,
-                pending: Vec::new(),
+                pending: Rows::default(),
             }))),
         }))
     }
@@ -709,167 +745,9 @@ async fn write_batch(
             .await
             .map_err(pg_err)?;
     }
-    if !batch.undo.is_empty() {
-        let n = batch.undo.len();
-        let (mut hash, mut pid, mut before) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for u in &batch.undo {
-            hash.push(sanitize_text(&u.index_block_hash));
-            pid.push(u.payment_id.to_string());
-            before.push(u.before.as_ref().map(to_json).transpose()?);
-        }
-        sqlx::query(
-            "INSERT INTO block_undo (index_block_hash, payment_id, before) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-             ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = EXCLUDED.before",
-        )
-        .bind(hash)
-        .bind(pid)
-        .bind(before)
-        .execute(&mut *c)
-        .await
-        .map_err(pg_err)?;
-    }
-    if let Some(b) = &batch.block {
-        insert_block(c, b).await?;
-    }
-    if !batch.block_txs.is_empty() {
-        let block = batch
-            .block
-            .as_ref()
-            .map(|b| b.block.index_block_hash.as_str());
-        let Some(block) = block else {
-            return Err(StoreError::rejected(BACKEND, "block_txs without a block"));
-        };
-        let n = batch.block_txs.len();
-        let (mut idx, mut txid, mut body) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for t in &batch.block_txs {
-            idx.push(i64::from(t.tx_index));
-            txid.push(sanitize_text(&t.txid));
-            body.push(to_json(t)?);
-        }
-        sqlx::query(
-            "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
-             SELECT $1::text, * FROM UNNEST($2::bigint[], $3::text[], $4::text[]) \
-             ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
-        )
-        .bind(sanitize_text(block))
-        .bind(idx)
-        .bind(txid)
-        .bind(body)
-        .execute(&mut *c)
-        .await
-        .map_err(pg_err)?;
-    }
-    if !batch.mempool.is_empty() {
-        let n = batch.mempool.len();
-        let (mut txid, mut pid, mut func) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for m in &batch.mempool {
-            txid.push(sanitize_text(&m.txid));
-            pid.push(m.payment_id.to_string());
-            func.push(sanitize_text(&m.function));
-        }
-        sqlx::query(
-            "INSERT INTO mempool_txs (txid, payment_id, function) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-             ON CONFLICT (txid) DO NOTHING",
-        )
-        .bind(txid)
-        .bind(pid)
-        .bind(func)
-        .execute(&mut *c)
-        .await
-        .map_err(pg_err)?;
-    }
-    if let Some((height, hash)) = &batch.burn_block {
-        sqlx::query(
-            "INSERT INTO burn_blocks (height, hash) VALUES ($1, $2) \
-             ON CONFLICT (height) DO UPDATE SET hash = EXCLUDED.hash",
-        )
-        .bind(to_i64(*height)?)
-        .bind(sanitize_text(hash))
-        .execute(&mut *c)
-        .await
-        .map_err(pg_err)?;
-    }
-    let payments = last_per_id(&batch.payments);
-    if !payments.is_empty() {
-        let n = payments.len();
-        let mut cols = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for p in payments {
-            cols.0.push(p.payment_id.to_string());
-            cols.1.push(p.status.as_str());
-            cols.2.push(p.sender.as_deref().map(sanitize_text));
-            cols.3.push(p.recipient.as_deref().map(sanitize_text));
-            cols.4.push(to_i64(p.updated_seq)?);
-            cols.5.push(to_json(p)?);
-        }
-        sqlx::query(
-            "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
-             ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, \
-             sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, \
-             updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body",
-        )
-        .bind(cols.0)
-        .bind(cols.1)
-        .bind(cols.2)
-        .bind(cols.3)
-        .bind(cols.4)
-        .bind(cols.5)
-        .execute(&mut *c)
-        .await
-        .map_err(pg_err)?;
-    }
-    if !batch.events.is_empty() {
-        let n = batch.events.len();
-        let (mut seq, mut pid, mut ty, mut body) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for e in &batch.events {
-            seq.push(to_i64(e.seq)?);
-            pid.push(e.payment_id.to_string());
-            ty.push(e.event_type.as_str());
-            body.push(to_json(e)?);
-        }
-        sqlx::query(
-            "INSERT INTO payment_events (seq, payment_id, type, body) \
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])",
-        )
-        .bind(seq)
-        .bind(pid)
-        .bind(ty)
-        .bind(body)
-        .execute(&mut *c)
-        .await
-        .map_err(pg_err)?;
-        sqlx::query("UPDATE meta SET last_seq = $1")
-            .bind(to_i64(last_seq)?)
-            .execute(&mut *c)
-            .await
-            .map_err(pg_err)?;
-    }
+    let mut rows = Rows::default();
+    rows.add(&batch, last_seq)?;
+    rows.write(c).await?;
     Ok(Committed {
         events: batch.events,
         payments: batch.payments,
@@ -892,8 +770,7 @@ impl HistoryGroup for PgHistory {
             ));
         };
         if !pending.is_empty() {
-            insert_blocks(&mut tx, pending).await?;
-            pending.clear();
+            pending.write(&mut tx).await?;
         }
         tx.commit().await.map_err(pg_err)
     }
@@ -939,28 +816,6 @@ fn block_from_row(r: &sqlx::postgres::PgRow) -> Result<BlockRecord, StoreError> 
         },
         canonical: r.try_get("canonical").map_err(pg_err)?,
     })
-}
-
-async fn insert_block(tx: &mut PgConnection, b: &BlockRecord) -> Result<(), StoreError> {
-    let blk = &b.block;
-    // A re-delivered block is not an error: the first copy stays.
-    sqlx::query(
-        "INSERT INTO blocks (index_block_hash, parent_index_block_hash, block_hash, height, \
-         burn_height, burn_hash, time, canonical) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (index_block_hash) DO NOTHING",
-    )
-    .bind(sanitize_text(&blk.index_block_hash))
-    .bind(sanitize_text(&blk.parent_index_block_hash))
-    .bind(sanitize_text(&blk.block_hash))
-    .bind(to_i64(blk.height)?)
-    .bind(to_i64(blk.burn_height)?)
-    .bind(sanitize_text(&blk.burn_hash))
-    .bind(to_i64(blk.time)?)
-    .bind(b.canonical)
-    .execute(tx)
-    .await
-    .map_err(pg_err)?;
-    Ok(())
 }
 
 /// Many blocks in one statement, in order (`inserted` breaks height ties).
@@ -1009,47 +864,10 @@ async fn insert_blocks(c: &mut PgConnection, blocks: &[BlockRecord]) -> Result<(
     Ok(())
 }
 
-/// A batch that only stores a block (no events, payments or chain changes).
-fn block_only(b: &CommitBatch) -> bool {
-    let CommitBatch {
-        block,
-        block_txs,
-        mempool,
-        burn_block,
-        payments,
-        events,
-        canonical,
-        undo,
-        undo_clear,
-        fence,
-    } = b;
-    block.is_some()
-        && fence.is_none()
-        && block_txs.is_empty()
-        && mempool.is_empty()
-        && burn_block.is_none()
-        && payments.is_empty()
-        && events.is_empty()
-        && canonical.is_empty()
-        && undo.is_empty()
-        && undo_clear.is_empty()
-}
-
-/// The last record of each payment id, in first-seen order: one upsert
-/// statement may not touch the same row twice.
-fn last_per_id(payments: &[Payment]) -> Vec<&Payment> {
-    let mut at: HashMap<PaymentId, usize> = HashMap::with_capacity(payments.len());
-    let mut out: Vec<&Payment> = Vec::with_capacity(payments.len());
-    for p in payments {
-        match at.get(&p.payment_id) {
-            Some(&i) => out[i] = p,
-            None => {
-                at.insert(p.payment_id, out.len());
-                out.push(p);
-            }
-        }
-    }
-    out
+/// A batch that only adds rows (no fence, no canonical flags, no undo
+/// deletions): a commit group may write it later, together with others.
+fn only_adds_rows(b: &CommitBatch) -> bool {
+    b.fence.is_none() && b.canonical.is_empty() && b.undo_clear.is_empty()
 }
 
 /// Drop repeats, keeping first occurrences in order.

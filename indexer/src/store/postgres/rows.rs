@@ -1,0 +1,387 @@
+//! The rows a commit inserts or upserts, as the column arrays its `UNNEST`
+//! statements bind. A plain commit writes its own; a commit group's commits
+//! append theirs to one set, written with one statement per table when
+//! anything else runs on the group's transaction or it finishes.
+//!
+//! Appending commits and writing them at once leaves the tables exactly as
+//! writing each commit in turn would: the tables have no triggers or foreign
+//! keys, each statement's conflict rule is kept (`DO NOTHING`: the first row
+//! of a key stays; `DO UPDATE`: the last one wins, so repeats collapse onto
+//! the last) and rows of one table keep their order (`blocks.inserted`).
+
+use std::collections::HashMap;
+
+use sqlx::PgConnection;
+
+use super::{insert_blocks, pg_err, to_i64, to_json, BACKEND};
+use crate::domain::PaymentId;
+use crate::store::types::sanitize_text;
+use crate::store::{BlockRecord, CommitBatch, StoreError};
+
+/// Rows waiting to be written; see the module doc.
+#[derive(Debug, Default)]
+pub(super) struct Rows {
+    /// In commit order (`inserted` breaks height ties).
+    blocks: Vec<BlockRecord>,
+    block_txs: Vec<TxRow>,
+    /// Upserted: one row per `(block, payment)`, the last one added.
+    undo: Keyed<(String, PaymentId), UndoRow>,
+    mempool: Vec<MempoolRow>,
+    /// Upserted: one row per height, the last one added.
+    burn_blocks: Keyed<i64, (i64, String)>,
+    /// Upserted: one row per payment, the last record added.
+    payments: Keyed<PaymentId, PaymentRow>,
+    events: Vec<EventRow>,
+    /// `meta.last_seq` after the last commit added that had events.
+    last_seq: Option<i64>,
+}
+
+#[derive(Debug)]
+struct TxRow {
+    block: String,
+    index: i64,
+    txid: String,
+    body: String,
+}
+
+#[derive(Debug)]
+struct UndoRow {
+    block: String,
+    payment: String,
+    before: Option<String>,
+}
+
+#[derive(Debug)]
+struct MempoolRow {
+    txid: String,
+    payment: String,
+    function: String,
+}
+
+#[derive(Debug)]
+struct PaymentRow {
+    id: String,
+    status: &'static str,
+    sender: Option<String>,
+    recipient: Option<String>,
+    updated_seq: i64,
+    body: String,
+}
+
+#[derive(Debug)]
+struct EventRow {
+    seq: i64,
+    payment: String,
+    kind: &'static str,
+    body: String,
+}
+
+/// Values by key, in first-insertion order, a later value replacing an
+/// earlier one in place (what one upsert statement may hold: each key once).
+#[derive(Debug)]
+struct Keyed<K, V> {
+    at: HashMap<K, usize>,
+    values: Vec<V>,
+}
+
+impl<K, V> Default for Keyed<K, V> {
+    fn default() -> Self {
+        Keyed {
+            at: HashMap::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Keyed<K, V> {
+    fn put(&mut self, key: K, value: V) {
+        match self.at.get(&key) {
+            Some(&i) => self.values[i] = value,
+            None => {
+                self.at.insert(key, self.values.len());
+                self.values.push(value);
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<V> {
+        self.at.clear();
+        std::mem::take(&mut self.values)
+    }
+}
+
+impl Rows {
+    /// Add the rows of `batch`, whose events are numbered up to `last_seq`.
+    /// Its canonical flags, undo deletions and fence are not rows: the caller
+    /// writes those itself. All or nothing: on an error nothing is added.
+    pub fn add(&mut self, batch: &CommitBatch, last_seq: u64) -> Result<(), StoreError> {
+        let block_txs = match (&batch.block, batch.block_txs.is_empty()) {
+            (_, true) => Vec::new(),
+            (None, false) => {
+                return Err(StoreError::rejected(BACKEND, "block_txs without a block"))
+            }
+            (Some(b), false) => {
+                let block = sanitize_text(&b.block.index_block_hash);
+                batch
+                    .block_txs
+                    .iter()
+                    .map(|t| {
+                        Ok(TxRow {
+                            block: block.clone(),
+                            index: i64::from(t.tx_index),
+                            txid: sanitize_text(&t.txid),
+                            body: to_json(t)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            }
+        };
+        let undo = batch
+            .undo
+            .iter()
+            .map(|u| {
+                let row = UndoRow {
+                    block: sanitize_text(&u.index_block_hash),
+                    payment: u.payment_id.to_string(),
+                    before: u.before.as_ref().map(to_json).transpose()?,
+                };
+                Ok(((row.block.clone(), u.payment_id), row))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let burn = match &batch.burn_block {
+            Some((height, hash)) => Some((to_i64(*height)?, sanitize_text(hash))),
+            None => None,
+        };
+        let payments = batch
+            .payments
+            .iter()
+            .map(|p| {
+                let row = PaymentRow {
+                    id: p.payment_id.to_string(),
+                    status: p.status.as_str(),
+                    sender: p.sender.as_deref().map(sanitize_text),
+                    recipient: p.recipient.as_deref().map(sanitize_text),
+                    updated_seq: to_i64(p.updated_seq)?,
+                    body: to_json(p)?,
+                };
+                Ok((p.payment_id, row))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let events = batch
+            .events
+            .iter()
+            .map(|e| {
+                Ok(EventRow {
+                    seq: to_i64(e.seq)?,
+                    payment: e.payment_id.to_string(),
+                    kind: e.event_type.as_str(),
+                    body: to_json(e)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let last_seq = to_i64(last_seq)?;
+
+        self.blocks.extend(batch.block.iter().cloned());
+        self.block_txs.extend(block_txs);
+        for (key, row) in undo {
+            self.undo.put(key, row);
+        }
+        self.mempool
+            .extend(batch.mempool.iter().map(|m| MempoolRow {
+                txid: sanitize_text(&m.txid),
+                payment: m.payment_id.to_string(),
+                function: sanitize_text(&m.function),
+            }));
+        if let Some((height, hash)) = burn {
+            self.burn_blocks.put(height, (height, hash));
+        }
+        for (id, row) in payments {
+            self.payments.put(id, row);
+        }
+        if !events.is_empty() {
+            self.events.extend(events);
+            self.last_seq = Some(last_seq);
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+            && self.block_txs.is_empty()
+            && self.undo.values.is_empty()
+            && self.mempool.is_empty()
+            && self.burn_blocks.values.is_empty()
+            && self.payments.values.is_empty()
+            && self.events.is_empty()
+            && self.last_seq.is_none()
+    }
+
+    /// Write everything on `c` (inside the caller's transaction), one
+    /// statement per table that has rows, and empty the set.
+    pub async fn write(&mut self, c: &mut PgConnection) -> Result<(), StoreError> {
+        if !self.blocks.is_empty() {
+            insert_blocks(&mut *c, &self.blocks).await?;
+            self.blocks.clear();
+        }
+        let txs = std::mem::take(&mut self.block_txs);
+        if !txs.is_empty() {
+            let (mut block, mut index, mut txid, mut body) = columns4(txs.len());
+            for t in txs {
+                block.push(t.block);
+                index.push(t.index);
+                txid.push(t.txid);
+                body.push(t.body);
+            }
+            sqlx::query(
+                "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) \
+                 ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
+            )
+            .bind(block)
+            .bind(index)
+            .bind(txid)
+            .bind(body)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+        }
+        let undo = self.undo.take();
+        if !undo.is_empty() {
+            let n = undo.len();
+            let (mut block, mut payment, mut before) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for u in undo {
+                block.push(u.block);
+                payment.push(u.payment);
+                before.push(u.before);
+            }
+            sqlx::query(
+                "INSERT INTO block_undo (index_block_hash, payment_id, before) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+                 ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = EXCLUDED.before",
+            )
+            .bind(block)
+            .bind(payment)
+            .bind(before)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+        }
+        let mempool = std::mem::take(&mut self.mempool);
+        if !mempool.is_empty() {
+            let n = mempool.len();
+            let (mut txid, mut payment, mut function) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for m in mempool {
+                txid.push(m.txid);
+                payment.push(m.payment);
+                function.push(m.function);
+            }
+            sqlx::query(
+                "INSERT INTO mempool_txs (txid, payment_id, function) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+                 ON CONFLICT (txid) DO NOTHING",
+            )
+            .bind(txid)
+            .bind(payment)
+            .bind(function)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+        }
+        let burn = self.burn_blocks.take();
+        if !burn.is_empty() {
+            let (height, hash): (Vec<i64>, Vec<String>) = burn.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO burn_blocks (height, hash) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[]) \
+                 ON CONFLICT (height) DO UPDATE SET hash = EXCLUDED.hash",
+            )
+            .bind(height)
+            .bind(hash)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+        }
+        let payments = self.payments.take();
+        if !payments.is_empty() {
+            let n = payments.len();
+            let mut cols = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for p in payments {
+                cols.0.push(p.id);
+                cols.1.push(p.status);
+                cols.2.push(p.sender);
+                cols.3.push(p.recipient);
+                cols.4.push(p.updated_seq);
+                cols.5.push(p.body);
+            }
+            sqlx::query(
+                "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
+                 ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, \
+                 sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, \
+                 updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body",
+            )
+            .bind(cols.0)
+            .bind(cols.1)
+            .bind(cols.2)
+            .bind(cols.3)
+            .bind(cols.4)
+            .bind(cols.5)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+        }
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            let (mut seq, mut payment, mut kind, mut body) = columns4(events.len());
+            for e in events {
+                seq.push(e.seq);
+                payment.push(e.payment);
+                kind.push(e.kind);
+                body.push(e.body);
+            }
+            sqlx::query(
+                "INSERT INTO payment_events (seq, payment_id, type, body) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])",
+            )
+            .bind(seq)
+            .bind(payment)
+            .bind(kind)
+            .bind(body)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+        }
+        if let Some(last_seq) = self.last_seq.take() {
+            sqlx::query("UPDATE meta SET last_seq = $1")
+                .bind(last_seq)
+                .execute(&mut *c)
+                .await
+                .map_err(pg_err)?;
+        }
+        Ok(())
+    }
+}
+
+fn columns4<A, B, C, D>(n: usize) -> (Vec<A>, Vec<B>, Vec<C>, Vec<D>) {
+    (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    )
+}
