@@ -212,7 +212,7 @@ async fn measure(
         )
         .expect("providers"),
     );
-    let rec = Reconciler::new(
+    let rec = Arc::new(Reconciler::new(
         ingestor.clone(),
         rpc,
         ReconcileConfig {
@@ -222,7 +222,7 @@ async fn measure(
         },
         Arc::new(SystemClock),
         Arc::new(NoReconcileObserver),
-    );
+    ));
 
     let mut cycles = Vec::new();
     for label in ["first", "unchanged_tip", "new_tip"] {
@@ -231,7 +231,15 @@ async fn measure(
         }
         let calls = node.script.total_calls();
         let started = Instant::now();
-        let r = rec.cycle(None).await.expect("cycle");
+        // On a runtime worker, as the node's loop runs (a spawned task), not
+        // on the thread blocked in `block_on`.
+        let r = {
+            let rec = rec.clone();
+            tokio::spawn(async move { rec.cycle(None).await })
+                .await
+                .expect("cycle task")
+                .expect("cycle")
+        };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let made = node.script.total_calls() - calls;
         assert!(r.degraded.is_none(), "{r:?}");

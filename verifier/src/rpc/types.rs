@@ -215,14 +215,26 @@ pub fn parse_broadcast_rejection(body: &[u8]) -> Option<BroadcastAnswer> {
 
 /// A Clarity value from `0x` hex, as the node serialized it.
 pub fn decode_value(hex: &str) -> Result<Value, String> {
-    Value::try_deserialize_hex_untyped(hex).map_err(|e| format!("Clarity value {hex:.40}: {e}"))
+    // The same as `Value::try_deserialize_hex_untyped`, with the `hex` crate's
+    // decoder instead of stacks-common's char-by-char one (a reconcile cycle
+    // decodes one answer per open payment).
+    let bytes = ::hex::decode(hex.strip_prefix("0x").unwrap_or(hex))
+        .map_err(|e| format!("Clarity value {hex:.40}: bad hex string: {e}"))?;
+    Value::deserialize_read(&mut bytes.as_slice(), None, false)
+        .map_err(|e| format!("Clarity value {hex:.40}: {e}"))
 }
 
 /// A Clarity value as a call-read argument or map key: `0x` + hex.
 pub fn encode_value(v: &Value) -> Result<String, String> {
-    v.serialize_to_hex()
-        .map(|h| format!("0x{h}"))
-        .map_err(|e| format!("serializing {v}: {e:?}"))
+    // `serialize_to_hex` formats byte by byte (`write!("{:02x}")`); the
+    // bytes are the same.
+    let bytes = v
+        .serialize_to_vec()
+        .map_err(|e| format!("serializing {v}: {e:?}"))?;
+    let mut out = String::with_capacity(2 + 2 * bytes.len());
+    out.push_str("0x");
+    out.push_str(&::hex::encode(bytes));
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -349,5 +361,38 @@ mod tests {
             nonce: 3,
         };
         assert_eq!(acct.decode().unwrap().balance, 0xff00);
+    }
+
+    /// The `hex`-crate shortcuts agree with the Clarity codec's own hex functions.
+    #[test]
+    fn hex_codec_matches_clarity() {
+        let tuple = crate::chain::encode_get_payment(Some(&crate::chain::ChainPayment {
+            sender: "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM".into(),
+            recipient: "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG".into(),
+            amount: 1_000,
+            memo: vec![0xab; 34],
+            created_at: 1,
+            expires_at: 2,
+            status: crate::chain::ChainStatus::Claimed,
+        }));
+        for v in [
+            Value::buff_from(vec![0x5a; 32]).unwrap(),
+            Value::none(),
+            Value::UInt(u128::MAX),
+            tuple,
+        ] {
+            let ours = encode_value(&v).unwrap();
+            assert_eq!(ours, format!("0x{}", v.serialize_to_hex().unwrap()));
+            assert_eq!(decode_value(&ours).unwrap(), v);
+            assert_eq!(decode_value(&ours.to_uppercase()[2..]).unwrap(), v);
+            assert_eq!(
+                decode_value(&ours).unwrap(),
+                Value::try_deserialize_hex_untyped(&ours).unwrap()
+            );
+        }
+        for bad in ["0x0", "0xzz", "0x"] {
+            assert!(decode_value(bad).is_err(), "{bad}");
+            assert!(Value::try_deserialize_hex_untyped(bad).is_err(), "{bad}");
+        }
     }
 }
