@@ -12,6 +12,7 @@
 //! | body over `body_limit_bytes` | 413 | we cannot store it; raise the limit (the node retries) |
 //! | storage unavailable (Redis or the database down) | 503 | temporary: the node retries the same payload and nothing is lost |
 //! | any other storage failure | 500 | |
+//! | the state store came back empty (rebuilt from history during the delivery) | 200 after one reconcile cycle (bounded) | the chain wins before anything else is acknowledged |
 //!
 //! `/stackerdb_chunks`, `/proposal_response`, `/mined_*` and other paths are
 //! acknowledged with 200 without processing (after a JSON well-formedness check).
@@ -46,7 +47,11 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
     // Run the delivery on its own task: if stacks-node hangs up mid-commit the
     // work still completes (a dropped handler future would cancel it).
     let ingestor = app.ingestor.clone();
+    let rebuilds = app.ingestor.rebuilds();
     let result = tokio::spawn(async move { ingestor.deliver(route, &body).await }).await;
+    if app.ingestor.rebuilds() > rebuilds {
+        reconcile_after_rebuild(&app).await;
+    }
     let (code, response) = match result {
         Ok(Ok(outcome)) => {
             app.metrics.record(&outcome);
@@ -110,6 +115,24 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
         })
         .inc();
     response
+}
+
+/// The state store came back empty and was rebuilt from history during this
+/// delivery: let the chain have its say (one reconcile cycle) before the
+/// delivery is acknowledged. Bounded, so an RPC outage cannot stall the
+/// chain: after the bound the answer goes out and the loop reconciles later.
+async fn reconcile_after_rebuild(app: &App) {
+    let Some(rec) = &app.reconciler else { return };
+    let bound = std::time::Duration::from_millis(app.config.rpc_timeout_ms.saturating_mul(3))
+        .max(std::time::Duration::from_secs(5));
+    if rec.reconcile_now(bound).await {
+        tracing::info!("state store rebuilt from history and reconciled with the chain");
+    } else {
+        tracing::warn!(
+            bound_ms = bound.as_millis() as u64,
+            "state store rebuilt from history; not reconciled yet (not the leader, or the cycle is slow)"
+        );
+    }
 }
 
 /// `Display` of an error and its sources.

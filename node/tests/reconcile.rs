@@ -149,6 +149,47 @@ async fn node_with(rpcs: &[&ScriptedNode]) -> TestNode {
     node
 }
 
+/// Redis comes back empty: the next delivery is answered 200 only after the
+/// state was rebuilt from history and reconciled with the chain.
+#[tokio::test]
+async fn after_redis_loss_the_next_delivery_waits_for_a_reconcile() {
+    let rpc = scripted::start().await;
+    rpc.script.set_tip(20, 0);
+    let node = node_with(&[&rpc]).await;
+    seed(&node, vec![stored(7, PaymentStatus::Confirmed)]).await;
+    // The chain says it was refunded: drift the next cycle will correct.
+    rpc.script.put(pid(7), chain(ChainStatus::Refunded));
+    let redis = nexus_indexer::store::redis::RedisState::connect(
+        node.config.redis_url.as_deref().expect("redis"),
+        &node.config.redis_prefix,
+    )
+    .await
+    .expect("redis");
+    redis.flush_prefix().await.expect("empty the state store");
+    let rec = reconciler(&node);
+    let cycles = rec.status().cycles;
+    let (code, body) = node.post("/new_mempool_tx", "[]").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        rec.status().cycles > cycles,
+        "a reconcile cycle ran before the 200"
+    );
+    let p = node
+        .app()
+        .ingestor
+        .state()
+        .get(&pid(7))
+        .await
+        .unwrap()
+        .expect("rebuilt");
+    assert_eq!(
+        p.status,
+        PaymentStatus::Refunded,
+        "the chain won before the 200"
+    );
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn drift_is_corrected_from_the_chain_published_and_proven() {
     let rpc = scripted::start().await;

@@ -54,6 +54,9 @@ pub struct Ingestor {
     /// gaps stay open until the blocks are delivered.
     pub(super) block_source: Option<Arc<dyn crate::rpc::BlockSource>>,
     pub(super) cursor: Mutex<Cursor>,
+    /// Times the state store was found behind history and rebuilt (an
+    /// emptied Redis): the node reconciles with the chain after one.
+    rebuilds: std::sync::atomic::AtomicU64,
 }
 
 /// Default confirmation depth (blocks, the transition's own block included).
@@ -85,6 +88,7 @@ impl Ingestor {
             confirmation_depth: DEFAULT_CONFIRMATION_DEPTH,
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             block_source: None,
+            rebuilds: std::sync::atomic::AtomicU64::new(0),
             // Events already in history were published by a previous run.
             cursor: Mutex::new(Cursor {
                 history_seq,
@@ -333,8 +337,15 @@ impl Ingestor {
             "state store behind history; rebuilding from history"
         );
         self.state.apply(&payments, cur.history_seq, &[]).await?;
+        self.rebuilds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.publish_pending(cur).await?;
         Ok(())
+    }
+
+    /// How many times the state store has been rebuilt from history.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn publish_pending(&self, cur: &mut Cursor) -> Result<(), IngestError> {

@@ -138,6 +138,8 @@ pub struct Reconciler {
     /// Short critical sections only, never across an `.await`.
     status: Mutex<ReconcileStatus>,
     cycles: std::sync::atomic::AtomicU64,
+    /// Cycles started (one ahead of `cycles` while a cycle runs).
+    started: std::sync::atomic::AtomicU64,
     /// Run a cycle now (after the state store was rebuilt, in tests).
     wake: tokio::sync::Notify,
 }
@@ -161,6 +163,7 @@ impl Reconciler {
             work: tokio::sync::Mutex::new(WorkSet::default()),
             status: Mutex::new(ReconcileStatus::default()),
             cycles: std::sync::atomic::AtomicU64::new(0),
+            started: std::sync::atomic::AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -180,6 +183,30 @@ impl Reconciler {
     /// Start a cycle now instead of at the next tick.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Run a whole cycle that starts after this call, and wait (at most
+    /// `within`) for it to end; `false` if it did not end in time or this
+    /// node is not the leader (the leader reconciles on its own). Used after
+    /// the state store was rebuilt from history, so the chain has had its
+    /// say before the observer acknowledges the next delivery.
+    pub async fn reconcile_now(&self, within: Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.status().leader {
+            return false;
+        }
+        // A cycle already running may have read the state before the
+        // rebuild: wait for the next one to end too.
+        let target = self.started.load(SeqCst) + 1;
+        self.wake();
+        let deadline = Instant::now() + within;
+        while self.cycles.load(SeqCst) < target {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     fn set_status(&self, f: impl FnOnce(&mut ReconcileStatus)) {
@@ -242,6 +269,8 @@ impl Reconciler {
 
     /// One cycle, fenced with `fence` when this node holds a lease.
     pub async fn cycle(&self, fence: Option<Fence>) -> Result<CycleReport, ReconcileError> {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let started = Instant::now();
         let mut report = self.cycle_inner(fence).await;
         let n = self
