@@ -319,6 +319,12 @@ async fn run() -> Value {
                     Ok(Message::Text(t)) => {
                         let now = nanos();
                         let v: Value = serde_json::from_str(&t).expect("JSON");
+                        // The block's own event; its `payment:final` comes
+                        // `confirmation_depth` blocks later and is not this
+                        // block's delivery latency.
+                        if v["params"]["type"] != "payment:confirmed" {
+                            continue;
+                        }
                         if let Some(b) = v["params"]["payment_id"]
                             .as_str()
                             .and_then(|id| block_of.get(id))
