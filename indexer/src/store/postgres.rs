@@ -895,7 +895,10 @@ fn from_json<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 }
 
 /// Classify a sqlx error by whether a retry can help.
-fn pg_err(e: sqlx::Error) -> StoreError {
+/// How a PostgreSQL error maps onto [`StoreError`] (temporary, corrupt or
+/// rejected, by SQLSTATE class). Public for the other stores kept in the
+/// history database (webhooks, the relay's schedule).
+pub fn pg_err(e: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     match &e {
         E::Io(_)

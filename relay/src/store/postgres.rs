@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 
+use nexus_indexer::store::postgres::pg_err;
 use nexus_indexer::store::StoreError;
 
 use super::{
@@ -23,21 +24,6 @@ impl PgBroadcasts {
     /// Use the history pool (the schema comes with the history migrations).
     pub fn new(pool: PgPool) -> Self {
         PgBroadcasts { pool }
-    }
-}
-
-pub(crate) fn pg_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. } => {
-            StoreError::Rejected {
-                backend: BACKEND,
-                source: Box::new(e),
-            }
-        }
-        _ => StoreError::Unavailable {
-            backend: BACKEND,
-            source: Box::new(e),
-        },
     }
 }
 

@@ -6,11 +6,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
+use nexus_indexer::store::postgres::pg_err;
 use nexus_indexer::store::StoreError;
 
 use super::store::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
-
-const BACKEND: &str = "postgres";
 
 /// Webhook state in PostgreSQL.
 #[derive(Clone)]
@@ -28,21 +27,6 @@ impl PgWebhooks {
             .await
             .map_err(pg_err)?;
         Ok(PgWebhooks { pool })
-    }
-}
-
-fn pg_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(_) | sqlx::Error::RowNotFound | sqlx::Error::ColumnDecode { .. } => {
-            StoreError::Rejected {
-                backend: BACKEND,
-                source: Box::new(e),
-            }
-        }
-        _ => StoreError::Unavailable {
-            backend: BACKEND,
-            source: Box::new(e),
-        },
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use nexus_indexer::store::sqlite::sq_err;
 use nexus_indexer::store::StoreError;
 
 use super::store::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
@@ -49,27 +50,6 @@ impl SqliteWebhooks {
             backend: BACKEND,
             source: Box::new(e),
         })?
-    }
-}
-
-fn sq_err(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode as C;
-    let temporary = matches!(
-        e.sqlite_error_code(),
-        Some(
-            C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull | C::CannotOpen
-        )
-    );
-    if temporary {
-        StoreError::Unavailable {
-            backend: BACKEND,
-            source: Box::new(e),
-        }
-    } else {
-        StoreError::Rejected {
-            backend: BACKEND,
-            source: Box::new(e),
-        }
     }
 }
 
