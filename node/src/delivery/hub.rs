@@ -11,7 +11,7 @@
 //! reveals (the last message lost on a pub/sub reconnect).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 use nexus_indexer::domain::PaymentEvent;
 use nexus_indexer::store::{History, StoreError};
 
+use super::filter::Filter;
 use super::jsonrpc::notification_text;
 use super::metrics::DeliveryMetrics;
+use super::routes::{self, ConnId, Inbox, Missed, Routes};
 
 /// Events read from the log per query when filling a gap.
 const PAGE: u32 = 1000;
@@ -41,7 +43,15 @@ pub struct Hub {
 }
 
 struct Inner {
+    /// Every event, for consumers that want them all (webhooks).
     tx: broadcast::Sender<Arc<Item>>,
+    /// WebSocket connections, by what they filter on. Emitting holds this
+    /// lock while it moves `head` and routes, so a connection that
+    /// registers a filter and reads `head` under it gets every later event
+    /// routed to it and finds every earlier one in the log: no gap at the seam.
+    routes: Mutex<Routes<Arc<Item>>>,
+    /// Events a connection's queue holds before it must read the log.
+    capacity: usize,
     /// Highest `seq` emitted: every event up to it has gone out, in order.
     head: AtomicU64,
     /// The event log, for gap fill here and for replay on the connections.
@@ -62,6 +72,8 @@ impl Hub {
         Hub {
             inner: Arc::new(Inner {
                 tx: broadcast::channel(capacity).0,
+                routes: Mutex::new(Routes::default()),
+                capacity,
                 head: AtomicU64::new(head),
                 history,
                 metrics,
@@ -79,6 +91,24 @@ impl Hub {
         self.inner.tx.subscribe()
     }
 
+    /// A connection's feed: the events matching the filters it adds.
+    pub fn connect(&self) -> Feed {
+        let (outbox, inbox) = routes::queue(self.inner.capacity);
+        let id = self.routes().connect(outbox);
+        Feed {
+            hub: self.clone(),
+            id,
+            filters: Vec::new(),
+            inbox,
+        }
+    }
+
+    fn routes(&self) -> MutexGuard<'_, Routes<Arc<Item>>> {
+        // A panic while routing leaves the table consistent (every method
+        // completes its edits before it can panic), so poisoning is ignored.
+        self.inner.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn history(&self) -> &Arc<dyn History> {
         &self.inner.history
     }
@@ -89,9 +119,14 @@ impl Hub {
 
     fn emit(&self, event: PaymentEvent) {
         let frame = notification_text(&event);
-        self.inner.head.store(event.seq, Ordering::Release);
+        let item = Arc::new(Item { event, frame });
+        {
+            let mut routes = self.routes();
+            self.inner.head.store(item.event.seq, Ordering::Release);
+            routes.route(&item.event, &item);
+        }
         // No receivers: nobody is connected; the log keeps the event.
-        let _ = self.inner.tx.send(Arc::new(Item { event, frame }));
+        let _ = self.inner.tx.send(item);
     }
 
     /// Take `event` from a source: emit it unless already emitted, after
@@ -181,5 +216,48 @@ impl Hub {
                 }
             }
         }
+    }
+}
+
+/// One WebSocket connection's view of the hub: the events matching its
+/// filters, in `seq` order. Dropping it unregisters the connection.
+pub struct Feed {
+    hub: Hub,
+    id: ConnId,
+    filters: Vec<Filter>,
+    inbox: Inbox<Arc<Item>>,
+}
+
+impl Feed {
+    /// Route `filter`'s events here from now on. Returns the hub's head at
+    /// that moment (every later event matching `filter` will be received,
+    /// every earlier one is in the log) and whether the feed was idle then
+    /// (see [`Inbox::idle`]): if so, the connection's other filters have
+    /// received every matching event up to that head.
+    pub fn add(&mut self, filter: &Filter) -> (u64, bool) {
+        let mut routes = self.hub.routes();
+        routes.add(self.id, filter);
+        if !self.filters.contains(filter) {
+            self.filters.push(filter.clone());
+        }
+        (self.hub.head(), self.inbox.idle())
+    }
+
+    /// Stop routing `filter`'s events here.
+    pub fn remove(&mut self, filter: &Filter) {
+        self.hub.routes().remove(self.id, filter);
+        self.filters.retain(|f| f != filter);
+    }
+
+    /// The next event, or [`Missed::Lagged`] when the queue overflowed (read
+    /// the log up to [`Hub::head`]), or [`Missed::Closed`].
+    pub async fn recv(&mut self) -> Result<Arc<Item>, Missed> {
+        self.inbox.recv().await
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.hub.routes().disconnect(self.id, &self.filters);
     }
 }

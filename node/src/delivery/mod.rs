@@ -14,6 +14,7 @@ pub mod filter;
 pub mod hub;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod routes;
 pub mod webhook;
 pub mod ws;
 

@@ -7,8 +7,9 @@
 //! does not read lets its queue fill; once a frame has waited
 //! `send_timeout` for room, the connection is closed with [`CLOSE_SLOW`]
 //! and the client resumes with `since_seq`. Nothing here ever waits on
-//! another connection or on ingestion: the hub is a broadcast channel, and a
-//! connection that falls behind it reads the event log instead.
+//! another connection or on ingestion: the hub queues each event only for
+//! the connections whose filters match it, without waiting, and a
+//! connection whose queue overflows reads the event log instead.
 
 mod subs;
 
@@ -24,15 +25,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use nexus_indexer::domain::PaymentEvent;
 
 use super::filter::Filter;
-use super::hub::Hub;
+use super::hub::{Feed, Hub};
 use super::jsonrpc::{self, code, notification_text, parse_request, Method, RpcError};
+use super::routes::Missed;
 use crate::server::App;
 
 /// Close code: the send queue stayed full (the client reads too slowly).
@@ -145,6 +147,8 @@ impl End {
 struct Conn {
     server: Arc<WsServer>,
     subs: Subscriptions,
+    /// The hub's events for this connection's filters.
+    feed: Feed,
     queue: mpsc::Sender<Message>,
 }
 
@@ -155,11 +159,9 @@ async fn serve(socket: WebSocket, server: Arc<WsServer>, _permit: OwnedSemaphore
     let (queue, rx) = mpsc::channel(server.config.send_queue.max(1));
     let (close_tx, close_rx) = oneshot::channel();
     let writer = tokio::spawn(write_loop(sink, rx, close_rx));
-    // Subscribed before any request is read: every event emitted after this
-    // point reaches us here, everything before it is in the log.
-    let mut live = server.hub.subscribe();
     let mut conn = Conn {
         subs: Subscriptions::new(server.config.max_subscriptions),
+        feed: server.hub.connect(),
         queue,
         server: server.clone(),
     };
@@ -189,7 +191,7 @@ async fn serve(socket: WebSocket, server: Arc<WsServer>, _permit: OwnedSemaphore
                     }
                 }
             },
-            r = live.recv() => match r {
+            r = conn.feed.recv() => match r {
                 Ok(item) => {
                     if conn.subs.offer(&item.event) {
                         metrics.ws_notifications.inc();
@@ -199,8 +201,8 @@ async fn serve(socket: WebSocket, server: Arc<WsServer>, _permit: OwnedSemaphore
                     }
                 }
                 // We fell more than the hub's capacity behind: the log has it all.
-                Err(broadcast::error::RecvError::Lagged(_)) => conn.catch_up().await,
-                Err(broadcast::error::RecvError::Closed) => Err(End::Close(CLOSE_GOING_AWAY, "node shutting down".into())),
+                Err(Missed::Lagged) => conn.catch_up().await,
+                Err(Missed::Closed) => Err(End::Close(CLOSE_GOING_AWAY, "node shutting down".into())),
             },
             _ = ping.tick() => {
                 if heard.elapsed() > server.config.ping_timeout {
@@ -284,10 +286,24 @@ impl Conn {
         };
         match req.method {
             Method::Subscribe { filter, since_seq } => {
-                let head = self.server.hub.head();
+                // Routed first, then the head read under the same lock:
+                // every later event arrives live, every earlier one by replay.
+                let (head, idle) = self.feed.add(&filter);
+                if idle {
+                    // The other filters have seen everything up to `head`
+                    // (only matching events are routed, so their cursors
+                    // may trail it); without this the replay below would
+                    // start from the oldest of them.
+                    self.subs.advance(head);
+                }
                 let params = params_of(&filter, since_seq);
-                match self.subs.subscribe(filter, since_seq.unwrap_or(head)) {
+                match self
+                    .subs
+                    .subscribe(filter.clone(), since_seq.unwrap_or(head))
+                {
                     Err(e) => {
+                        // Not held before (re-subscribing never fails): unroute it.
+                        self.feed.remove(&filter);
                         let err =
                             RpcError::new(req.id, code::TOO_MANY_SUBSCRIPTIONS, e.to_string());
                         self.send(Message::Text(err.to_text())).await
@@ -303,6 +319,7 @@ impl Conn {
             Method::Unsubscribe { filter } => {
                 let params = params_of(&filter, None);
                 let text = if self.subs.unsubscribe(&filter) {
+                    self.feed.remove(&filter);
                     jsonrpc::result_text(&req.id, json!({"unsubscribed": params}))
                 } else {
                     RpcError::new(req.id, code::NOT_SUBSCRIBED, "not subscribed to that").to_text()

@@ -81,6 +81,14 @@ impl Subscriptions {
         send
     }
 
+    /// Every subscription has considered every event up to `seq` (none of
+    /// them matched, or they were sent): move the cursors there.
+    pub fn advance(&mut self, seq: u64) {
+        for s in &mut self.subs {
+            s.after = s.after.max(seq);
+        }
+    }
+
     /// The lowest cursor below `head`: where replay from the log must start
     /// so that every subscription has considered every event up to `head`.
     pub fn behind(&self, head: u64) -> Option<u64> {
@@ -137,6 +145,21 @@ mod tests {
         // 5 matches the principal filter, but that one had already seen 5.
         assert_eq!(sent, vec![4, 6, 11]);
         assert_eq!(subs.behind(11), None);
+    }
+
+    #[test]
+    fn advance_moves_trailing_cursors_only() {
+        let mut subs = Subscriptions::new(4);
+        subs.subscribe(Filter::Principal("A".into()), 3).unwrap();
+        subs.subscribe(Filter::All, 9).unwrap();
+        subs.advance(7);
+        assert_eq!(subs.behind(9), Some(7), "3 moved to 7; 9 stays");
+        assert_eq!(subs.behind(7), None);
+        assert!(
+            !subs.offer(&event_of(6, 1, "A", "B")),
+            "considered by the advance"
+        );
+        assert!(subs.offer(&event_of(8, 1, "A", "B")));
     }
 
     #[test]
