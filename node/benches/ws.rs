@@ -6,7 +6,9 @@
 //! (a) `BENCH_A_SUBS` (default 1,000) clients subscribed to `all`; one
 //!     `/new_block` carrying one escrow event is POSTed at a time
 //!     (`BENCH_A_ROUNDS`, default 100, after 3 warm-up rounds): latency from
-//!     just before the POST to each client's receipt of the frame.
+//!     just before the POST to each client's receipt of the frame. The same
+//!     rounds with a single subscriber run first, as the in-run baseline
+//!     (`a_one_subscriber_*`: the ingest commit plus one frame).
 //! (b) `BENCH_B_SUBS` (default 10,000) clients, each subscribed to one
 //!     principal (a merchant or agent watching its own payments). Blocks of
 //!     `BENCH_B_PER_BLOCK` (100) payments between random principals are
@@ -204,47 +206,65 @@ async fn run() -> Value {
     let base = Instant::now();
     let nanos = move || base.elapsed().as_nanos() as u64;
 
-    // ---- (a): one event at a time to every subscriber.
+    // ---- (a): one event at a time to every subscriber; first with one
+    // subscriber (the ingest commit plus one frame: the floor of (a) on this
+    // machine, measured in the same run), then with all of them.
     let sent_at = Arc::new(AtomicU64::new(0));
     let (tx, mut samples) = mpsc::unbounded_channel::<f64>();
     let mut clients = Vec::new();
-    for _ in 0..a_subs {
-        let mut ws = subscriber(api, json!({"event": "all"})).await;
-        let (tx, sent_at) = (tx.clone(), sent_at.clone());
-        clients.push(tokio::spawn(async move {
-            while let Some(Ok(m)) = ws.next().await {
-                if let Message::Text(_) = m {
-                    let lat = nanos().saturating_sub(sent_at.load(Ordering::Acquire));
-                    if tx.send(lat as f64 / 1e6).is_err() {
-                        return;
+    let mut lat_base = Vec::with_capacity(a_rounds);
+    let mut lat_a = Vec::with_capacity(a_subs * a_rounds);
+    for (phase, subs) in [(0, 1), (1, a_subs)] {
+        while clients.len() < subs {
+            let mut ws = subscriber(api, json!({"event": "all"})).await;
+            let (tx, sent_at) = (tx.clone(), sent_at.clone());
+            clients.push(tokio::spawn(async move {
+                while let Some(Ok(m)) = ws.next().await {
+                    if let Message::Text(_) = m {
+                        let lat = nanos().saturating_sub(sent_at.load(Ordering::Acquire));
+                        if tx.send(lat as f64 / 1e6).is_err() {
+                            return;
+                        }
                     }
                 }
-            }
-        }));
-    }
-    drop(tx);
-    eprintln!("bench-ws (a): {a_subs} subscribers connected");
-    let mut lat_a = Vec::with_capacity(a_subs * a_rounds);
-    for round in 0..A_WARMUP + a_rounds {
-        next_id += 1;
-        let body = chain.block(&[NewPayment {
-            id: payment_id(next_id),
-            payer: 20_000 + next_id % 50,
-            payee: 20_100 + next_id % 50,
-            amount: 1_000,
-        }]);
-        sent_at.store(nanos(), Ordering::Release);
-        post(body).await;
-        for _ in 0..a_subs {
-            let lat = tokio::time::timeout(Duration::from_secs(30), samples.recv())
-                .await
-                .unwrap_or_else(|_| panic!("(a) round {round}: a subscriber got nothing in 30 s"))
-                .expect("clients alive");
-            if round >= A_WARMUP {
-                lat_a.push(lat);
+            }));
+        }
+        eprintln!("bench-ws (a): {subs} subscribers connected");
+        let out = if phase == 0 {
+            &mut lat_base
+        } else {
+            &mut lat_a
+        };
+        for round in 0..A_WARMUP + a_rounds {
+            next_id += 1;
+            let body = chain.block(&[NewPayment {
+                id: payment_id(next_id),
+                payer: 20_000 + next_id % 50,
+                payee: 20_100 + next_id % 50,
+                amount: 1_000,
+            }]);
+            sent_at.store(nanos(), Ordering::Release);
+            post(body).await;
+            for _ in 0..subs {
+                let lat = tokio::time::timeout(Duration::from_secs(30), samples.recv())
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("(a) round {round}: a subscriber got nothing in 30 s")
+                    })
+                    .expect("clients alive");
+                if round >= A_WARMUP {
+                    out.push(lat);
+                }
             }
         }
     }
+    drop(tx);
+    lat_base.sort_by(f64::total_cmp);
+    eprintln!(
+        "bench-ws (a) baseline, 1 subscriber: p50 {} ms, p99 {} ms",
+        pct(&lat_base, 0.5),
+        pct(&lat_base, 0.99)
+    );
     for c in &clients {
         c.abort();
     }
@@ -400,6 +420,8 @@ async fn run() -> Value {
         "a_p50_ms": pct(&lat_a, 0.5),
         "a_p99_ms": pct(&lat_a, 0.99),
         "a_max_ms": pct(&lat_a, 1.0),
+        "a_one_subscriber_p50_ms": pct(&lat_base, 0.5),
+        "a_one_subscriber_p99_ms": pct(&lat_base, 0.99),
         "b_subscribers": b_subs,
         "b_filter": "principal",
         "b_events_per_sec_target": b_rate,

@@ -208,16 +208,20 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         let token = shutdown.clone();
         tasks.spawn(async move {
             axum::serve(observer, obs_router)
+                .tcp_nodelay(true)
                 .with_graceful_shutdown(token.cancelled_owned())
                 .await
         });
         // The API needs the peer address: rate limits are per client IP.
+        // No Nagle: a WebSocket notification is one small write that must go
+        // out now, not wait for the ACK of the previous one.
         let token = shutdown.clone();
         tasks.spawn(async move {
             axum::serve(
                 api,
                 api_router.into_make_service_with_connect_info::<SocketAddr>(),
             )
+            .tcp_nodelay(true)
             .with_graceful_shutdown(token.cancelled_owned())
             .await
         });

@@ -53,6 +53,8 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 const REPLAY_PAGE: u32 = 500;
 /// How long the writer may take to get the close frame out before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Frames written to the socket with one flush at most.
+const WRITE_BATCH: usize = 64;
 /// How long we wait for the client's answer to our close frame.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
@@ -268,6 +270,12 @@ fn read_error(e: axum::Error) -> End {
 impl Conn {
     /// Queue `msg`; a queue that stays full for `send_timeout` ends the connection.
     async fn send(&self, msg: Message) -> Result<(), End> {
+        // The usual case, a queue with room, without arming a timer per frame.
+        let msg = match self.queue.try_send(msg) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::Gone),
+            Err(mpsc::error::TrySendError::Full(m)) => m,
+        };
         match self
             .queue
             .send_timeout(msg, self.server.config.send_timeout)
@@ -389,6 +397,18 @@ async fn write_loop(
                 None => return,
             },
         };
+        // Whatever else is already queued goes out with it: one flush (one
+        // write to the socket) for the lot.
+        let write = async {
+            sink.feed(msg).await?;
+            for _ in 1..WRITE_BATCH {
+                match queue.try_recv() {
+                    Ok(m) => sink.feed(m).await?,
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
         tokio::select! {
             biased;
             c = &mut close => {
@@ -400,7 +420,7 @@ async fn write_loop(
                 }
                 return;
             }
-            r = sink.send(msg) => if r.is_err() { return },
+            r = write => if r.is_err() { return },
         }
     }
 }
