@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use nexus_indexer::domain::{
     EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, RetryInfo,
 };
-use nexus_indexer::ingest::{Correction, Ingestor};
+use nexus_indexer::ingest::{Decision, Ingestor};
 use nexus_indexer::store::StoreError;
 use nexus_verifier::rpc::Providers;
 
@@ -260,18 +260,19 @@ impl Engine {
             .map(|d| d.broadcast.payment_id.parse::<PaymentId>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::corrupt("relay", e))?;
-        let current = self.ingestor.current_payments(&ids).await?;
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let corrections: Vec<Correction> = done
-            .iter()
-            .zip(current)
-            .filter_map(|(d, cur)| correction(d, cur?, &at))
-            .collect();
-        if corrections.is_empty() {
-            return Ok(());
-        }
+        // Decided under the ingest lock on the current records: read once,
+        // never stale by the time they commit.
         self.ingestor
-            .commit_corrections(corrections, "relay_events", None)
+            .commit_decided(&ids, "relay_events", |current| Decision {
+                changes: done
+                    .iter()
+                    .zip(current)
+                    .filter_map(|(d, cur)| correction(d, cur?, &at))
+                    .collect(),
+                attached: Vec::new(),
+                value: (),
+            })
             .await?;
         Ok(())
     }
@@ -286,7 +287,7 @@ pub struct Done {
 }
 
 /// The payment event of an attempt, if it changes the payment.
-fn correction(d: &Done, cur: Payment, at: &str) -> Option<Correction> {
+fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, PaymentEvent)> {
     let (b, attempt, next) = (&d.broadcast, &d.attempt, &d.next);
     let is_create = b.function == "create-payment";
     // Only a create still waiting on us moves; anything the indexer or
@@ -338,9 +339,5 @@ fn correction(d: &Done, cur: Payment, at: &str) -> Option<Correction> {
             next_delay_ms: d,
         }),
     };
-    Some(Correction {
-        expected_seq: cur.updated_seq,
-        payment: p,
-        event,
-    })
+    Some((p, event))
 }

@@ -12,6 +12,7 @@
 //! and the retry finds `state.last_seq() < history.last_seq()` and catches up
 //! from history: nothing is lost and nothing is emitted twice.
 
+pub mod attached;
 mod error;
 pub mod memory;
 pub mod postgres;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use attached::{AttachedRows, AttachedValues};
 pub use error::StoreError;
 pub use types::{
     BlockRecord, CommitBatch, Committed, DeadLetter, Fence, MempoolRecord, PaymentFilter,

@@ -23,8 +23,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History, HistoryGroup, PaymentFilter,
-    StoreError, UndoRecord,
+    AttachedRows, AttachedValues, BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History,
+    HistoryGroup, PaymentFilter, StoreError, UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
 use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
@@ -342,8 +342,13 @@ impl History for PgHistory {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(PaymentId::to_string).collect();
+        // Planned for each call (an unnamed statement), never from a cached
+        // generic plan: one made while `payments` was nearly empty is a
+        // sequential scan comparing every row with every id, and it stays
+        // that way as the table grows.
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT payment_id, body FROM payments WHERE payment_id = ANY($1)")
+                .persistent(false)
                 .bind(&keys)
                 .fetch_all(&mut *self.conn().await?)
                 .await
@@ -747,7 +752,8 @@ async fn write_batch(
     }
     let mut rows = Rows::default();
     rows.add(&batch, last_seq)?;
-    rows.write(c).await?;
+    rows.write(&mut *c).await?;
+    insert_attached(c, &batch.attached).await?;
     Ok(Committed {
         events: batch.events,
         payments: batch.payments,
@@ -867,7 +873,48 @@ async fn insert_blocks(c: &mut PgConnection, blocks: &[BlockRecord]) -> Result<(
 /// A batch that only adds rows (no fence, no canonical flags, no undo
 /// deletions): a commit group may write it later, together with others.
 fn only_adds_rows(b: &CommitBatch) -> bool {
-    b.fence.is_none() && b.canonical.is_empty() && b.undo_clear.is_empty()
+    b.fence.is_none() && b.canonical.is_empty() && b.undo_clear.is_empty() && b.attached.is_empty()
+}
+
+/// Insert attached rows (if absent), one statement per table.
+async fn insert_attached(
+    c: &mut PgConnection,
+    attached: &[AttachedRows],
+) -> Result<(), StoreError> {
+    for a in attached.iter().filter(|a| !a.is_empty()) {
+        a.check(BACKEND)?;
+        let types = a
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| {
+                let ty = match v {
+                    AttachedValues::Text(_) => "text",
+                    AttachedValues::BigInt(_) => "bigint",
+                    AttachedValues::Bytes(_) => "bytea",
+                };
+                format!("${}::{ty}[]", i + 1)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Names are checked identifiers (constants of the owning component);
+        // every value is bound.
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT * FROM UNNEST({types}) ON CONFLICT DO NOTHING",
+            a.table,
+            a.column_list()
+        );
+        let mut q = sqlx::query(&sql);
+        for (_, v) in &a.columns {
+            q = match v {
+                AttachedValues::Text(v) => q.bind(v),
+                AttachedValues::BigInt(v) => q.bind(v),
+                AttachedValues::Bytes(v) => q.bind(v),
+            };
+        }
+        q.execute(&mut *c).await.map_err(pg_err)?;
+    }
+    Ok(())
 }
 
 /// Drop repeats, keeping first occurrences in order.

@@ -120,7 +120,6 @@ pub async fn start(
             },
             AcceptDeps {
                 ingestor: ingestor.clone(),
-                store: store.clone(),
                 idempotency: idempotency.clone(),
                 wake: wake.clone(),
             },

@@ -13,7 +13,7 @@ pub use self::sqlite::SqliteBroadcasts;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use nexus_indexer::store::StoreError;
+use nexus_indexer::store::{AttachedRows, AttachedValues, StoreError};
 
 /// A broadcast to schedule (due at once).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,39 @@ pub struct NewBroadcast {
     pub request_id: Option<String>,
     pub idempotency_key: String,
     pub now_ms: i64,
+}
+
+/// `items` as rows of `relay_broadcasts` (the same table and columns on
+/// PostgreSQL and SQLite), for a history commit to insert in its own
+/// transaction: the payments a batch creates and their broadcasts become
+/// durable together. Inserted if absent, as [`BroadcastStore::schedule`] does.
+pub fn schedule_rows(items: &[NewBroadcast]) -> AttachedRows {
+    let text = |f: fn(&NewBroadcast) -> Option<String>| {
+        AttachedValues::Text(items.iter().map(f).collect())
+    };
+    let now = || AttachedValues::BigInt(items.iter().map(|i| i.now_ms).collect());
+    AttachedRows {
+        table: "relay_broadcasts",
+        columns: vec![
+            ("txid", text(|i| Some(i.txid.clone()))),
+            ("payment_id", text(|i| Some(i.payment_id.clone()))),
+            ("function", text(|i| Some(i.function.clone()))),
+            (
+                "tx",
+                AttachedValues::Bytes(items.iter().map(|i| i.tx.clone()).collect()),
+            ),
+            ("request_id", text(|i| i.request_id.clone())),
+            ("idempotency_key", text(|i| Some(i.idempotency_key.clone()))),
+            (
+                "state",
+                text(|_| Some(BroadcastState::Scheduled.as_str().to_string())),
+            ),
+            ("attempts", AttachedValues::BigInt(vec![0; items.len()])),
+            ("next_attempt_ms", now()),
+            ("created_ms", now()),
+            ("updated_ms", now()),
+        ],
+    }
 }
 
 /// Where a broadcast stands.
