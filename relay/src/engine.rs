@@ -39,6 +39,12 @@ pub struct EngineConfig {
     /// A claimed broadcast is re-tried after this long if its attempt never
     /// recorded an outcome (the node died mid-attempt).
     pub lease: Duration,
+    /// Shortest time from one round's claim to the next. Each round ends
+    /// with one bookkeeping commit through the serial ingest pipeline, which
+    /// the accept path needs too: under load, waiting out the rest of this
+    /// makes rounds bigger and those commits fewer; an idle engine still
+    /// starts at once when woken.
+    pub min_round: Duration,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +53,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             concurrency: 32,
             lease: Duration::from_secs(60),
+            min_round: Duration::from_millis(20),
         }
     }
 }
@@ -73,6 +80,7 @@ impl Engine {
             if token.is_cancelled() {
                 break;
             }
+            let round = Instant::now();
             let claimed = self
                 .store
                 .claim_due(
@@ -120,6 +128,10 @@ impl Engine {
             // broadcast: under load that is the difference between a few
             // hundred and several thousand broadcasts a second.
             self.finish(done).await;
+            let rest = self.cfg.min_round.saturating_sub(round.elapsed());
+            if !rest.is_zero() {
+                tokio::select! { _ = token.cancelled() => break, _ = tokio::time::sleep(rest) => {} }
+            }
         }
     }
 

@@ -210,9 +210,12 @@ pub fn accepted_body(
     })
 }
 
-/// Batches in flight at once: while one commits, the next is read and
-/// scheduled (its commit waits for the first: the ingest pipeline is serial).
-const BATCHES_IN_FLIGHT: usize = 2;
+/// Batches in flight at once. One: a batch reads and commits under the
+/// (serial) ingest lock, so a second one formed meanwhile would only wait
+/// for it, and the requests arriving during that wait would go to a third,
+/// smaller batch. Forming the next batch when the last one is done gathers
+/// everything that queued up during its commit.
+const BATCHES_IN_FLIGHT: usize = 1;
 
 async fn batcher(
     mut rx: mpsc::Receiver<Job>,

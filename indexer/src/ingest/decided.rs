@@ -40,8 +40,20 @@ impl Ingestor {
             self.resync(&mut cur).await?;
         }
         cur.dirty = true;
-        self.catch_up(&mut cur).await?;
-        let mut found = self.load(&cur, ids).await?;
+        // The state store's seq and records in one round trip; only if it is
+        // behind history (or a commit group is open) the long way round.
+        let (state_seq, records) = self.state.get_many_with_seq(ids).await?;
+        let mut found: std::collections::HashMap<PaymentId, Payment> =
+            if state_seq == cur.history_seq && cur.group.is_none() {
+                records
+                    .into_iter()
+                    .flatten()
+                    .map(|p| (p.payment_id, p))
+                    .collect()
+            } else {
+                self.catch_up(&mut cur).await?;
+                self.load(&cur, ids).await?
+            };
         // Settled records may have expired from the state store: history
         // has them (one query for all that are missing).
         let missing: Vec<PaymentId> = ids

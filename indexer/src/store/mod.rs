@@ -54,6 +54,15 @@ pub trait StateStore: Send + Sync + 'static {
     /// Read a `metric:{name}` counter.
     async fn counter(&self, name: &str) -> Result<u64, StoreError>;
 
+    /// [`StateStore::last_seq`] and [`StateStore::get_many`] together: one
+    /// round trip where the store can (the ingest path reads both per commit).
+    async fn get_many_with_seq(
+        &self,
+        ids: &[PaymentId],
+    ) -> Result<(u64, Vec<Option<Payment>>), StoreError> {
+        Ok((self.last_seq().await?, self.get_many(ids).await?))
+    }
+
     /// One record.
     async fn get(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
         Ok(self

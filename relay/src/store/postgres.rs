@@ -272,4 +272,14 @@ mod tests {
         let pool = PgPool::connect(&url).await.unwrap();
         super::super::conformance::lifecycle(&PgBroadcasts::new(pool)).await;
     }
+
+    #[tokio::test]
+    async fn schedules_with_a_history_commit_on_real_postgres() {
+        let url = crate::testing::postgres().await;
+        let history = nexus_indexer::store::postgres::PgHistory::connect(&url)
+            .await
+            .unwrap();
+        let store = PgBroadcasts::new(PgPool::connect(&url).await.unwrap());
+        super::super::conformance::attached_to_history(&history, &store).await;
+    }
 }
