@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use nexus_indexer::domain::{
     EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, RetryInfo,
 };
-use nexus_indexer::ingest::{Correction, Ingestor};
+use nexus_indexer::ingest::{Decision, Ingestor};
 use nexus_indexer::store::StoreError;
 use nexus_verifier::rpc::Providers;
 
@@ -39,6 +39,12 @@ pub struct EngineConfig {
     /// A claimed broadcast is re-tried after this long if its attempt never
     /// recorded an outcome (the node died mid-attempt).
     pub lease: Duration,
+    /// Shortest time from one round's claim to the next. Each round ends
+    /// with one bookkeeping commit through the serial ingest pipeline, which
+    /// the accept path needs too: under load, waiting out the rest of this
+    /// makes rounds bigger and those commits fewer; an idle engine still
+    /// starts at once when woken.
+    pub min_round: Duration,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +53,7 @@ impl Default for EngineConfig {
             retry: RetryPolicy::default(),
             concurrency: 32,
             lease: Duration::from_secs(60),
+            min_round: Duration::from_millis(20),
         }
     }
 }
@@ -73,6 +80,7 @@ impl Engine {
             if token.is_cancelled() {
                 break;
             }
+            let round = Instant::now();
             let claimed = self
                 .store
                 .claim_due(
@@ -120,6 +128,10 @@ impl Engine {
             // broadcast: under load that is the difference between a few
             // hundred and several thousand broadcasts a second.
             self.finish(done).await;
+            let rest = self.cfg.min_round.saturating_sub(round.elapsed());
+            if !rest.is_zero() {
+                tokio::select! { _ = token.cancelled() => break, _ = tokio::time::sleep(rest) => {} }
+            }
         }
     }
 
@@ -260,18 +272,19 @@ impl Engine {
             .map(|d| d.broadcast.payment_id.parse::<PaymentId>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::corrupt("relay", e))?;
-        let current = self.ingestor.current_payments(&ids).await?;
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let corrections: Vec<Correction> = done
-            .iter()
-            .zip(current)
-            .filter_map(|(d, cur)| correction(d, cur?, &at))
-            .collect();
-        if corrections.is_empty() {
-            return Ok(());
-        }
+        // Decided under the ingest lock on the current records: read once,
+        // never stale by the time they commit.
         self.ingestor
-            .commit_corrections(corrections, "relay_events", None)
+            .commit_decided(&ids, "relay_events", |current| Decision {
+                changes: done
+                    .iter()
+                    .zip(current)
+                    .filter_map(|(d, cur)| correction(d, cur?, &at))
+                    .collect(),
+                attached: Vec::new(),
+                value: (),
+            })
             .await?;
         Ok(())
     }
@@ -286,7 +299,7 @@ pub struct Done {
 }
 
 /// The payment event of an attempt, if it changes the payment.
-fn correction(d: &Done, cur: Payment, at: &str) -> Option<Correction> {
+fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, PaymentEvent)> {
     let (b, attempt, next) = (&d.broadcast, &d.attempt, &d.next);
     let is_create = b.function == "create-payment";
     // Only a create still waiting on us moves; anything the indexer or
@@ -338,9 +351,5 @@ fn correction(d: &Done, cur: Payment, at: &str) -> Option<Correction> {
             next_delay_ms: d,
         }),
     };
-    Some(Correction {
-        expected_seq: cur.updated_seq,
-        payment: p,
-        event,
-    })
+    Some((p, event))
 }

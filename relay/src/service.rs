@@ -1,13 +1,13 @@
 //! Accepting a relay request: validate, reserve the idempotency key, then
-//! (batched with concurrent requests) schedule the broadcast and record the
-//! `pending` payment with its `payment:created` event, and answer 202.
+//! (batched with concurrent requests) record the `pending` payment with its
+//! `payment:created` event and schedule the broadcast, and answer 202.
 //!
-//! Order matters: the payment record is committed before the broadcast is
-//! scheduled, so the broadcast engine always finds the payment it reports
-//! on. A crash in between leaves a `pending` payment and no 202: the client
-//! retries with the same key (its reservation lapses after 30 s), which finds
-//! the record and schedules the broadcast; without a retry the verifier drops
-//! the payment once the chain has not seen it for `reconcile_drop_after_secs`.
+//! The payment record, its event and the broadcast schedule are one history
+//! transaction (the schedule rows ride on the ingest commit as attached
+//! rows): a crash leaves either all of them or none, so the engine always
+//! finds the payment it reports on and a 202 always has its broadcast. With
+//! none (no 202 was sent), the client retries with the same key (its
+//! reservation lapses after 30 s) and is handled afresh.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use nexus_indexer::decode::{EscrowCall, EscrowFunction};
 use nexus_indexer::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentStatus};
-use nexus_indexer::ingest::{Correction, Ingestor};
+use nexus_indexer::ingest::{Decision, Ingestor};
 
 use nexus_verifier::error_chain;
 
 use crate::error::RelayError;
 use crate::idempotency::{reserve_or_wait, IdempotencyStore, Reservation, StoredResponse};
-use crate::store::{BroadcastStore, NewBroadcast};
+use crate::store::{schedule_rows, NewBroadcast};
 use crate::validate::{validate, RelayPolicy, ValidTx};
 
 /// A request as the HTTP layer hands it over.
@@ -77,7 +77,6 @@ pub struct Acceptor {
 /// Parts the batcher needs.
 pub struct AcceptDeps {
     pub ingestor: Arc<Ingestor>,
-    pub store: Arc<dyn BroadcastStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Woken once a batch is scheduled (the broadcast engine).
     pub wake: Arc<Notify>,
@@ -211,9 +210,12 @@ pub fn accepted_body(
     })
 }
 
-/// Batches in flight at once: while one commits, the next is read and
-/// scheduled (its commit waits for the first: the ingest pipeline is serial).
-const BATCHES_IN_FLIGHT: usize = 2;
+/// Batches in flight at once. One: a batch reads and commits under the
+/// (serial) ingest lock, so a second one formed meanwhile would only wait
+/// for it, and the requests arriving during that wait would go to a third,
+/// smaller batch. Forming the next batch when the last one is done gathers
+/// everything that queued up during its commit.
+const BATCHES_IN_FLIGHT: usize = 1;
 
 async fn batcher(
     mut rx: mpsc::Receiver<Job>,
@@ -303,17 +305,36 @@ fn created(call: &EscrowCall, at: &str) -> (Payment, PaymentEvent) {
 type BatchResult =
     Result<Vec<Result<Payment, RelayError>>, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Decide every job against the current records, schedule the accepted
-/// broadcasts in one statement, then commit the new payments in one commit.
+/// Decide every job against the current records and commit, in one history
+/// transaction, the new `pending` payments with their `payment:created`
+/// events and the broadcasts of every accepted job.
 async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
     let ids: Vec<_> = jobs.iter().map(|j| j.valid.call.payment_id).collect();
-    let current = deps.ingestor.current_payments(&ids).await?;
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let now_ms = now.timestamp_millis();
+    // Decided under the ingest lock on the records as they are now: nothing
+    // can change them between the decision and the commit.
+    let (results, _) = deps
+        .ingestor
+        .commit_decided(&ids, "relay_created", |current| {
+            decide(jobs, current, &at, now_ms)
+        })
+        .await?;
+    Ok(results)
+}
+
+/// Each job's answer against `current` (its payment's record, in job
+/// order), the payments to create and the broadcasts to schedule. Pure.
+fn decide(
+    jobs: &[Job],
+    current: Vec<Option<Payment>>,
+    at: &str,
+    now_ms: i64,
+) -> Decision<Vec<Result<Payment, RelayError>>> {
     let mut results: Vec<Result<Payment, RelayError>> = Vec::with_capacity(jobs.len());
     let mut schedule = Vec::new();
-    let mut corrections: Vec<Correction> = Vec::new();
+    let mut changes = Vec::new();
     // Payments created earlier in this batch: a second create of the same id is decided against it.
     let mut fresh: std::collections::HashMap<_, Payment> = std::collections::HashMap::new();
     for (job, cur) in jobs.iter().zip(current) {
@@ -323,13 +344,9 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
         let cur = fresh.get(&id).cloned().or(cur);
         let decided = match (call.function, cur) {
             (EscrowFunction::CreatePayment, None) => {
-                let (p, event) = created(call, &at);
+                let (p, event) = created(call, at);
                 fresh.insert(id, p.clone());
-                corrections.push(Correction {
-                    expected_seq: 0,
-                    payment: p.clone(),
-                    event,
-                });
+                changes.push((p.clone(), event));
                 Ok(p)
             }
             (EscrowFunction::CreatePayment, Some(p)) => {
@@ -364,46 +381,9 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
         }
         results.push(decided);
     }
-    if !corrections.is_empty() {
-        let out = deps
-            .ingestor
-            .commit_corrections(corrections, "relay_created", None)
-            .await?;
-        // Created by someone else (the indexer saw the tx) between our read
-        // and the commit: answer with the record as it now is.
-        for id in out.stale {
-            let now = deps.ingestor.history().get_payment(&id).await?;
-            for (job, r) in jobs.iter().zip(results.iter_mut()) {
-                let call = &job.valid.call;
-                if call.payment_id != id {
-                    continue;
-                }
-                if let Some(p) = &now {
-                    *r = match p.create_txid.as_deref() {
-                        // The indexer (or a concurrent batch) recorded this very transaction.
-                        Some(t)
-                            if t == call.txid || call.function != EscrowFunction::CreatePayment =>
-                        {
-                            Ok(p.clone())
-                        }
-                        other => Err(RelayError::PaymentExists {
-                            payment_id: id.to_string(),
-                            existing_txid: other.unwrap_or("an unknown transaction").to_string(),
-                        }),
-                    };
-                }
-            }
-        }
+    Decision {
+        changes,
+        attached: vec![schedule_rows(&schedule)],
+        value: results,
     }
-    // Only what is still accepted after the commit is broadcast.
-    let schedule: Vec<NewBroadcast> = schedule
-        .into_iter()
-        .filter(|b| {
-            jobs.iter()
-                .zip(&results)
-                .any(|(j, r)| r.is_ok() && j.valid.call.txid == b.txid)
-        })
-        .collect();
-    deps.store.schedule(&schedule).await?;
-    Ok(results)
 }

@@ -6,6 +6,7 @@
 mod bus;
 mod clock;
 mod cursor;
+mod decided;
 mod error;
 mod external;
 mod follow;
@@ -14,6 +15,7 @@ mod route;
 
 pub use bus::{BroadcastBus, EventBus};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use decided::Decision;
 pub use error::IngestError;
 pub use external::{Correction, CorrectionOutcome};
 pub use ingestor::{Ingestor, Outcome, DEFAULT_CONFIRMATION_DEPTH, DEFAULT_DELIVERY_TIMEOUT};

@@ -12,6 +12,7 @@
 //! and the retry finds `state.last_seq() < history.last_seq()` and catches up
 //! from history: nothing is lost and nothing is emitted twice.
 
+pub mod attached;
 mod error;
 pub mod memory;
 pub mod postgres;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use attached::{AttachedRows, AttachedValues};
 pub use error::StoreError;
 pub use types::{
     BlockRecord, CommitBatch, Committed, DeadLetter, Fence, MempoolRecord, PaymentFilter,
@@ -51,6 +53,15 @@ pub trait StateStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Read a `metric:{name}` counter.
     async fn counter(&self, name: &str) -> Result<u64, StoreError>;
+
+    /// [`StateStore::last_seq`] and [`StateStore::get_many`] together: one
+    /// round trip where the store can (the ingest path reads both per commit).
+    async fn get_many_with_seq(
+        &self,
+        ids: &[PaymentId],
+    ) -> Result<(u64, Vec<Option<Payment>>), StoreError> {
+        Ok((self.last_seq().await?, self.get_many(ids).await?))
+    }
 
     /// One record.
     async fn get(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {

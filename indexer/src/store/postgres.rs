@@ -23,8 +23,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History, HistoryGroup, PaymentFilter,
-    StoreError, UndoRecord,
+    AttachedRows, AttachedValues, BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History,
+    HistoryGroup, PaymentFilter, StoreError, UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
 use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
@@ -101,6 +101,11 @@ impl PgHistory {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before every use: that is one more round trip per
+            // commit on the serial ingest path. A connection that died is
+            // found by the statement that uses it: a temporary error (the
+            // caller retries) and sqlx drops the connection.
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(pg_err)?;
@@ -342,8 +347,13 @@ impl History for PgHistory {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(PaymentId::to_string).collect();
+        // Planned for each call (an unnamed statement), never from a cached
+        // generic plan: one made while `payments` was nearly empty is a
+        // sequential scan comparing every row with every id, and it stays
+        // that way as the table grows.
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT payment_id, body FROM payments WHERE payment_id = ANY($1)")
+                .persistent(false)
                 .bind(&keys)
                 .fetch_all(&mut *self.conn().await?)
                 .await
@@ -708,16 +718,23 @@ async fn write_batch(
     if let Some(f) = &batch.fence {
         check_fence(&mut *c, f).await?;
     }
-    let last = match locked_last {
+    let (last, meta_written) = match locked_last {
         // This transaction holds the row lock already (a group's later commits).
-        Some(last) => last,
+        Some(last) => (last, false),
         // The row lock serialises concurrent committers: seqs stay gap-free.
-        None => from_i64(
-            sqlx::query_scalar("SELECT last_seq FROM meta FOR UPDATE")
-                .fetch_one(&mut *c)
-                .await
-                .map_err(pg_err)?,
-        )?,
+        // Taken by moving `last_seq` past this batch's events at once: one
+        // round trip instead of a locking read and a write at the end.
+        None => {
+            let n =
+                i64::try_from(batch.events.len()).map_err(|e| StoreError::rejected(BACKEND, e))?;
+            let after: i64 =
+                sqlx::query_scalar("UPDATE meta SET last_seq = last_seq + $1 RETURNING last_seq")
+                    .bind(n)
+                    .fetch_one(&mut *c)
+                    .await
+                    .map_err(pg_err)?;
+            (from_i64(after - n)?, true)
+        }
     };
     let last_seq = batch.assign_seqs(last);
 
@@ -747,7 +764,11 @@ async fn write_batch(
     }
     let mut rows = Rows::default();
     rows.add(&batch, last_seq)?;
-    rows.write(c).await?;
+    if meta_written {
+        rows.meta_written();
+    }
+    rows.write(&mut *c).await?;
+    insert_attached(c, &batch.attached).await?;
     Ok(Committed {
         events: batch.events,
         payments: batch.payments,
@@ -867,7 +888,48 @@ async fn insert_blocks(c: &mut PgConnection, blocks: &[BlockRecord]) -> Result<(
 /// A batch that only adds rows (no fence, no canonical flags, no undo
 /// deletions): a commit group may write it later, together with others.
 fn only_adds_rows(b: &CommitBatch) -> bool {
-    b.fence.is_none() && b.canonical.is_empty() && b.undo_clear.is_empty()
+    b.fence.is_none() && b.canonical.is_empty() && b.undo_clear.is_empty() && b.attached.is_empty()
+}
+
+/// Insert attached rows (if absent), one statement per table.
+async fn insert_attached(
+    c: &mut PgConnection,
+    attached: &[AttachedRows],
+) -> Result<(), StoreError> {
+    for a in attached.iter().filter(|a| !a.is_empty()) {
+        a.check(BACKEND)?;
+        let types = a
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| {
+                let ty = match v {
+                    AttachedValues::Text(_) => "text",
+                    AttachedValues::BigInt(_) => "bigint",
+                    AttachedValues::Bytes(_) => "bytea",
+                };
+                format!("${}::{ty}[]", i + 1)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Names are checked identifiers (constants of the owning component);
+        // every value is bound.
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT * FROM UNNEST({types}) ON CONFLICT DO NOTHING",
+            a.table,
+            a.column_list()
+        );
+        let mut q = sqlx::query(&sql);
+        for (_, v) in &a.columns {
+            q = match v {
+                AttachedValues::Text(v) => q.bind(v),
+                AttachedValues::BigInt(v) => q.bind(v),
+                AttachedValues::Bytes(v) => q.bind(v),
+            };
+        }
+        q.execute(&mut *c).await.map_err(pg_err)?;
+    }
+    Ok(())
 }
 
 /// Drop repeats, keeping first occurrences in order.

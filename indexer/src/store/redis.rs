@@ -195,6 +195,34 @@ impl StateStore for RedisState {
             .collect()
     }
 
+    /// `GET` and `MGET` in one pipeline.
+    async fn get_many_with_seq(
+        &self,
+        ids: &[PaymentId],
+    ) -> Result<(u64, Vec<Option<Payment>>), StoreError> {
+        if ids.is_empty() {
+            return Ok((self.last_seq().await?, Vec::new()));
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.payment_key(id)).collect();
+        let mut con = self.con.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET")
+            .arg(self.last_seq_key())
+            .cmd("MGET")
+            .arg(&keys);
+        let (seq, raw): (Option<u64>, Vec<Option<Vec<u8>>>) =
+            bounded(pipe.query_async(&mut con)).await?;
+        let records = raw
+            .into_iter()
+            .map(|v| {
+                v.map(|bytes| serde_json::from_slice(&bytes))
+                    .transpose()
+                    .map_err(|e| StoreError::corrupt(BACKEND, e))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((seq.unwrap_or(0), records))
+    }
+
     /// One `MULTI`/`EXEC` round trip: no reader sees part of an apply. (Redis
     /// does not roll back a queued command that fails when run, which can only
     /// happen if a key under our prefix holds the wrong type.)

@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 
 use super::types::sanitize_text;
 use super::{
-    BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History, HistoryGroup, PaymentFilter,
-    StoreError, UndoRecord,
+    AttachedRows, AttachedValues, BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History,
+    HistoryGroup, PaymentFilter, StoreError, UndoRecord,
 };
 use crate::decode::{BlockRef, EscrowTx};
 use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
@@ -813,11 +813,42 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
             .and_then(|mut s| s.execute([last]))
             .map_err(sq_err)?;
     }
+    for a in batch.attached.iter().filter(|a| !a.is_empty()) {
+        insert_attached(tx, a)?;
+    }
     Ok(Committed {
         events: batch.events,
         payments: batch.payments,
         last_seq,
     })
+}
+
+/// Insert attached rows (if absent), row by row on one cached statement.
+fn insert_attached(tx: &Connection, a: &AttachedRows) -> Result<(), StoreError> {
+    a.check(BACKEND)?;
+    let marks = (1..=a.columns.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Names are checked identifiers (constants of the owning component);
+    // every value is bound.
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+        a.table,
+        a.column_list()
+    );
+    let mut s = tx.prepare_cached(&sql).map_err(sq_err)?;
+    for row in 0..a.len() {
+        let values = a.columns.iter().map(|(_, v)| match v {
+            AttachedValues::Text(v) => v[row]
+                .as_ref()
+                .map_or(Value::Null, |t| Value::Text(t.clone())),
+            AttachedValues::BigInt(v) => Value::Integer(v[row]),
+            AttachedValues::Bytes(v) => Value::Blob(v[row].clone()),
+        });
+        s.execute(params_from_iter(values)).map_err(sq_err)?;
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -44,6 +44,9 @@ pub struct CommitBatch {
     /// Written by a lease holder (the verifier): the commit is refused unless
     /// its token is at least the highest one the store has seen for the name.
     pub fence: Option<Fence>,
+    /// Rows of other components' tables, inserted (if absent) in the same
+    /// transaction: see [`super::attached`].
+    pub attached: Vec<super::AttachedRows>,
 }
 
 /// A fencing token: a stale leader's writes are refused by the store itself
@@ -75,6 +78,7 @@ impl CommitBatch {
             && self.canonical.is_empty()
             && self.undo.is_empty()
             && self.undo_clear.is_empty()
+            && self.attached.iter().all(|a| a.is_empty())
     }
 
     /// Number the events from `last_seq + 1` and stamp each payment with the

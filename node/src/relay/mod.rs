@@ -87,6 +87,8 @@ pub async fn start(
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
+                // As the history pool: no ping round trip before every use.
+                .test_before_acquire(false)
                 .connect(url)
                 .await
                 .map_err(|e| {
@@ -120,7 +122,6 @@ pub async fn start(
             },
             AcceptDeps {
                 ingestor: ingestor.clone(),
-                store: store.clone(),
                 idempotency: idempotency.clone(),
                 wake: wake.clone(),
             },
@@ -145,6 +146,7 @@ pub async fn start(
                         .saturating_mul(8 * p.names().len() as u64)
                         .saturating_add(10_000),
                 ),
+                ..EngineConfig::default()
             },
             providers: p.clone(),
             store: store.clone(),

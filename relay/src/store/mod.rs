@@ -13,7 +13,7 @@ pub use self::sqlite::SqliteBroadcasts;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use nexus_indexer::store::StoreError;
+use nexus_indexer::store::{AttachedRows, AttachedValues, StoreError};
 
 /// A broadcast to schedule (due at once).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,39 @@ pub struct NewBroadcast {
     pub request_id: Option<String>,
     pub idempotency_key: String,
     pub now_ms: i64,
+}
+
+/// `items` as rows of `relay_broadcasts` (the same table and columns on
+/// PostgreSQL and SQLite), for a history commit to insert in its own
+/// transaction: the payments a batch creates and their broadcasts become
+/// durable together. Inserted if absent, as [`BroadcastStore::schedule`] does.
+pub fn schedule_rows(items: &[NewBroadcast]) -> AttachedRows {
+    let text = |f: fn(&NewBroadcast) -> Option<String>| {
+        AttachedValues::Text(items.iter().map(f).collect())
+    };
+    let now = || AttachedValues::BigInt(items.iter().map(|i| i.now_ms).collect());
+    AttachedRows {
+        table: "relay_broadcasts",
+        columns: vec![
+            ("txid", text(|i| Some(i.txid.clone()))),
+            ("payment_id", text(|i| Some(i.payment_id.clone()))),
+            ("function", text(|i| Some(i.function.clone()))),
+            (
+                "tx",
+                AttachedValues::Bytes(items.iter().map(|i| i.tx.clone()).collect()),
+            ),
+            ("request_id", text(|i| i.request_id.clone())),
+            ("idempotency_key", text(|i| Some(i.idempotency_key.clone()))),
+            (
+                "state",
+                text(|_| Some(BroadcastState::Scheduled.as_str().to_string())),
+            ),
+            ("attempts", AttachedValues::BigInt(vec![0; items.len()])),
+            ("next_attempt_ms", now()),
+            ("created_ms", now()),
+            ("updated_ms", now()),
+        ],
+    }
 }
 
 /// Where a broadcast stands.
@@ -228,6 +261,80 @@ pub(crate) mod conformance {
             latency_ms: 3,
             next_delay_ms: Some(500),
         }
+    }
+
+    /// A history commit carrying [`schedule_rows`] schedules the broadcasts in
+    /// the same transaction as its payments; a commit refused as a whole
+    /// schedules nothing.
+    pub async fn attached_to_history(
+        history: &dyn nexus_indexer::store::History,
+        store: &dyn BroadcastStore,
+    ) {
+        use nexus_indexer::domain::{Payment, PaymentId, PaymentStatus};
+        use nexus_indexer::store::{CommitBatch, Fence};
+
+        let payment = |n: u8| Payment::new(PaymentId([n; 32]), PaymentStatus::Pending, "t");
+        let batch = |n: u8, items: &[NewBroadcast], fence: Option<Fence>| CommitBatch {
+            payments: vec![payment(n)],
+            attached: vec![schedule_rows(items)],
+            fence,
+            ..Default::default()
+        };
+        history
+            .commit(batch(
+                1,
+                &[item("a1", "p1", 1_000), item("a2", "p1", 1_000)],
+                None,
+            ))
+            .await
+            .unwrap();
+        let a1 = store
+            .get("a1")
+            .await
+            .unwrap()
+            .expect("scheduled with the commit");
+        assert_eq!(
+            (a1.state, a1.attempts, a1.next_attempt_ms, a1.created_ms),
+            (BroadcastState::Scheduled, 0, 1_000, 1_000)
+        );
+        assert_eq!(a1.tx, vec![0, 1, 2, 2]);
+        assert_eq!(a1.request_id.as_deref(), Some("req-a1"));
+        assert_eq!(a1.idempotency_key, "txid:a1");
+        assert_eq!(store.claim_due(1_000, 10, 5_000).await.unwrap().len(), 2);
+
+        // Already scheduled: left as it is, and the commit still goes through.
+        history
+            .commit(batch(
+                2,
+                &[item("a1", "p9", 9_000), item("a3", "p2", 2_000)],
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(store.get("a1").await.unwrap().unwrap().payment_id, "p1");
+        assert!(store.get("a3").await.unwrap().is_some());
+        assert!(history
+            .get_payment(&PaymentId([2; 32]))
+            .await
+            .unwrap()
+            .is_some());
+
+        // Refused (a stale fencing token): neither the payment nor the broadcast.
+        let fence = |token| Fence {
+            name: "attached-test".into(),
+            token,
+        };
+        history.commit(batch(3, &[], Some(fence(5)))).await.unwrap();
+        assert!(history
+            .commit(batch(4, &[item("a4", "p4", 1_000)], Some(fence(4))))
+            .await
+            .is_err());
+        assert!(store.get("a4").await.unwrap().is_none());
+        assert!(history
+            .get_payment(&PaymentId([4; 32]))
+            .await
+            .unwrap()
+            .is_none());
     }
 
     pub async fn lifecycle(store: &dyn BroadcastStore) {

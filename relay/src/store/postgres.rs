@@ -114,6 +114,9 @@ impl BroadcastStore for PgBroadcasts {
                ORDER BY next_attempt_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING {COLS}"
         ))
+        // Planned per call: a cached generic plan made while the table was
+        // empty scans every broadcast ever made instead of the due index.
+        .persistent(false)
         .bind(now_ms)
         .bind(now_ms + lease_ms)
         .bind(i64::from(limit))
@@ -127,6 +130,7 @@ impl BroadcastStore for PgBroadcasts {
         sqlx::query_scalar(
             "SELECT MIN(next_attempt_ms) FROM relay_broadcasts WHERE state = 'scheduled'",
         )
+        .persistent(false)
         .fetch_one(&self.pool)
         .await
         .map_err(pg_err)
@@ -203,6 +207,8 @@ impl BroadcastStore for PgBroadcasts {
                $7::text[]) AS u(txid, state, attempt, next_ms, reason, data, provider) \
              WHERE b.txid = u.txid",
         )
+        // Planned per call (see `claim_due`): an index lookup per row, not a scan.
+        .persistent(false)
         .bind(&txids)
         .bind(&states)
         .bind(&attempts)
@@ -265,5 +271,15 @@ mod tests {
         let url = crate::testing::postgres().await;
         let pool = PgPool::connect(&url).await.unwrap();
         super::super::conformance::lifecycle(&PgBroadcasts::new(pool)).await;
+    }
+
+    #[tokio::test]
+    async fn schedules_with_a_history_commit_on_real_postgres() {
+        let url = crate::testing::postgres().await;
+        let history = nexus_indexer::store::postgres::PgHistory::connect(&url)
+            .await
+            .unwrap();
+        let store = PgBroadcasts::new(PgPool::connect(&url).await.unwrap());
+        super::super::conformance::attached_to_history(&history, &store).await;
     }
 }

@@ -328,4 +328,13 @@ mod tests {
         nexus_indexer::store::sqlite::SqliteHistory::open(&path).unwrap();
         super::super::conformance::lifecycle(&SqliteBroadcasts::open(&path).unwrap()).await;
     }
+
+    #[tokio::test]
+    async fn schedules_with_a_history_commit_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite");
+        let history = nexus_indexer::store::sqlite::SqliteHistory::open(&path).unwrap();
+        let store = SqliteBroadcasts::open(&path).unwrap();
+        super::super::conformance::attached_to_history(&history, &store).await;
+    }
 }

@@ -205,6 +205,12 @@ impl Rows {
         Ok(())
     }
 
+    /// `meta.last_seq` already holds the last added seq (the commit moved it
+    /// when it took the row lock): do not write it again.
+    pub fn meta_written(&mut self) {
+        self.last_seq = None;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
             && self.block_txs.is_empty()

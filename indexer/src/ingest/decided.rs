@@ -1,0 +1,105 @@
+//! Changes decided on the current records under the ingest lock (the
+//! relay's accept batches and broadcast outcomes): the records are read once,
+//! inside the lock, so the decision cannot be stale by the time it commits,
+//! and rows of another component's tables ([`AttachedRows`]) commit in the
+//! same history transaction as the payments and events.
+
+use super::ingestor::count_events;
+use super::{IngestError, Ingestor};
+use crate::domain::{Payment, PaymentEvent, PaymentId};
+use crate::store::{AttachedRows, CommitBatch};
+
+/// What a decision commits, and what it hands back to its caller.
+#[derive(Debug, Clone)]
+pub struct Decision<T> {
+    /// New records with their events (without `seq`: history numbers them).
+    pub changes: Vec<(Payment, PaymentEvent)>,
+    /// Rows inserted (if absent) in the same transaction.
+    pub attached: Vec<AttachedRows>,
+    /// Returned to the caller once everything above is committed.
+    pub value: T,
+}
+
+impl Ingestor {
+    /// Read the current records of `ids` (in order; `None`: unknown), let
+    /// `decide` turn them into changes, and commit those (history with the
+    /// attached rows in one transaction, then the state store, then publish),
+    /// all in turn with observer deliveries. Returns `decide`'s value and the
+    /// committed events. Nothing to commit: no transaction at all.
+    pub async fn commit_decided<T, F>(
+        &self,
+        ids: &[PaymentId],
+        counter: &str,
+        decide: F,
+    ) -> Result<(T, Vec<PaymentEvent>), IngestError>
+    where
+        F: FnOnce(Vec<Option<Payment>>) -> Decision<T>,
+    {
+        let mut cur = self.cursor.lock().await;
+        if cur.dirty {
+            self.resync(&mut cur).await?;
+        }
+        cur.dirty = true;
+        // The state store's seq and records in one round trip; only if it is
+        // behind history (or a commit group is open) the long way round.
+        let (state_seq, records) = self.state.get_many_with_seq(ids).await?;
+        let mut found: std::collections::HashMap<PaymentId, Payment> =
+            if state_seq == cur.history_seq && cur.group.is_none() {
+                records
+                    .into_iter()
+                    .flatten()
+                    .map(|p| (p.payment_id, p))
+                    .collect()
+            } else {
+                self.catch_up(&mut cur).await?;
+                self.load(&cur, ids).await?
+            };
+        // Settled records may have expired from the state store: history
+        // has them (one query for all that are missing).
+        let missing: Vec<PaymentId> = ids
+            .iter()
+            .filter(|id| !found.contains_key(id))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            for p in self
+                .hist(&cur)
+                .get_payments(&missing)
+                .await?
+                .into_iter()
+                .flatten()
+            {
+                found.insert(p.payment_id, p);
+            }
+        }
+        let current = ids.iter().map(|id| found.get(id).cloned()).collect();
+        let Decision {
+            changes,
+            attached,
+            value,
+        } = decide(current);
+        if changes.is_empty() && attached.iter().all(AttachedRows::is_empty) {
+            cur.dirty = std::mem::take(&mut cur.stale);
+            return Ok((value, Vec::new()));
+        }
+        let (payments, events): (Vec<Payment>, Vec<PaymentEvent>) = changes.into_iter().unzip();
+        let mut counters = count_events(&events);
+        counters.push((counter.to_string(), events.len() as u64));
+        let batch = CommitBatch {
+            payments,
+            events,
+            attached,
+            ..Default::default()
+        };
+        let committed = self.commit_history(&mut cur, batch).await?;
+        if !committed.events.is_empty() {
+            for p in &committed.payments {
+                cur.track(p);
+            }
+            let refs: Vec<(&str, u64)> = counters.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            self.apply_state(&mut cur, &committed, &refs).await?;
+        }
+        cur.dirty = std::mem::take(&mut cur.stale);
+        Ok((value, committed.events))
+    }
+}
