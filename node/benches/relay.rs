@@ -184,11 +184,12 @@ async fn run(payments: usize, clients: usize) {
     let rpc = scripted::start().await;
     rpc.script.set_broadcast_delay(Duration::from_millis(1));
     let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("bench-relay:{:08x}:", rand::random::<u32>());
     let cfg = Config {
         api_addr: "127.0.0.1:0".parse().expect("addr"),
         observer_addr: "127.0.0.1:0".parse().expect("addr"),
-        redis_url: Some(redis),
-        redis_prefix: format!("bench-relay:{:08x}:", rand::random::<u32>()),
+        redis_url: Some(redis.clone()),
+        redis_prefix: prefix.clone(),
         database_url: Some(url.to_string()),
         sqlite_path: dir.path().join("unused.sqlite"),
         rpc_urls: vec![rpc.url()],
@@ -257,6 +258,10 @@ async fn run(payments: usize, clients: usize) {
         .execute(&mut conn)
         .await
         .ok();
+    // Its keys too (idempotency keys would otherwise live 24 h).
+    if let Ok(c) = nexus_indexer::store::redis::RedisState::connect(&redis, &prefix).await {
+        let _ = c.flush_prefix().await;
+    }
     println!(
         "{}",
         json!({
