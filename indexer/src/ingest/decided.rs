@@ -4,7 +4,6 @@
 //! and rows of another component's tables ([`AttachedRows`]) commit in the
 //! same history transaction as the payments and events.
 
-use super::ingestor::count_events;
 use super::{IngestError, Ingestor};
 use crate::domain::{Payment, PaymentEvent, PaymentId};
 use crate::store::{AttachedRows, CommitBatch};
@@ -83,23 +82,14 @@ impl Ingestor {
             return Ok((value, Vec::new()));
         }
         let (payments, events): (Vec<Payment>, Vec<PaymentEvent>) = changes.into_iter().unzip();
-        let mut counters = count_events(&events);
-        counters.push((counter.to_string(), events.len() as u64));
         let batch = CommitBatch {
             payments,
             events,
             attached,
             ..Default::default()
         };
-        let committed = self.commit_history(&mut cur, batch).await?;
-        if !committed.events.is_empty() {
-            for p in &committed.payments {
-                cur.track(p);
-            }
-            let refs: Vec<(&str, u64)> = counters.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            self.apply_state(&mut cur, &committed, &refs).await?;
-        }
+        let events = self.commit_changes(&mut cur, batch, counter).await?;
         cur.dirty = std::mem::take(&mut cur.stale);
-        Ok((value, committed.events))
+        Ok((value, events))
     }
 }

@@ -2,6 +2,7 @@
 //! committed through the same serialized pipeline so `seq` stays gap-free,
 //! the finality index sees them, and they are published like any event.
 
+use super::cursor::Cursor;
 use super::ingestor::count_events;
 use super::{IngestError, Ingestor};
 use crate::domain::{Payment, PaymentEvent, PaymentId};
@@ -82,23 +83,38 @@ impl Ingestor {
             cur.dirty = std::mem::take(&mut cur.stale);
             return Ok(out);
         }
-        let mut counters = count_events(&events);
-        counters.push((counter.to_string(), events.len() as u64));
         let batch = CommitBatch {
             payments,
             events,
             fence,
             ..Default::default()
         };
-        let committed = self.commit_history(&mut cur, batch).await?;
-        for p in &committed.payments {
-            cur.track(p);
-        }
-        let refs: Vec<(&str, u64)> = counters.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        self.apply_state(&mut cur, &committed, &refs).await?;
+        out.events = self.commit_changes(&mut cur, batch, counter).await?;
         cur.dirty = std::mem::take(&mut cur.stale);
-        out.events = committed.events;
         Ok(out)
+    }
+
+    /// Commit payments and their events (and whatever else `batch` carries)
+    /// outside a block: history, then the state store with the event
+    /// counters plus `counter`, then publish. Returns the committed events.
+    pub(super) async fn commit_changes(
+        &self,
+        cur: &mut Cursor,
+        batch: CommitBatch,
+        counter: &str,
+    ) -> Result<Vec<PaymentEvent>, IngestError> {
+        let mut counters = count_events(&batch.events);
+        counters.push((counter.to_string(), batch.events.len() as u64));
+        let committed = self.commit_history(cur, batch).await?;
+        // Attached rows alone: nothing for the state store or subscribers.
+        if !committed.events.is_empty() {
+            for p in &committed.payments {
+                cur.track(p);
+            }
+            let refs: Vec<(&str, u64)> = counters.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            self.apply_state(cur, &committed, &refs).await?;
+        }
+        Ok(committed.events)
     }
 
     /// The committed history's `seq` (what the state store should reflect).

@@ -261,3 +261,66 @@ impl Drop for Feed {
         self.hub.routes().disconnect(self.id, &self.filters);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::filter::tests_support::event_of;
+    use nexus_indexer::store::sqlite::SqliteHistory;
+
+    fn hub(capacity: usize) -> Hub {
+        let history = SqliteHistory::open_in_memory().expect("SQLite in memory");
+        Hub::new(Arc::new(history), 0, capacity, DeliveryMetrics::default())
+    }
+
+    /// A filter added while another task emits: exactly the matching events
+    /// after the head it was given arrive, in order (none before: those
+    /// are the log's), whatever the interleaving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_filter_added_mid_stream_gets_every_later_event_once() {
+        for _ in 0..20 {
+            let hub = hub(100_000);
+            let emitter = {
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    for seq in 1..=2_000u64 {
+                        let from = if seq % 2 == 0 { "SP_A" } else { "SP_X" };
+                        hub.offer(event_of(seq, 1, from, "SP_B")).await;
+                        if seq % 64 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            };
+            tokio::task::yield_now().await;
+            let mut feed = hub.connect();
+            let (head, idle) = feed.add(&Filter::Principal("SP_A".into()));
+            assert!(idle, "nothing was routed here before");
+            emitter.await.expect("emitter");
+            assert_eq!(hub.head(), 2_000);
+            let mut got = vec![];
+            while let Ok(Ok(item)) =
+                tokio::time::timeout(Duration::from_millis(20), feed.recv()).await
+            {
+                got.push(item.event.seq);
+            }
+            let want: Vec<u64> = (head + 1..=2_000).filter(|s| s % 2 == 0).collect();
+            assert_eq!(got, want, "head {head}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_overflowing_feed_reports_a_lag_and_a_dropped_feed_is_unrouted() {
+        let hub = hub(4);
+        let mut feed = hub.connect();
+        feed.add(&Filter::All);
+        for seq in 1..=10 {
+            hub.offer(event_of(seq, 1, "SP_A", "SP_B")).await;
+        }
+        assert!(matches!(feed.recv().await, Err(Missed::Lagged)));
+        assert_eq!(feed.recv().await.expect("queued").event.seq, 1);
+        assert_eq!(hub.routes().len(), 1);
+        drop(feed);
+        assert!(hub.routes().is_empty(), "dropping the feed unregisters it");
+    }
+}
