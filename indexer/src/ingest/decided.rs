@@ -53,24 +53,7 @@ impl Ingestor {
                 self.catch_up(&mut cur).await?;
                 self.load(&cur, ids).await?
             };
-        // Settled records may have expired from the state store: history
-        // has them (one query for all that are missing).
-        let missing: Vec<PaymentId> = ids
-            .iter()
-            .filter(|id| !found.contains_key(id))
-            .copied()
-            .collect();
-        if !missing.is_empty() {
-            for p in self
-                .hist(&cur)
-                .get_payments(&missing)
-                .await?
-                .into_iter()
-                .flatten()
-            {
-                found.insert(p.payment_id, p);
-            }
-        }
+        self.fill_from_history(&cur, ids, &mut found).await?;
         let current = ids.iter().map(|id| found.get(id).cloned()).collect();
         let Decision {
             changes,

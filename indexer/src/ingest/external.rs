@@ -2,6 +2,8 @@
 //! committed through the same serialized pipeline so `seq` stays gap-free,
 //! the finality index sees them, and they are published like any event.
 
+use std::collections::HashMap;
+
 use super::cursor::Cursor;
 use super::ingestor::count_events;
 use super::{IngestError, Ingestor};
@@ -47,31 +49,14 @@ impl Ingestor {
         cur.dirty = true;
         self.catch_up(&mut cur).await?;
         let ids: Vec<PaymentId> = corrections.iter().map(|c| c.payment.payment_id).collect();
-        let current = self.load(&cur, &ids).await?;
-        // Settled records may have expired from the state store: history has
-        // them (one query for all that are missing).
-        let missing: Vec<PaymentId> = ids
-            .iter()
-            .filter(|id| !current.contains_key(id))
-            .copied()
-            .collect();
-        let from_history: std::collections::HashMap<PaymentId, u64> = self
-            .history
-            .get_payments(&missing)
-            .await?
-            .into_iter()
-            .flatten()
-            .map(|p| (p.payment_id, p.updated_seq))
-            .collect();
+        let mut current = self.load(&cur, &ids).await?;
+        self.fill_from_history(&cur, &ids, &mut current).await?;
         let mut out = CorrectionOutcome::default();
         let mut payments = Vec::new();
         let mut events = Vec::new();
         for c in corrections {
             let id = c.payment.payment_id;
-            let now_seq = current
-                .get(&id)
-                .map(|p| p.updated_seq)
-                .or_else(|| from_history.get(&id).copied());
+            let now_seq = current.get(&id).map(|p| p.updated_seq);
             if now_seq.unwrap_or(0) != c.expected_seq {
                 out.stale.push(id);
                 continue;
@@ -142,36 +127,32 @@ impl Ingestor {
 }
 
 impl Ingestor {
-    /// The current records of `ids`, in order (`None`: unknown): the state
-    /// store first, then history for what it does not hold (settled records
-    /// expire from the state store), each in one round trip.
-    pub async fn current_payments(
+    /// Add to `found` the records of `ids` it lacks, from history (settled
+    /// records expire from the state store; history keeps them), in one
+    /// query. Reads through an open commit group, so they see its writes.
+    pub(super) async fn fill_from_history(
         &self,
+        cur: &Cursor,
         ids: &[PaymentId],
-    ) -> Result<Vec<Option<Payment>>, crate::store::StoreError> {
-        let mut current = self.state.get_many(ids).await?;
+        found: &mut HashMap<PaymentId, Payment>,
+    ) -> Result<(), IngestError> {
         let missing: Vec<PaymentId> = ids
             .iter()
-            .zip(&current)
-            .filter(|(_, p)| p.is_none())
-            .map(|(id, _)| *id)
+            .filter(|id| !found.contains_key(id))
+            .copied()
             .collect();
         if missing.is_empty() {
-            return Ok(current);
+            return Ok(());
         }
-        let found: std::collections::HashMap<PaymentId, Payment> = self
-            .history
+        for p in self
+            .hist(cur)
             .get_payments(&missing)
             .await?
             .into_iter()
             .flatten()
-            .map(|p| (p.payment_id, p))
-            .collect();
-        for (id, slot) in ids.iter().zip(current.iter_mut()) {
-            if slot.is_none() {
-                *slot = found.get(id).cloned();
-            }
+        {
+            found.insert(p.payment_id, p);
         }
-        Ok(current)
+        Ok(())
     }
 }
