@@ -198,7 +198,10 @@ pub trait BroadcastStore: Send + Sync + 'static {
         attempt: &Attempt,
         next: &Next,
         now_ms: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.record_many(&[(txid.to_string(), attempt.clone(), next.clone())], now_ms)
+            .await
+    }
     /// [`BroadcastStore::record`] for a batch, in one transaction.
     async fn record_many(
         &self,

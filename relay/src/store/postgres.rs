@@ -136,17 +136,6 @@ impl BroadcastStore for PgBroadcasts {
         .map_err(pg_err)
     }
 
-    async fn record(
-        &self,
-        txid: &str,
-        a: &Attempt,
-        next: &Next,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.record_many(&[(txid.to_string(), a.clone(), next.clone())], now_ms)
-            .await
-    }
-
     async fn record_many(
         &self,
         records: &[(String, Attempt, Next)],
