@@ -230,6 +230,23 @@ async fn run(payments: usize, clients: usize) {
     }
     let broadcast = rpc.script.broadcasts().len();
     let drain_s = drain.elapsed().as_secs_f64();
+    // ... and every payment it accepted reached `submitted` (its event committed).
+    let state = node.app.ingestor.state().clone();
+    let mut submitted = 0;
+    while drain.elapsed() < Duration::from_secs(300) {
+        submitted = state
+            .counter("events:payment:submitted")
+            .await
+            .expect("counter");
+        if submitted >= want as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        submitted, want as u64,
+        "every accepted payment becomes submitted"
+    );
 
     node.shutdown.cancel();
     node.wait().await.expect("node stops");
@@ -275,6 +292,7 @@ async fn run(payments: usize, clients: usize) {
             "replay_p50_ms": replay_p50,
             "replay_p99_ms": replay_p99,
             "broadcast": broadcast,
+            "submitted": submitted,
             "broadcast_drain_s": (drain_s * 100.0).round() / 100.0,
             "baseline_json_per_sec": baseline_per_sec,
             "baseline_p50_ms": baseline_p50,

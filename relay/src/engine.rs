@@ -13,19 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::{
-    EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, RetryInfo,
-};
-use nexus_indexer::ingest::{Decision, Ingestor};
-use nexus_indexer::store::StoreError;
+use nexus_indexer::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
 use nexus_verifier::rpc::Providers;
 
 use crate::backoff::RetryPolicy;
 use crate::classify::{classify, Disposition};
+use crate::handoff::Handoff;
+use crate::outcomes::Outcomes;
 use crate::stats::ProviderStats;
 use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastStore, Next};
 use nexus_verifier::error_chain;
@@ -62,11 +59,18 @@ pub struct Engine {
     pub cfg: EngineConfig,
     pub providers: Arc<Providers>,
     pub store: Arc<dyn BroadcastStore>,
-    pub ingestor: Arc<Ingestor>,
     pub stats: Arc<ProviderStats>,
-    /// Nudged when a new broadcast is scheduled.
-    pub wake: Arc<Notify>,
+    /// Fresh broadcasts from this node's accept path (already leased to
+    /// us), and the nudge when anything new is scheduled.
+    pub handoff: Arc<Handoff>,
+    /// Where recorded attempts wait for their payment events.
+    pub outcomes: Arc<Outcomes>,
 }
+
+/// How often the schedule is claimed from while handed-over broadcasts keep
+/// the engine busy: retries coming due and other nodes' expired leases wait
+/// at most this much longer than they would on an idle engine.
+const CLAIM_INTERVAL: Duration = Duration::from_millis(100);
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -76,42 +80,74 @@ impl Engine {
     /// Run until `token` is cancelled. Resumes whatever the schedule holds.
     pub async fn run(self: Arc<Self>, token: CancellationToken) {
         let mut failures = 0u32;
+        // Large rounds: the bookkeeping is one commit per round.
+        let max = (self.cfg.concurrency * 8).max(64);
+        // When the schedule is next claimed from (now: resume what it holds).
+        let mut claim_at = Instant::now();
         loop {
             if token.is_cancelled() {
                 break;
             }
             let round = Instant::now();
-            let claimed = self
-                .store
-                .claim_due(
-                    now_ms(),
-                    // Large claims: the bookkeeping is one commit per claim.
-                    (self.cfg.concurrency as u32 * 8).max(64),
-                    self.cfg.lease.as_millis() as i64,
-                )
-                .await;
-            let due = match claimed {
-                Ok(due) => {
-                    failures = 0;
-                    due
+            if self.handoff.take_claim_request() {
+                claim_at = round;
+            }
+            let mut due = self.handoff.take(max);
+            if due.len() < max && round >= claim_at {
+                let claimed = self
+                    .store
+                    .claim_due(
+                        now_ms(),
+                        (max - due.len()) as u32,
+                        self.cfg.lease.as_millis() as i64,
+                    )
+                    .await;
+                match claimed {
+                    Ok(more) => {
+                        failures = 0;
+                        // A full claim may have left more due rows: claim again next round.
+                        claim_at = if more.len() + due.len() >= max {
+                            round
+                        } else {
+                            round + CLAIM_INTERVAL
+                        };
+                        due.extend(more);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %error_chain(&e), "relay: could not read the broadcast schedule");
+                        let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
+                        claim_at = Instant::now() + wait;
+                        if due.is_empty() {
+                            tokio::select! { _ = token.cancelled() => break, _ = tokio::time::sleep(wait) => {} }
+                            continue;
+                        }
+                    }
                 }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(error = %error_chain(&e), "relay: could not read the broadcast schedule");
-                    let wait = Duration::from_millis(200 * u64::from(failures.min(25)));
-                    tokio::select! { _ = token.cancelled() => break, _ = tokio::time::sleep(wait) => {} }
+            }
+            if due.is_empty() {
+                if !self.handoff.is_empty() {
                     continue;
                 }
-            };
-            if due.is_empty() {
+                if round < claim_at {
+                    // Handed-over work only since the last claim: wait for
+                    // more of it, or until the schedule is due a claim.
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = self.handoff.wake.notified() => {}
+                        _ = tokio::time::sleep_until(claim_at) => {}
+                    }
+                    continue;
+                }
                 let wait = match self.store.next_due_ms().await {
                     Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, 1_000) as u64),
                     _ => Duration::from_secs(1),
                 };
                 tokio::select! {
                     _ = token.cancelled() => break,
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.handoff.wake.notified() => {}
+                    // Something came due: claim it now.
+                    _ = tokio::time::sleep(wait) => claim_at = Instant::now(),
                 }
                 continue;
             }
@@ -124,9 +160,10 @@ impl Engine {
                 .buffer_unordered(self.cfg.concurrency)
                 .collect()
                 .await;
-            // The bookkeeping of the whole batch in two commits, not two per
-            // broadcast: under load that is the difference between a few
-            // hundred and several thousand broadcasts a second.
+            // The bookkeeping of the whole batch in one commit here and its
+            // events in the accept batcher's next one, not two per broadcast:
+            // under load that is the difference between a few hundred and
+            // several thousand broadcasts a second.
             self.finish(done).await;
             let rest = self.cfg.min_round.saturating_sub(round.elapsed());
             if !rest.is_zero() {
@@ -135,7 +172,8 @@ impl Engine {
         }
     }
 
-    /// Record a batch of attempts, then emit their payment events.
+    /// Record a batch of attempts, then leave their payment events to the
+    /// accept batcher ([`Outcomes`]).
     async fn finish(&self, done: Vec<Done>) {
         let at = now_ms();
         let records: Vec<(String, Attempt, Next)> = done
@@ -150,9 +188,7 @@ impl Engine {
             tracing::warn!(error = %error_chain(&e), n = records.len(), "relay: could not record attempts");
             return;
         }
-        if let Err(e) = self.emit(&done).await {
-            tracing::warn!(error = %error_chain(&*e), "relay: could not record the payment events");
-        }
+        self.outcomes.push(done);
     }
 
     /// One attempt of one broadcast: what happened and what comes next.
@@ -246,48 +282,6 @@ impl Engine {
             next,
         }
     }
-
-    /// The payment events of a batch of attempts, committed together. A
-    /// payment with two attempts in the batch (its create and its claim)
-    /// gets its events in successive commits, each decided on fresh data.
-    async fn emit(&self, done: &[Done]) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let mut rest: Vec<&Done> = done.iter().collect();
-        while !rest.is_empty() {
-            let mut seen = std::collections::HashSet::new();
-            let (now, later): (Vec<&Done>, Vec<&Done>) = rest
-                .into_iter()
-                .partition(|d| seen.insert(d.broadcast.payment_id.clone()));
-            self.emit_round(&now).await?;
-            rest = later;
-        }
-        Ok(())
-    }
-
-    async fn emit_round(
-        &self,
-        done: &[&Done],
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let ids = done
-            .iter()
-            .map(|d| d.broadcast.payment_id.parse::<PaymentId>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::corrupt("relay", e))?;
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        // Decided under the ingest lock on the current records: read once,
-        // never stale by the time they commit.
-        self.ingestor
-            .commit_decided(&ids, "relay_events", |current| Decision {
-                changes: done
-                    .iter()
-                    .zip(current)
-                    .filter_map(|(d, cur)| correction(d, cur?, &at))
-                    .collect(),
-                attached: Vec::new(),
-                value: (),
-            })
-            .await?;
-        Ok(())
-    }
 }
 
 /// One attempt's outcome, waiting for the batch's bookkeeping.
@@ -299,7 +293,7 @@ pub struct Done {
 }
 
 /// The payment event of an attempt, if it changes the payment.
-fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, PaymentEvent)> {
+pub(crate) fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, PaymentEvent)> {
     let (b, attempt, next) = (&d.broadcast, &d.attempt, &d.next);
     let is_create = b.function == "create-payment";
     // Only a create still waiting on us moves; anything the indexer or

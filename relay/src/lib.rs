@@ -11,12 +11,18 @@
 //!   memory and PostgreSQL / SQLite.
 //! * [`service`]: the accept path (validate, idempotency, batched commit).
 //! * [`engine`]: the broadcast loop over the persisted schedule.
+//! * [`handoff`]: fresh broadcasts passed from the accept path to the
+//!   engine in memory (already leased in the store), so they need no claim.
+//! * [`outcomes`]: recorded attempts whose payment events the accept
+//!   batcher commits with its next batch (one writer).
 
 pub mod backoff;
 pub mod classify;
 pub mod engine;
 pub mod error;
+pub mod handoff;
 pub mod idempotency;
+pub mod outcomes;
 pub mod ratelimit;
 pub mod service;
 pub mod stats;

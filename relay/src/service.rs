@@ -14,17 +14,22 @@ use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use nexus_indexer::decode::{EscrowCall, EscrowFunction};
-use nexus_indexer::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentStatus};
+use nexus_indexer::domain::{
+    EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
+};
 use nexus_indexer::ingest::{Decision, Ingestor};
 
 use nexus_verifier::error_chain;
 
+use crate::engine::Done;
 use crate::error::RelayError;
+use crate::handoff::Handoff;
 use crate::idempotency::{reserve_or_wait, IdempotencyStore, Reservation, StoredResponse};
+use crate::outcomes::Outcomes;
 use crate::store::{schedule_rows, NewBroadcast};
 use crate::validate::{validate, RelayPolicy, ValidTx};
 
@@ -63,8 +68,11 @@ pub struct AcceptConfig {
 struct Job {
     valid: ValidTx,
     key: String,
+    /// sha256 of the body, stored with the key's response.
+    fingerprint: String,
     request_id: Option<String>,
-    reply: oneshot::Sender<Result<Payment, RelayError>>,
+    /// The 202, sent once it is committed and stored under `key`.
+    reply: oneshot::Sender<Result<Reply, RelayError>>,
 }
 
 /// The accept path. Cheap to share.
@@ -78,8 +86,11 @@ pub struct Acceptor {
 pub struct AcceptDeps {
     pub ingestor: Arc<Ingestor>,
     pub idempotency: Arc<dyn IdempotencyStore>,
-    /// Woken once a batch is scheduled (the broadcast engine).
-    pub wake: Arc<Notify>,
+    /// To this node's broadcast engine: fresh creates go straight to it
+    /// (committed leased to it), and it is woken once a batch is scheduled.
+    pub handoff: Arc<Handoff>,
+    /// From the engine: recorded attempts whose events ride on the next batch.
+    pub outcomes: Arc<Outcomes>,
 }
 
 /// Longest idempotency key accepted.
@@ -132,14 +143,13 @@ impl Acceptor {
             Reservation::New => {}
         }
         let (reply, rx) = oneshot::channel();
-        let txid = valid.call.txid.clone();
-        let function = valid.call.function;
         let sent = self
             .jobs
             .send(Job {
                 valid,
                 key: key.clone(),
-                request_id: s.request_id.clone(),
+                fingerprint,
+                request_id: s.request_id,
                 reply,
             })
             .await;
@@ -147,29 +157,19 @@ impl Acceptor {
             Ok(()) => rx.await.unwrap_or(Err(RelayError::ShuttingDown)),
             Err(_) => Err(RelayError::ShuttingDown),
         };
-        let payment = match result {
-            Ok(p) => p,
+        match result {
+            Ok(reply) => Ok(Answer {
+                reply,
+                replayed: false,
+            }),
             Err(e) => {
                 // Nothing promised: the key is free for a retry.
                 if let Err(re) = self.idempotency.release(&key).await {
                     tracing::warn!(error = %error_chain(&re), key, "could not release an idempotency key");
                 }
-                return Err(e);
+                Err(e)
             }
-        };
-        let body = accepted_body(&payment, &txid, function, s.request_id.as_deref());
-        let reply = StoredResponse {
-            status: 202,
-            body: body.to_string(),
-        };
-        if let Err(e) = self.idempotency.complete(&key, &fingerprint, &reply).await {
-            // The broadcast is scheduled; a retry finds the same records.
-            tracing::warn!(error = %error_chain(&e), key, "could not store the idempotent response");
         }
-        Ok(Answer {
-            reply,
-            replayed: false,
-        })
     }
 }
 
@@ -226,14 +226,17 @@ async fn batcher(
     let deps = Arc::new(deps);
     let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
     loop {
+        // A request, or the engine's outcomes (their events ride on the
+        // next batch; with no request waiting, they make one of their own).
         let first = tokio::select! {
             _ = token.cancelled() => break,
-            j = rx.recv() => match j { Some(j) => j, None => break },
+            j = rx.recv() => match j { Some(j) => Some(j), None => break },
+            _ = deps.outcomes.wake.notified() => None,
         };
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        let mut jobs = vec![first];
+        let mut jobs: Vec<Job> = first.into_iter().collect();
         // Whatever arrived meanwhile joins this commit (group commit).
         while jobs.len() < batch_max {
             match rx.try_recv() {
@@ -241,28 +244,20 @@ async fn batcher(
                 Err(_) => break,
             }
         }
+        let outcomes = deps.outcomes.take(OUTCOMES_MAX);
+        if jobs.is_empty() && outcomes.is_empty() {
+            continue;
+        }
         let deps = deps.clone();
-        tokio::spawn(async move {
-            match accept_batch(&deps, &jobs).await {
-                Ok(results) => {
-                    for (job, r) in jobs.into_iter().zip(results) {
-                        let _ = job.reply.send(r);
-                    }
-                }
-                Err(e) => {
-                    let msg = error_chain(&*e);
-                    tracing::warn!(error = %msg, n = jobs.len(), "relay batch not committed");
-                    for job in jobs {
-                        let _ = job.reply.send(Err(RelayError::Unavailable(msg.clone())));
-                    }
-                }
-            }
-            deps.wake.notify_one();
-            drop(slot);
-        });
+        tokio::spawn(async move { run_batch(&deps, jobs, outcomes, Some(slot)).await });
     }
     // Batches in flight finish (their requests get their answers) ...
     let _ = slots.acquire_many(BATCHES_IN_FLIGHT as u32).await;
+    // ... outcomes recorded before the engine stopped get their events ...
+    let outcomes = deps.outcomes.take(usize::MAX);
+    if !outcomes.is_empty() {
+        run_batch(&deps, Vec::new(), outcomes, None).await;
+    }
     // ... and requests still queued get a clear answer rather than a dropped connection.
     rx.close();
     while let Ok(j) = rx.try_recv() {
@@ -302,46 +297,194 @@ fn created(call: &EscrowCall, at: &str) -> (Payment, PaymentEvent) {
     (p, ev)
 }
 
-type BatchResult =
-    Result<Vec<Result<Payment, RelayError>>, Box<dyn std::error::Error + Send + Sync>>;
+/// Most engine outcomes one batch commits (a round of the engine is at most
+/// `8 x concurrency`; more wait for the next batch).
+const OUTCOMES_MAX: usize = 1024;
 
-/// Decide every job against the current records and commit, in one history
-/// transaction, the new `pending` payments with their `payment:created`
-/// events and the broadcasts of every accepted job.
-async fn accept_batch(deps: &AcceptDeps, jobs: &[Job]) -> BatchResult {
-    let ids: Vec<_> = jobs.iter().map(|j| j.valid.call.payment_id).collect();
+/// Commit one batch, store the responses under their keys and answer the
+/// requests. Outcomes it did not commit go back to the queue for the next
+/// batch. `slot` (the batch in flight) is given back once the commit is
+/// done: storing the responses need not hold up the next batch.
+async fn run_batch(
+    deps: &AcceptDeps,
+    jobs: Vec<Job>,
+    outcomes: Vec<Done>,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let committed = accept_batch(deps, &jobs, &outcomes).await;
+    drop(slot);
+    match committed {
+        Ok((results, deferred)) => {
+            deps.outcomes
+                .requeue(deferred.into_iter().map(|i| outcomes[i].clone()).collect());
+            let mut answers = Vec::with_capacity(jobs.len());
+            let mut stored = Vec::with_capacity(jobs.len());
+            for (job, r) in jobs.into_iter().zip(results) {
+                let r = r.map(|p| {
+                    let call = &job.valid.call;
+                    let body =
+                        accepted_body(&p, &call.txid, call.function, job.request_id.as_deref());
+                    StoredResponse {
+                        status: 202,
+                        body: body.to_string(),
+                    }
+                });
+                if let Ok(reply) = &r {
+                    stored.push((job.key, job.fingerprint, reply.clone()));
+                }
+                answers.push((job.reply, r));
+            }
+            // Stored before anyone is answered, so a client's retry with the
+            // same key gets this very response.
+            if let Err(e) = deps.idempotency.complete_many(&stored).await {
+                // The broadcasts are scheduled; a retry finds the same records.
+                tracing::warn!(error = %error_chain(&e), n = stored.len(), "could not store the idempotent responses");
+            }
+            for (reply, r) in answers {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            let msg = error_chain(&*e);
+            tracing::warn!(error = %msg, n = jobs.len(), outcomes = outcomes.len(), "relay batch not committed");
+            for job in jobs {
+                let _ = job.reply.send(Err(RelayError::Unavailable(msg.clone())));
+            }
+            if !outcomes.is_empty() {
+                // The store is failing: give it a moment before the events are tried again.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                deps.outcomes.requeue(outcomes);
+            }
+        }
+    }
+}
+
+/// Each job's answer, and which outcomes (by index) wait for the next batch.
+type BatchResult = Result<
+    (Vec<Result<Payment, RelayError>>, Vec<usize>),
+    Box<dyn std::error::Error + Send + Sync>,
+>;
+
+/// Decide the engine's outcomes, then every job, against the current
+/// records and commit, in one history transaction, the outcomes' payment
+/// events, the new `pending` payments with their `payment:created` events
+/// and the broadcasts of every accepted job.
+async fn accept_batch(deps: &AcceptDeps, jobs: &[Job], outcomes: &[Done]) -> BatchResult {
+    let mut ids: Vec<PaymentId> = Vec::with_capacity(outcomes.len() + jobs.len());
+    // Indexes of the outcomes decided (those whose payment id parses).
+    let mut kept: Vec<usize> = Vec::with_capacity(outcomes.len());
+    for (i, d) in outcomes.iter().enumerate() {
+        match d.broadcast.payment_id.parse::<PaymentId>() {
+            Ok(id) => {
+                ids.push(id);
+                kept.push(i);
+            }
+            // Rows are written from validated transactions: this is a damaged store.
+            Err(e) => {
+                tracing::error!(payment_id = %d.broadcast.payment_id, error = %e, "relay: broadcast with an unreadable payment id; its event is skipped")
+            }
+        }
+    }
+    ids.extend(jobs.iter().map(|j| j.valid.call.payment_id));
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let now_ms = now.timestamp_millis();
+    let times = Times {
+        at: &at,
+        now_ms,
+        leased_until_ms: deps.handoff.leased_until(now_ms),
+        handoff_room: deps.handoff.room(),
+    };
     // Decided under the ingest lock on the records as they are now: nothing
     // can change them between the decision and the commit.
-    let (results, _) = deps
+    let (decided, _) = deps
         .ingestor
-        .commit_decided(&ids, "relay_created", |current| {
-            decide(jobs, current, &at, now_ms)
+        .commit_decided(&ids, "relay_events", |current| {
+            let decided: Vec<&Done> = kept.iter().map(|&i| &outcomes[i]).collect();
+            decide(&decided, jobs, current, &times)
         })
         .await?;
-    Ok(results)
+    let Decided {
+        results,
+        handed,
+        scheduled,
+        deferred,
+    } = decided;
+    let deferred = deferred.into_iter().map(|i| kept[i]).collect();
+    // Only once committed: the engine must never broadcast what a failed
+    // commit did not schedule.
+    if scheduled > handed.len() {
+        deps.handoff.request_claim();
+    }
+    deps.handoff.push(handed);
+    Ok((results, deferred))
 }
 
-/// Each job's answer against `current` (its payment's record, in job
-/// order), the payments to create and the broadcasts to schedule. Pure.
-fn decide(
-    jobs: &[Job],
-    current: Vec<Option<Payment>>,
-    at: &str,
+/// What [`decide`] hands back once its changes are committed.
+struct Decided {
+    /// Each job's answer, in job order.
+    results: Vec<Result<Payment, RelayError>>,
+    /// Broadcasts committed leased to this node, for its engine.
+    handed: Vec<NewBroadcast>,
+    /// Broadcasts scheduled in all (handed over or not).
+    scheduled: usize,
+    /// Outcomes (indexes into the ones decided) whose payment already
+    /// changed in this batch: decided in the next one, on fresh records.
+    deferred: Vec<usize>,
+}
+
+/// When a batch is decided, and how many of its broadcasts may go straight
+/// to the engine.
+struct Times<'a> {
+    at: &'a str,
     now_ms: i64,
-) -> Decision<Vec<Result<Payment, RelayError>>> {
+    /// `next_attempt_ms` of a broadcast handed to the engine.
+    leased_until_ms: i64,
+    handoff_room: usize,
+}
+
+/// The outcomes' events, then each job's answer, against `current` (the
+/// records of the outcomes' payments, then of the jobs', in order): the
+/// payments to change or create, the broadcasts to schedule and those of
+/// them handed straight to the engine. A payment changes at most once per
+/// batch (one row per payment per commit): a second outcome for it waits
+/// for the next batch. Pure.
+fn decide(
+    outcomes: &[&Done],
+    jobs: &[Job],
+    mut current: Vec<Option<Payment>>,
+    t: &Times<'_>,
+) -> Decision<Decided> {
+    let at = t.at;
+    let job_records = current.split_off(outcomes.len());
     let mut results: Vec<Result<Payment, RelayError>> = Vec::with_capacity(jobs.len());
     let mut schedule = Vec::new();
+    let mut handed = Vec::new();
     let mut changes = Vec::new();
-    // Payments created earlier in this batch: a second create of the same id is decided against it.
-    let mut fresh: std::collections::HashMap<_, Payment> = std::collections::HashMap::new();
-    for (job, cur) in jobs.iter().zip(current) {
+    let mut deferred = Vec::new();
+    // Payments changed earlier in this batch: later decisions about them are
+    // taken against the changed record.
+    let mut fresh: std::collections::HashMap<PaymentId, Payment> = std::collections::HashMap::new();
+    for (i, (d, cur)) in outcomes.iter().zip(current).enumerate() {
+        let Some(cur) = cur else { continue };
+        if fresh.contains_key(&cur.payment_id) {
+            deferred.push(i);
+            continue;
+        }
+        if let Some((p, event)) = crate::engine::correction(d, cur, at) {
+            fresh.insert(p.payment_id, p.clone());
+            changes.push((p, event));
+        }
+    }
+    for (job, cur) in jobs.iter().zip(job_records) {
         let call = &job.valid.call;
         let id = call.payment_id;
         // A create earlier in this batch wins over what the stores said.
         let cur = fresh.get(&id).cloned().or(cur);
+        // Only a payment created by this very batch has a broadcast row that
+        // cannot exist yet (rows are inserted if absent): handing over any
+        // other could attempt a row the store already has in another state.
+        let fresh_create = call.function == EscrowFunction::CreatePayment && cur.is_none();
         let decided = match (call.function, cur) {
             (EscrowFunction::CreatePayment, None) => {
                 let (p, event) = created(call, at);
@@ -369,21 +512,40 @@ fn decide(
             (_, Some(p)) => Ok(p),
         };
         if decided.is_ok() {
-            schedule.push(NewBroadcast {
+            let hand_over = fresh_create && handed.len() < t.handoff_room;
+            let b = NewBroadcast {
                 txid: call.txid.clone(),
                 payment_id: id.to_string(),
                 function: call.function.as_str().to_string(),
                 tx: job.valid.bytes.clone(),
                 request_id: job.request_id.clone(),
                 idempotency_key: job.key.clone(),
-                now_ms,
-            });
+                now_ms: t.now_ms,
+                next_attempt_ms: if hand_over {
+                    t.leased_until_ms
+                } else {
+                    t.now_ms
+                },
+            };
+            if hand_over {
+                handed.push(b.clone());
+            }
+            schedule.push(b);
         }
         results.push(decided);
     }
     Decision {
         changes,
         attached: vec![schedule_rows(&schedule)],
-        value: results,
+        value: Decided {
+            results,
+            handed,
+            scheduled: schedule.len(),
+            deferred,
+        },
     }
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

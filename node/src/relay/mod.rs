@@ -10,7 +10,6 @@ pub mod metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,7 +17,9 @@ use nexus_indexer::ingest::Ingestor;
 use nexus_indexer::store::StoreError;
 use nexus_relay::backoff::RetryPolicy;
 use nexus_relay::engine::{Engine, EngineConfig};
+use nexus_relay::handoff::Handoff;
 use nexus_relay::idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency};
+use nexus_relay::outcomes::Outcomes;
 use nexus_relay::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use nexus_relay::service::{AcceptConfig, AcceptDeps, Acceptor};
 use nexus_relay::stats::ProviderStats;
@@ -108,7 +109,17 @@ pub async fn start(
         ),
     };
     let stats = Arc::new(ProviderStats::default());
-    let wake = Arc::new(Notify::new());
+    // A claim (up to 8 rounds of `relay_concurrency` attempts, each trying
+    // every provider) must finish before its lease lapses.
+    let providers_n = providers.as_ref().map_or(1, |p| p.names().len()) as u64;
+    let lease = Duration::from_millis(
+        cfg.rpc_timeout_ms
+            .saturating_mul(8 * providers_n)
+            .saturating_add(10_000),
+    );
+    let outcomes = Arc::new(Outcomes::new());
+    // Room for a few engine rounds; past it, fresh broadcasts are claimed.
+    let handoff = Arc::new(Handoff::new(cfg.relay_concurrency.max(1) * 8 * 4, lease));
     let acceptor = providers.as_ref().map(|_| {
         let policy = RelayPolicy::new(
             cfg.contract().expect("validated at load"),
@@ -123,7 +134,8 @@ pub async fn start(
             AcceptDeps {
                 ingestor: ingestor.clone(),
                 idempotency: idempotency.clone(),
-                wake: wake.clone(),
+                handoff: handoff.clone(),
+                outcomes: outcomes.clone(),
             },
             token.clone(),
             tasks,
@@ -139,20 +151,14 @@ pub async fn start(
                     max_total: Duration::from_secs(cfg.relay_max_retry_secs),
                 },
                 concurrency: cfg.relay_concurrency.max(1),
-                // A claim (up to 8 rounds of `relay_concurrency` attempts, each
-                // trying every provider) must finish before its lease lapses.
-                lease: Duration::from_millis(
-                    cfg.rpc_timeout_ms
-                        .saturating_mul(8 * p.names().len() as u64)
-                        .saturating_add(10_000),
-                ),
+                lease,
                 ..EngineConfig::default()
             },
             providers: p.clone(),
             store: store.clone(),
-            ingestor: ingestor.clone(),
             stats: stats.clone(),
-            wake,
+            handoff,
+            outcomes,
         });
         tasks.spawn(engine.run(token.clone()));
         tracing::info!(

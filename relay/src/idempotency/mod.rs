@@ -88,6 +88,18 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         fingerprint: &str,
         response: &StoredResponse,
     ) -> Result<(), IdempotencyError>;
+    /// [`IdempotencyStore::complete`] for several keys at once, `(key,
+    /// fingerprint, response)`: one round trip where the store can (the
+    /// accept path completes a whole batch together).
+    async fn complete_many(
+        &self,
+        items: &[(String, String, StoredResponse)],
+    ) -> Result<(), IdempotencyError> {
+        for (key, fingerprint, response) in items {
+            self.complete(key, fingerprint, response).await?;
+        }
+        Ok(())
+    }
     /// Forget a reservation whose request failed temporarily, so a retry with
     /// the same key is handled afresh.
     async fn release(&self, key: &str) -> Result<(), IdempotencyError>;
@@ -137,6 +149,32 @@ pub(crate) mod conformance {
         assert_eq!(
             store.reserve("k1", "fp").await.unwrap(),
             Reservation::Replay(ok.clone())
+        );
+        // A batch completes its keys together, each with its own response.
+        let other = StoredResponse {
+            status: 202,
+            body: "{\"b\":2}".into(),
+        };
+        assert_eq!(store.reserve("k3", "fp3").await.unwrap(), Reservation::New);
+        assert_eq!(store.reserve("k4", "fp4").await.unwrap(), Reservation::New);
+        store
+            .complete_many(&[
+                ("k3".into(), "fp3".into(), ok.clone()),
+                ("k4".into(), "fp4".into(), other.clone()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.reserve("k3", "fp3").await.unwrap(),
+            Reservation::Replay(ok.clone())
+        );
+        assert_eq!(
+            store.reserve("k4", "fp4").await.unwrap(),
+            Reservation::Replay(other)
+        );
+        assert_eq!(
+            store.reserve("k4", "fp3").await.unwrap(),
+            Reservation::Conflict
         );
         assert_eq!(
             store.reserve("k1", "other").await.unwrap(),

@@ -88,6 +88,29 @@ impl IdempotencyStore for RedisIdempotency {
         Ok(())
     }
 
+    async fn complete_many(
+        &self,
+        items: &[(String, String, StoredResponse)],
+    ) -> Result<(), IdempotencyError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        // One pipeline: a batch's keys in one write and one read.
+        let mut pipe = redis::pipe();
+        for (key, fingerprint, response) in items {
+            let rec = Record {
+                fingerprint: fingerprint.clone(),
+                response: Some(response.clone()),
+            };
+            let body = serde_json::to_string(&rec).map_err(unavailable)?;
+            pipe.pset_ex(self.key(key), body, KEY_TTL.as_millis() as u64)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
         let mut conn = self.conn.clone();
         let _: () = conn.del(self.key(key)).await.map_err(unavailable)?;

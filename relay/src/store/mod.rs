@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use nexus_indexer::store::{AttachedRows, AttachedValues, StoreError};
 
-/// A broadcast to schedule (due at once).
+/// A broadcast to schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewBroadcast {
     pub txid: String,
@@ -26,6 +26,10 @@ pub struct NewBroadcast {
     pub request_id: Option<String>,
     pub idempotency_key: String,
     pub now_ms: i64,
+    /// When a claim may take it: `now_ms` (due at once), or the end of the
+    /// lease of a broadcast handed straight to this node's engine
+    /// ([`crate::handoff`]).
+    pub next_attempt_ms: i64,
 }
 
 /// `items` as rows of `relay_broadcasts` (the same table and columns on
@@ -54,7 +58,10 @@ pub fn schedule_rows(items: &[NewBroadcast]) -> AttachedRows {
                 text(|_| Some(BroadcastState::Scheduled.as_str().to_string())),
             ),
             ("attempts", AttachedValues::BigInt(vec![0; items.len()])),
-            ("next_attempt_ms", now()),
+            (
+                "next_attempt_ms",
+                AttachedValues::BigInt(items.iter().map(|i| i.next_attempt_ms).collect()),
+            ),
             ("created_ms", now()),
             ("updated_ms", now()),
         ],
@@ -251,6 +258,7 @@ pub(crate) mod conformance {
             request_id: Some(format!("req-{txid}")),
             idempotency_key: format!("txid:{txid}"),
             now_ms,
+            next_attempt_ms: now_ms,
         }
     }
 

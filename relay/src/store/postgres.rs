@@ -83,9 +83,9 @@ impl BroadcastStore for PgBroadcasts {
         sqlx::query(
             "INSERT INTO relay_broadcasts (txid, payment_id, function, tx, request_id, \
              idempotency_key, state, attempts, next_attempt_ms, created_ms, updated_ms) \
-             SELECT t, p, f, x, r, k, 'scheduled', 0, n, n, n \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[]) \
-               AS u(t, p, f, x, r, k, n) \
+             SELECT t, p, f, x, r, k, 'scheduled', 0, d, n, n \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bigint[], $8::bigint[]) \
+               AS u(t, p, f, x, r, k, n, d) \
              ON CONFLICT (txid) DO NOTHING",
         )
         .bind(col(|i| i.txid.clone()))
@@ -95,6 +95,7 @@ impl BroadcastStore for PgBroadcasts {
         .bind(items.iter().map(|i| i.request_id.clone()).collect::<Vec<_>>())
         .bind(col(|i| i.idempotency_key.clone()))
         .bind(items.iter().map(|i| i.now_ms).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.next_attempt_ms).collect::<Vec<_>>())
         .execute(&self.pool)
         .await
         .map_err(pg_err)?;

@@ -127,7 +127,7 @@ impl BroadcastStore for SqliteBroadcasts {
                     .prepare_cached(
                         "INSERT INTO relay_broadcasts (txid, payment_id, function, tx, request_id, \
                          idempotency_key, state, attempts, next_attempt_ms, created_ms, updated_ms) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', 0, ?7, ?7, ?7) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'scheduled', 0, ?8, ?7, ?7) \
                          ON CONFLICT (txid) DO NOTHING",
                     )
                     .map_err(sq_err)?;
@@ -139,7 +139,8 @@ impl BroadcastStore for SqliteBroadcasts {
                         i.tx,
                         i.request_id,
                         i.idempotency_key,
-                        i.now_ms
+                        i.now_ms,
+                        i.next_attempt_ms
                     ])
                     .map_err(sq_err)?;
                 }
