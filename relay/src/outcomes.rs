@@ -54,11 +54,19 @@ impl Outcomes {
         self.wake.notify_one();
     }
 
-    /// Up to `max` outcomes, oldest first.
+    /// Up to `max` outcomes, oldest first. Any left behind keep a wake-up
+    /// pending, so the batcher comes back for them even if nothing else
+    /// arrives (no request, no new outcome).
     pub fn take(&self, max: usize) -> Vec<Done> {
         let mut q = self.lock();
         let n = max.min(q.len());
-        q.drain(..n).collect()
+        let taken: Vec<Done> = q.drain(..n).collect();
+        let left = !q.is_empty();
+        drop(q);
+        if left {
+            self.wake.notify_one();
+        }
+        taken
     }
 
     /// Outcomes queued now.
@@ -75,5 +83,74 @@ impl Outcomes {
         // Each operation is one `VecDeque` call: a panic elsewhere while the
         // lock was held cannot have left the queue half-changed.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastState, Next};
+    use std::time::Duration;
+
+    fn done(txid: &str) -> Done {
+        Done {
+            broadcast: Broadcast {
+                txid: txid.into(),
+                payment_id: format!("p-{txid}"),
+                function: "create-payment".into(),
+                tx: vec![1],
+                request_id: None,
+                idempotency_key: format!("txid:{txid}"),
+                state: BroadcastState::Scheduled,
+                attempts: 0,
+                next_attempt_ms: 0,
+                created_ms: 0,
+                updated_ms: 0,
+                last_reason: None,
+                reason_data: None,
+                provider: None,
+            },
+            attempt: Attempt {
+                attempt: 1,
+                at_ms: 0,
+                provider: None,
+                outcome: AttemptOutcome::Accepted,
+                reason: None,
+                latency_ms: 1,
+                next_delay_ms: None,
+            },
+            next: Next::Submitted,
+        }
+    }
+
+    fn txids(v: &[Done]) -> Vec<&str> {
+        v.iter().map(|d| d.broadcast.txid.as_str()).collect()
+    }
+
+    async fn woken(o: &Outcomes) -> bool {
+        tokio::time::timeout(Duration::from_millis(200), o.wake.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn outcomes_left_behind_keep_the_batcher_coming_back() {
+        let o = Outcomes::new();
+        o.push(vec![done("a"), done("b"), done("c")]);
+        assert!(woken(&o).await, "a push wakes the batcher");
+        assert_eq!(txids(&o.take(2)), ["a", "b"]);
+        // Nothing else will arrive: the one left must not be stranded.
+        assert!(woken(&o).await, "a partial take leaves a wake-up behind");
+        assert_eq!(txids(&o.take(2)), ["c"]);
+        assert!(!woken(&o).await, "nothing left, no wake-up");
+    }
+
+    #[tokio::test]
+    async fn requeued_outcomes_go_first_in_order() {
+        let o = Outcomes::new();
+        o.push(vec![done("c")]);
+        o.requeue(vec![done("a"), done("b")]);
+        assert_eq!(txids(&o.take(10)), ["a", "b", "c"]);
+        assert!(o.is_empty());
     }
 }
