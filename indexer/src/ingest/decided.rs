@@ -4,6 +4,8 @@
 //! and rows of another component's tables ([`AttachedRows`]) commit in the
 //! same history transaction as the payments and events.
 
+use std::collections::HashMap;
+
 use super::{IngestError, Ingestor};
 use crate::domain::{Payment, PaymentEvent, PaymentId};
 use crate::store::{AttachedRows, CommitBatch};
@@ -39,21 +41,43 @@ impl Ingestor {
             self.resync(&mut cur).await?;
         }
         cur.dirty = true;
-        // The state store's seq and records in one round trip; only if it is
-        // behind history (or a commit group is open) the long way round.
-        let (state_seq, records) = self.state.get_many_with_seq(ids).await?;
-        let mut found: std::collections::HashMap<PaymentId, Payment> =
-            if state_seq == cur.history_seq && cur.group.is_none() {
-                records
+        let found = if cur.group.is_none() {
+            // The state store's seq and records, and history's records, at
+            // once: history answers for the records the state store lacks
+            // (new ids, which is what the relay mostly asks about, and
+            // settled records that expired from the cache). Asking both in
+            // parallel takes a round trip off the time this lock is held.
+            let (state, history) = tokio::join!(
+                self.state.get_many_with_seq(ids),
+                self.history.get_payments(ids)
+            );
+            let (state_seq, records) = state?;
+            if state_seq == cur.history_seq {
+                let mut found: HashMap<PaymentId, Payment> = records
                     .into_iter()
                     .flatten()
                     .map(|p| (p.payment_id, p))
-                    .collect()
+                    .collect();
+                for p in history?.into_iter().flatten() {
+                    found.entry(p.payment_id).or_insert(p);
+                }
+                Some(found)
             } else {
+                None
+            }
+        } else {
+            None
+        };
+        let found = match found {
+            Some(found) => found,
+            // Behind history (or a commit group is open): the long way round.
+            None => {
                 self.catch_up(&mut cur).await?;
-                self.load(&cur, ids).await?
-            };
-        self.fill_from_history(&cur, ids, &mut found).await?;
+                let mut found = self.load(&cur, ids).await?;
+                self.fill_from_history(&cur, ids, &mut found).await?;
+                found
+            }
+        };
         let current = ids.iter().map(|id| found.get(id).cloned()).collect();
         let Decision {
             changes,
