@@ -121,8 +121,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let shutdown = CancellationToken::new();
     let delivery_tasks = tokio_util::task::TaskTracker::new();
     let metrics = Metrics::new();
-    let publish =
-        crate::delivery::publisher(&cfg, &bus, &metrics.delivery, &delivery_tasks, &shutdown)?;
+    // This instance's name on the Redis fan-out channel (it skips its own echo).
+    let origin = crate::delivery::fanout::Origin::random();
+    let publish = crate::delivery::publisher(
+        &cfg,
+        &bus,
+        &metrics.delivery,
+        &delivery_tasks,
+        &shutdown,
+        &origin,
+    )?;
     let delivery = crate::delivery::Delivery::start(
         &cfg,
         &bus,
@@ -130,6 +138,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         metrics.delivery.clone(),
         delivery_tasks.clone(),
         shutdown.clone(),
+        origin,
     )
     .await?;
     let ingestor = Ingestor::start(

@@ -59,13 +59,19 @@ pub fn publisher(
     metrics: &DeliveryMetrics,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
+    origin: &fanout::Origin,
 ) -> Result<Arc<dyn EventBus>, DeliveryError> {
     let local: Arc<dyn EventBus> = Arc::new(local.clone());
     let Some(url) = &cfg.redis_url else {
         return Ok(local);
     };
-    let (publisher, task) =
-        fanout::RedisPublisher::start(url, &cfg.redis_prefix, metrics.clone(), shutdown.clone())?;
+    let (publisher, task) = fanout::RedisPublisher::start(
+        url,
+        &cfg.redis_prefix,
+        origin.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
     tracker.spawn(task);
     Ok(Arc::new(fanout::Tee(vec![local, Arc::new(publisher)])))
 }
@@ -90,6 +96,7 @@ impl Delivery {
         metrics: DeliveryMetrics,
         tracker: TaskTracker,
         shutdown: CancellationToken,
+        origin: fanout::Origin,
     ) -> Result<Delivery, DeliveryError> {
         // Subscribe before reading the head: every later event reaches the hub.
         let local_rx = local.subscribe();
@@ -101,6 +108,7 @@ impl Delivery {
                 tracker.spawn(fanout::subscribe_loop(
                     url.clone(),
                     cfg.redis_prefix.clone(),
+                    origin,
                     tx,
                     shutdown.clone(),
                 ));
