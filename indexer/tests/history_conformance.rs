@@ -913,6 +913,74 @@ async fn fenced_writes_refuse_stale_tokens(h: Arc<dyn History>) {
 // ---------------------------------------------------------------------------
 // Backends
 
+/// `expect_last_seq` is a hint: right or stale, the commit numbers its
+/// events after the log's real end and writes every row (and attached
+/// rows) exactly once.
+async fn expected_log_end_is_only_a_hint(h: Arc<dyn History>) {
+    use nexus_indexer::store::{AttachedRows, AttachedValues};
+    let rows = |names: &[&str]| AttachedRows {
+        table: "mempool_txs",
+        columns: vec![
+            (
+                "txid",
+                AttachedValues::Text(names.iter().map(|n| Some(n.to_string())).collect()),
+            ),
+            (
+                "payment_id",
+                AttachedValues::Text(names.iter().map(|_| Some(pid(7).to_string())).collect()),
+            ),
+            (
+                "function",
+                AttachedValues::Text(
+                    names
+                        .iter()
+                        .map(|_| Some("create-payment".into()))
+                        .collect(),
+                ),
+            ),
+        ],
+    };
+    // Right: numbered from it.
+    let mut b = events_batch(&[pid(1), pid(2)]);
+    b.expect_last_seq = Some(0);
+    b.attached = vec![rows(&["0xaa"])];
+    let c = h.commit(b).await.unwrap();
+    assert_eq!((seqs(&c.events), c.last_seq), (vec![1, 2], 2));
+    // Stale (another writer moved the log): numbered from the real end, nothing lost.
+    let mut b = events_batch(&[pid(3)]);
+    b.expect_last_seq = Some(1);
+    b.attached = vec![rows(&["0xbb"])];
+    let c = h.commit(b).await.unwrap();
+    assert_eq!((seqs(&c.events), c.last_seq), (vec![3], 3));
+    // Ahead of the log: the same.
+    let mut b = events_batch(&[pid(1)]);
+    b.expect_last_seq = Some(99);
+    let c = h.commit(b).await.unwrap();
+    assert_eq!((seqs(&c.events), c.last_seq), (vec![4], 4));
+    // Attached rows only (no events): the log stays where it is.
+    let b = CommitBatch {
+        attached: vec![rows(&["0xaa", "0xcc"])],
+        expect_last_seq: Some(4),
+        ..Default::default()
+    };
+    assert_eq!(h.commit(b).await.unwrap().last_seq, 4);
+
+    assert_eq!(h.last_seq().await.unwrap(), 4);
+    let all = h.events_since(0, 100).await.unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4]);
+    assert_eq!(
+        all.iter().map(|e| e.payment_id).collect::<Vec<_>>(),
+        [pid(1), pid(2), pid(3), pid(1)]
+    );
+    let p1 = h.get_payment(&pid(1)).await.unwrap().expect("stored");
+    assert_eq!(p1.updated_seq, 4);
+    let known = h
+        .payments_for_txids(&["0xaa".into(), "0xbb".into(), "0xcc".into()])
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 3, "each attached row written once: {known:?}");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -953,6 +1021,7 @@ conformance!(
     batched_reads_match_single_reads,
     proofs_round_trip_and_replace,
     fenced_writes_refuse_stale_tokens,
+    expected_log_end_is_only_a_hint,
 );
 
 #[tokio::test]

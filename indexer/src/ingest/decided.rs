@@ -93,6 +93,9 @@ impl Ingestor {
             payments,
             events,
             attached,
+            // We hold the ingest lock: the store may take our view of the
+            // log's end and commit in one round trip.
+            expect_last_seq: Some(cur.history_seq),
             ..Default::default()
         };
         let events = self.commit_changes(&mut cur, batch, counter).await?;

@@ -228,6 +228,16 @@ impl History for PgHistory {
         }
         match &self.group {
             None => {
+                let batch = match batch.expect_last_seq {
+                    Some(expected) if single_statement(&batch) => {
+                        match write_single(&self.pool, batch, expected).await? {
+                            Ok(committed) => return Ok(committed),
+                            // Another writer moved the log: number it from `meta`.
+                            Err(batch) => batch,
+                        }
+                    }
+                    _ => batch,
+                };
                 let mut tx = self.pool.begin().await.map_err(pg_err)?;
                 let committed = write_batch(&mut tx, batch, None).await?;
                 tx.commit().await.map_err(pg_err)?;
@@ -897,29 +907,113 @@ async fn insert_attached(
     attached: &[AttachedRows],
 ) -> Result<(), StoreError> {
     for a in attached.iter().filter(|a| !a.is_empty()) {
-        a.check(BACKEND)?;
-        let types = a
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, (_, v))| {
-                let ty = match v {
-                    AttachedValues::Text(_) => "text",
-                    AttachedValues::BigInt(_) => "bigint",
-                    AttachedValues::Bytes(_) => "bytea",
-                };
-                format!("${}::{ty}[]", i + 1)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Names are checked identifiers (constants of the owning component);
-        // every value is bound.
-        let sql = format!(
-            "INSERT INTO {} ({}) SELECT * FROM UNNEST({types}) ON CONFLICT DO NOTHING",
-            a.table,
-            a.column_list()
-        );
-        let mut q = sqlx::query(&sql);
+        let sql = attached_insert(a, 1, None)?;
+        bind_attached(sqlx::query(&sql), a)
+            .execute(&mut *c)
+            .await
+            .map_err(pg_err)?;
+    }
+    Ok(())
+}
+
+/// `INSERT … SELECT * FROM UNNEST(…) ON CONFLICT DO NOTHING` for `a`, its
+/// arrays bound from `$first` on; `only_if`: an extra `WHERE` condition.
+/// Names are checked identifiers (constants of the owning component);
+/// every value is bound (see [`bind_attached`]).
+fn attached_insert(
+    a: &AttachedRows,
+    first: usize,
+    only_if: Option<&str>,
+) -> Result<String, StoreError> {
+    a.check(BACKEND)?;
+    let types = a
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| {
+            let ty = match v {
+                AttachedValues::Text(_) => "text",
+                AttachedValues::BigInt(_) => "bigint",
+                AttachedValues::Bytes(_) => "bytea",
+            };
+            format!("${}::{ty}[]", first + i)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cond = only_if.map(|c| format!(" WHERE {c}")).unwrap_or_default();
+    Ok(format!(
+        "INSERT INTO {} ({}) SELECT * FROM UNNEST({types}){cond} ON CONFLICT DO NOTHING",
+        a.table,
+        a.column_list()
+    ))
+}
+
+/// Bind `a`'s arrays, in column order, to the query [`attached_insert`] made.
+fn bind_attached<'q>(
+    mut q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    a: &'q AttachedRows,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    for (_, v) in &a.columns {
+        q = match v {
+            AttachedValues::Text(v) => q.bind(v),
+            AttachedValues::BigInt(v) => q.bind(v),
+            AttachedValues::Bytes(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// Can `batch` be written as one statement ([`write_single`])? Only
+/// payments, events and attached rows, with no fence.
+fn single_statement(b: &CommitBatch) -> bool {
+    b.block.is_none()
+        && b.block_txs.is_empty()
+        && b.mempool.is_empty()
+        && b.burn_block.is_none()
+        && b.canonical.is_empty()
+        && b.undo.is_empty()
+        && b.undo_clear.is_empty()
+        && b.fence.is_none()
+}
+
+/// `batch` in one statement, numbered from `expected` (the caller's view of
+/// the log's end): `meta` moves from `expected` and every row is written
+/// only if it was still there, all in the statement's own transaction. The
+/// relay commits a batch per cycle under the ingest lock, and this is one
+/// round trip where the general path takes six (begin, `meta`, a statement
+/// per table, commit): on a loaded machine each of those waits to be
+/// scheduled on both sides. `Err(batch)`: the log had moved and nothing
+/// was written.
+async fn write_single(
+    pool: &PgPool,
+    mut batch: CommitBatch,
+    expected: u64,
+) -> Result<Result<Committed, CommitBatch>, StoreError> {
+    let last_seq = batch.assign_seqs(expected);
+    let mut rows = Rows::default();
+    rows.add(&batch, last_seq)?;
+    // Every sub-statement runs only if `meta` was where we expected it.
+    let still = "EXISTS (SELECT 1 FROM m)";
+    let mut sql =
+        "WITH m AS (UPDATE meta SET last_seq = $1 WHERE last_seq = $2 RETURNING last_seq)"
+            .to_string();
+    let single = rows.single(3, still)?;
+    let mut params = 3 + single.params;
+    for (i, s) in single.statements.iter().enumerate() {
+        sql.push_str(&format!(", r{i} AS ({s})"));
+    }
+    let attached: Vec<&AttachedRows> = batch.attached.iter().filter(|a| !a.is_empty()).collect();
+    for (i, a) in attached.iter().enumerate() {
+        let insert = attached_insert(a, params, Some(still))?;
+        sql.push_str(&format!(", a{i} AS ({insert})"));
+        params += a.columns.len();
+    }
+    sql.push_str(" SELECT count(*) FROM m");
+    let q = sqlx::query_scalar::<_, i64>(&sql)
+        .bind(to_i64(last_seq)?)
+        .bind(to_i64(expected)?);
+    let mut q = single.bind(q);
+    for a in &attached {
         for (_, v) in &a.columns {
             q = match v {
                 AttachedValues::Text(v) => q.bind(v),
@@ -927,9 +1021,16 @@ async fn insert_attached(
                 AttachedValues::Bytes(v) => q.bind(v),
             };
         }
-        q.execute(&mut *c).await.map_err(pg_err)?;
     }
-    Ok(())
+    let applied = q.fetch_one(pool).await.map_err(pg_err)?;
+    if applied != 1 {
+        return Ok(Err(batch));
+    }
+    Ok(Ok(Committed {
+        events: batch.events,
+        payments: batch.payments,
+        last_seq,
+    }))
 }
 
 /// Drop repeats, keeping first occurrences in order.

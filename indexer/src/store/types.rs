@@ -47,6 +47,13 @@ pub struct CommitBatch {
     /// Rows of other components' tables, inserted (if absent) in the same
     /// transaction: see [`super::attached`].
     pub attached: Vec<super::AttachedRows>,
+    /// The caller's view of the log's last `seq` (it holds the ingest lock,
+    /// so normally no one else writes). A store may number the events from
+    /// it and commit in one statement, without a locking read of `meta`
+    /// first; if the log has moved (another writer), that statement writes
+    /// nothing and the store commits the batch the usual way. A hint: the
+    /// result is the same with or without it.
+    pub expect_last_seq: Option<u64>,
 }
 
 /// A fencing token: a stale leader's writes are refused by the store itself

@@ -383,6 +383,138 @@ impl Rows {
     }
 }
 
+/// The payments and events of a single-statement commit
+/// ([`Rows::single`]), as the arrays its sub-statements bind, in order.
+pub(super) struct Single {
+    /// The sub-statements (each an `INSERT` for a `WITH` clause).
+    pub statements: Vec<String>,
+    /// The parameters they use after `first`.
+    pub params: usize,
+    payments: Option<PaymentColumns>,
+    events: Option<EventColumns>,
+}
+
+type PaymentColumns = (
+    Vec<String>,
+    Vec<&'static str>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+    Vec<i64>,
+    Vec<String>,
+);
+type EventColumns = (Vec<i64>, Vec<String>, Vec<&'static str>, Vec<String>);
+
+/// The upsert of `payments` (the same as [`Rows::write`]'s), its arrays from `$first`.
+fn payments_upsert(first: usize, cond: &str) -> String {
+    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
+         SELECT * FROM UNNEST({}::text[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::text[]) \
+         WHERE {cond} \
+         ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, \
+         sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, \
+         updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body",
+        p[0], p[1], p[2], p[3], p[4], p[5]
+    )
+}
+
+/// The insert of `payment_events` (the same as [`Rows::write`]'s), its arrays from `$first`.
+fn events_insert(first: usize, cond: &str) -> String {
+    format!(
+        "INSERT INTO payment_events (seq, payment_id, type, body) \
+         SELECT * FROM UNNEST(${}::bigint[], ${}::text[], ${}::text[], ${}::text[]) WHERE {cond}",
+        first,
+        first + 1,
+        first + 2,
+        first + 3
+    )
+}
+
+impl Rows {
+    /// Take the payments and events (all a single-statement commit holds)
+    /// as sub-statements binding from `$first`, each run only if `cond`.
+    pub fn single(&mut self, first: usize, cond: &str) -> Result<Single, StoreError> {
+        if !(self.blocks.is_empty()
+            && self.block_txs.is_empty()
+            && self.undo.values.is_empty()
+            && self.mempool.is_empty()
+            && self.burn_blocks.values.is_empty())
+        {
+            return Err(StoreError::rejected(
+                BACKEND,
+                "a single-statement commit holds payments, events and attached rows only",
+            ));
+        }
+        let mut out = Single {
+            statements: Vec::new(),
+            params: 0,
+            payments: None,
+            events: None,
+        };
+        let payments = self.payments.take();
+        if !payments.is_empty() {
+            let n = payments.len();
+            let mut cols: PaymentColumns = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for p in payments {
+                cols.0.push(p.id);
+                cols.1.push(p.status);
+                cols.2.push(p.sender);
+                cols.3.push(p.recipient);
+                cols.4.push(p.updated_seq);
+                cols.5.push(p.body);
+            }
+            out.statements
+                .push(payments_upsert(first + out.params, cond));
+            out.params += 6;
+            out.payments = Some(cols);
+        }
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            let mut cols: EventColumns = columns4(events.len());
+            for e in events {
+                cols.0.push(e.seq);
+                cols.1.push(e.payment);
+                cols.2.push(e.kind);
+                cols.3.push(e.body);
+            }
+            out.statements.push(events_insert(first + out.params, cond));
+            out.params += 4;
+            out.events = Some(cols);
+        }
+        self.last_seq = None;
+        Ok(out)
+    }
+}
+
+impl Single {
+    /// Bind the arrays, in the order of [`Single::statements`].
+    pub fn bind<'q, O>(
+        self,
+        mut q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        if let Some(c) = self.payments {
+            q = q
+                .bind(c.0)
+                .bind(c.1)
+                .bind(c.2)
+                .bind(c.3)
+                .bind(c.4)
+                .bind(c.5);
+        }
+        if let Some(c) = self.events {
+            q = q.bind(c.0).bind(c.1).bind(c.2).bind(c.3);
+        }
+        q
+    }
+}
+
 fn columns4<A, B, C, D>(n: usize) -> (Vec<A>, Vec<B>, Vec<C>, Vec<D>) {
     (
         Vec::with_capacity(n),
