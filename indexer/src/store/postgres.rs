@@ -1009,20 +1009,19 @@ async fn write_single(
         params += a.columns.len();
     }
     sql.push_str(" SELECT count(*) FROM m");
-    let q = sqlx::query_scalar::<_, i64>(&sql)
+    let q = sqlx::query(&sql)
         .bind(to_i64(last_seq)?)
         .bind(to_i64(expected)?);
     let mut q = single.bind(q);
     for a in &attached {
-        for (_, v) in &a.columns {
-            q = match v {
-                AttachedValues::Text(v) => q.bind(v),
-                AttachedValues::BigInt(v) => q.bind(v),
-                AttachedValues::Bytes(v) => q.bind(v),
-            };
-        }
+        q = bind_attached(q, a);
     }
-    let applied = q.fetch_one(pool).await.map_err(pg_err)?;
+    let applied: i64 = q
+        .fetch_one(pool)
+        .await
+        .map_err(pg_err)?
+        .try_get(0)
+        .map_err(pg_err)?;
     if applied != 1 {
         return Ok(Err(batch));
     }

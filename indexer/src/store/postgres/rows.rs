@@ -317,57 +317,20 @@ impl Rows {
         }
         let payments = self.payments.take();
         if !payments.is_empty() {
-            let n = payments.len();
-            let mut cols = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for p in payments {
-                cols.0.push(p.id);
-                cols.1.push(p.status);
-                cols.2.push(p.sender);
-                cols.3.push(p.recipient);
-                cols.4.push(p.updated_seq);
-                cols.5.push(p.body);
-            }
-            sqlx::query(
-                "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) \
-                 ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, \
-                 sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, \
-                 updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body",
+            bind_payments(
+                sqlx::query(&payments_upsert(1, "TRUE")),
+                payment_columns(payments),
             )
-            .bind(cols.0)
-            .bind(cols.1)
-            .bind(cols.2)
-            .bind(cols.3)
-            .bind(cols.4)
-            .bind(cols.5)
             .execute(&mut *c)
             .await
             .map_err(pg_err)?;
         }
         let events = std::mem::take(&mut self.events);
         if !events.is_empty() {
-            let (mut seq, mut payment, mut kind, mut body) = columns4(events.len());
-            for e in events {
-                seq.push(e.seq);
-                payment.push(e.payment);
-                kind.push(e.kind);
-                body.push(e.body);
-            }
-            sqlx::query(
-                "INSERT INTO payment_events (seq, payment_id, type, body) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[])",
+            bind_events(
+                sqlx::query(&events_insert(1, "TRUE")),
+                event_columns(events),
             )
-            .bind(seq)
-            .bind(payment)
-            .bind(kind)
-            .bind(body)
             .execute(&mut *c)
             .await
             .map_err(pg_err)?;
@@ -453,66 +416,80 @@ impl Rows {
         };
         let payments = self.payments.take();
         if !payments.is_empty() {
-            let n = payments.len();
-            let mut cols: PaymentColumns = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for p in payments {
-                cols.0.push(p.id);
-                cols.1.push(p.status);
-                cols.2.push(p.sender);
-                cols.3.push(p.recipient);
-                cols.4.push(p.updated_seq);
-                cols.5.push(p.body);
-            }
             out.statements
                 .push(payments_upsert(first + out.params, cond));
             out.params += 6;
-            out.payments = Some(cols);
+            out.payments = Some(payment_columns(payments));
         }
         let events = std::mem::take(&mut self.events);
         if !events.is_empty() {
-            let mut cols: EventColumns = columns4(events.len());
-            for e in events {
-                cols.0.push(e.seq);
-                cols.1.push(e.payment);
-                cols.2.push(e.kind);
-                cols.3.push(e.body);
-            }
             out.statements.push(events_insert(first + out.params, cond));
             out.params += 4;
-            out.events = Some(cols);
+            out.events = Some(event_columns(events));
         }
         self.last_seq = None;
         Ok(out)
     }
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 impl Single {
     /// Bind the arrays, in the order of [`Single::statements`].
-    pub fn bind<'q, O>(
-        self,
-        mut q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    pub fn bind(self, mut q: PgQuery<'_>) -> PgQuery<'_> {
         if let Some(c) = self.payments {
-            q = q
-                .bind(c.0)
-                .bind(c.1)
-                .bind(c.2)
-                .bind(c.3)
-                .bind(c.4)
-                .bind(c.5);
+            q = bind_payments(q, c);
         }
         if let Some(c) = self.events {
-            q = q.bind(c.0).bind(c.1).bind(c.2).bind(c.3);
+            q = bind_events(q, c);
         }
         q
     }
+}
+
+fn payment_columns(payments: Vec<PaymentRow>) -> PaymentColumns {
+    let n = payments.len();
+    let mut cols: PaymentColumns = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for p in payments {
+        cols.0.push(p.id);
+        cols.1.push(p.status);
+        cols.2.push(p.sender);
+        cols.3.push(p.recipient);
+        cols.4.push(p.updated_seq);
+        cols.5.push(p.body);
+    }
+    cols
+}
+
+fn event_columns(events: Vec<EventRow>) -> EventColumns {
+    let mut cols: EventColumns = columns4(events.len());
+    for e in events {
+        cols.0.push(e.seq);
+        cols.1.push(e.payment);
+        cols.2.push(e.kind);
+        cols.3.push(e.body);
+    }
+    cols
+}
+
+fn bind_payments(q: PgQuery<'_>, c: PaymentColumns) -> PgQuery<'_> {
+    q.bind(c.0)
+        .bind(c.1)
+        .bind(c.2)
+        .bind(c.3)
+        .bind(c.4)
+        .bind(c.5)
+}
+
+fn bind_events(q: PgQuery<'_>, c: EventColumns) -> PgQuery<'_> {
+    q.bind(c.0).bind(c.1).bind(c.2).bind(c.3)
 }
 
 fn columns4<A, B, C, D>(n: usize) -> (Vec<A>, Vec<B>, Vec<C>, Vec<D>) {
