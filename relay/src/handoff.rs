@@ -12,7 +12,7 @@
 //! Nothing is lost if the queue is: a crash, or a queue that is never
 //! drained, leaves rows whose lease runs out, and then any engine's claim
 //! picks them up, as it does for a broadcast whose attempt never recorded
-//! an outcome. The queue is bounded: past [`Handoff::capacity`] the accept
+//! an outcome. The queue is bounded: past its capacity the accept
 //! path commits rows due at once and the claim takes them.
 
 use std::collections::VecDeque;
@@ -46,11 +46,6 @@ impl Handoff {
             claim_requested: AtomicBool::new(false),
             wake: Notify::new(),
         }
-    }
-
-    /// The most broadcasts the queue holds.
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 
     /// How many more broadcasts fit now. The accept path asks before its
