@@ -8,7 +8,12 @@
 //!     (`BENCH_A_ROUNDS`, default 100, after 3 warm-up rounds): latency from
 //!     just before the POST to each client's receipt of the frame. The same
 //!     rounds with a single subscriber run first, as the in-run baseline
-//!     (`a_one_subscriber_*`: the ingest commit plus one frame).
+//!     (`a_one_subscriber_*`: the ingest commit plus one frame). After
+//!     them, the same rounds go through a bare fan-out server (`ws/bare.rs`:
+//!     one task per connection writing a prepared frame, nothing else) in
+//!     its own process, timed from the write that triggers it:
+//!     `a_bare_fanout_*` is what 1,000 WebSocket frames over loopback cost
+//!     on this machine, with no node at all.
 //! (b) `BENCH_B_SUBS` (default 10,000) clients, each subscribed to one
 //!     principal (a merchant or agent watching its own payments). Blocks of
 //!     `BENCH_B_PER_BLOCK` (100) payments between random principals are
@@ -36,6 +41,8 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "ws/bare.rs"]
+mod bare;
 mod common;
 use common as gen;
 #[path = "../tests/common/blocks.rs"]
@@ -53,6 +60,9 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(bare::ENV) {
+        return bare::serve(&spec);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,6 +117,94 @@ async fn subscriber(api: SocketAddr, params: Value) -> Ws {
             other => panic!("subscribe: {other:?}"),
         }
     }
+}
+
+/// A client of (a): the latency of each text frame, from `sent_at`, goes to
+/// `tx`; the first frame is kept in `keep` if given.
+async fn latency_client(
+    mut ws: Ws,
+    tx: mpsc::UnboundedSender<f64>,
+    sent_at: Arc<AtomicU64>,
+    nanos: impl Fn() -> u64 + Send + 'static,
+    keep: Option<Arc<std::sync::Mutex<Option<String>>>>,
+) {
+    while let Some(Ok(m)) = ws.next().await {
+        if let Message::Text(t) = m {
+            let lat = nanos().saturating_sub(sent_at.load(Ordering::Acquire));
+            if tx.send(lat as f64 / 1e6).is_err() {
+                return;
+            }
+            if let Some(k) = &keep {
+                k.lock().unwrap().get_or_insert(t);
+            }
+        }
+    }
+}
+
+/// (a)'s rounds through the bare fan-out server ([`bare`]): `subs` clients,
+/// `rounds` frames (after the warm-up), each timed from the write of the
+/// frame to the control socket to its receipt. Sorted latencies in ms.
+async fn bare_floor(
+    subs: usize,
+    rounds: usize,
+    frame: String,
+    nanos: impl Fn() -> u64 + Copy + Send + 'static,
+) -> Vec<f64> {
+    use tokio::io::AsyncWriteExt;
+    let (ws_addr, control) = (free_port(), free_port());
+    let mut server = Command::new(std::env::current_exe().expect("own path"))
+        .env(bare::ENV, format!("{ws_addr} {control}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the bare server");
+    let t = Instant::now();
+    let mut ctl = loop {
+        match tokio::net::TcpStream::connect(control).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(t.elapsed() < Duration::from_secs(30), "bare server: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    ctl.set_nodelay(true).expect("nodelay");
+    let sent_at = Arc::new(AtomicU64::new(0));
+    let (tx, mut samples) = mpsc::unbounded_channel::<f64>();
+    let mut clients = Vec::with_capacity(subs);
+    for _ in 0..subs {
+        let ws = subscriber(ws_addr, json!({"event": "all"})).await;
+        clients.push(tokio::spawn(latency_client(
+            ws,
+            tx.clone(),
+            sent_at.clone(),
+            nanos,
+            None,
+        )));
+    }
+    drop(tx);
+    let line = format!("{frame}\n");
+    let mut lat = Vec::with_capacity(subs * rounds);
+    for round in 0..A_WARMUP + rounds {
+        sent_at.store(nanos(), Ordering::Release);
+        ctl.write_all(line.as_bytes()).await.expect("control");
+        for _ in 0..subs {
+            let l = tokio::time::timeout(Duration::from_secs(30), samples.recv())
+                .await
+                .unwrap_or_else(|_| panic!("bare round {round}: a client got nothing in 30 s"))
+                .expect("clients alive");
+            if round >= A_WARMUP {
+                lat.push(l);
+            }
+        }
+    }
+    for c in &clients {
+        c.abort();
+    }
+    server.kill().await.ok();
+    lat.sort_by(f64::total_cmp);
+    lat
 }
 
 async fn run() -> Value {
@@ -211,23 +309,21 @@ async fn run() -> Value {
     // machine, measured in the same run), then with all of them.
     let sent_at = Arc::new(AtomicU64::new(0));
     let (tx, mut samples) = mpsc::unbounded_channel::<f64>();
+    // One notification as the node sent it, for the bare floor below.
+    let frame = Arc::new(std::sync::Mutex::new(None::<String>));
     let mut clients = Vec::new();
     let mut lat_base = Vec::with_capacity(a_rounds);
     let mut lat_a = Vec::with_capacity(a_subs * a_rounds);
     for (phase, subs) in [(0, 1), (1, a_subs)] {
         while clients.len() < subs {
-            let mut ws = subscriber(api, json!({"event": "all"})).await;
-            let (tx, sent_at) = (tx.clone(), sent_at.clone());
-            clients.push(tokio::spawn(async move {
-                while let Some(Ok(m)) = ws.next().await {
-                    if let Message::Text(_) = m {
-                        let lat = nanos().saturating_sub(sent_at.load(Ordering::Acquire));
-                        if tx.send(lat as f64 / 1e6).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }));
+            let ws = subscriber(api, json!({"event": "all"})).await;
+            clients.push(tokio::spawn(latency_client(
+                ws,
+                tx.clone(),
+                sent_at.clone(),
+                nanos,
+                Some(frame.clone()),
+            )));
         }
         eprintln!("bench-ws (a): {subs} subscribers connected");
         let out = if phase == 0 {
@@ -277,6 +373,13 @@ async fn run() -> Value {
         pct(&lat_a, 1.0)
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let frame = frame.lock().unwrap().clone().expect("(a) received a frame");
+    let lat_bare = bare_floor(a_subs, a_rounds, frame, nanos).await;
+    eprintln!(
+        "bench-ws (a) floor, bare fan-out server: p50 {} ms, p99 {} ms",
+        pct(&lat_bare, 0.5),
+        pct(&lat_bare, 0.99)
+    );
 
     // ---- (b): many principal subscribers, a steady event rate.
     let blocks_n = (b_rate * b_secs).div_ceil(b_per_block);
@@ -422,6 +525,8 @@ async fn run() -> Value {
         "a_max_ms": pct(&lat_a, 1.0),
         "a_one_subscriber_p50_ms": pct(&lat_base, 0.5),
         "a_one_subscriber_p99_ms": pct(&lat_base, 0.99),
+        "a_bare_fanout_p50_ms": pct(&lat_bare, 0.5),
+        "a_bare_fanout_p99_ms": pct(&lat_bare, 0.99),
         "b_subscribers": b_subs,
         "b_filter": "principal",
         "b_events_per_sec_target": b_rate,
