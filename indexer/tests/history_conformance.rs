@@ -1066,6 +1066,83 @@ async fn postgres_reconnect_reruns_migrations_harmlessly() {
     assert_eq!(again.last_seq().await.unwrap(), 1);
 }
 
+/// Migration 7 turned `block_txs` and `block_undo` from one row per
+/// transaction / payment into one row per block: rows written before it read
+/// back the same after it.
+#[tokio::test]
+async fn postgres_block_sets_migration_keeps_earlier_rows() {
+    let (url, admin_url, name) = PgTestDb::create_empty().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap();
+    let h = PgHistory::from_pool(pool.clone());
+    // Dropped at the end, also on a failed assertion.
+    let _db = PgTestDb {
+        history: Arc::new(PgHistory::from_pool(pool.clone())),
+        url,
+        admin_url,
+        name,
+    };
+    h.migrate_to(6).await.unwrap();
+    let (a, b) = ("0xaa".to_string(), "0xbb".to_string());
+    let (t3, t1, t0) = (
+        escrow_tx(3, pid(1)),
+        escrow_tx(1, pid(2)),
+        escrow_tx(0, pid(3)),
+    );
+    for (block, t) in [(&a, &t3), (&a, &t1), (&b, &t0)] {
+        sqlx::query("INSERT INTO block_txs (index_block_hash, tx_index, txid, body) VALUES ($1, $2, $3, $4)")
+            .bind(block)
+            .bind(i64::from(t.tx_index))
+            .bind(&t.txid)
+            .bind(serde_json::to_string(t).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let before = payment(pid(2), PaymentStatus::Confirmed, ALICE, BOB);
+    for (id, prior) in [(pid(2), Some(&before)), (pid(1), None)] {
+        sqlx::query(
+            "INSERT INTO block_undo (index_block_hash, payment_id, before) VALUES ($1, $2, $3)",
+        )
+        .bind(&a)
+        .bind(id.to_string())
+        .bind(prior.map(|p| serde_json::to_string(p).unwrap()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    h.migrate().await.unwrap();
+
+    assert_eq!(h.block_txs(&a).await.unwrap(), [t1.clone(), t3.clone()]);
+    let many = h.block_txs_many(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(many[&b], [t0]);
+    let undo = h.undo(&a).await.unwrap();
+    assert_eq!(
+        undo,
+        [
+            UndoRecord {
+                index_block_hash: a.clone(),
+                payment_id: pid(1),
+                before: None
+            },
+            UndoRecord {
+                index_block_hash: a.clone(),
+                payment_id: pid(2),
+                before: Some(before)
+            },
+        ]
+    );
+    assert!(h.undo(&b).await.unwrap().is_empty());
+    assert_eq!(
+        h.undo_many(std::slice::from_ref(&a)).await.unwrap()[&a],
+        undo
+    );
+}
+
 #[tokio::test]
 async fn postgres_outage_is_temporary() {
     // Nothing listens on port 1: connect fails fast and says "retry".
@@ -1104,6 +1181,18 @@ struct PgTestDb {
 
 impl PgTestDb {
     async fn create() -> Self {
+        let (url, admin_url, name) = Self::create_empty().await;
+        let history = Arc::new(PgHistory::connect(&url).await.unwrap());
+        PgTestDb {
+            history,
+            url,
+            admin_url,
+            name,
+        }
+    }
+
+    /// A fresh database without any migration: `(url, admin_url, name)`.
+    async fn create_empty() -> (String, String, String) {
         let admin_url = std::env::var("NEXUS_TEST_PG_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
         let name = format!(
@@ -1119,14 +1208,7 @@ impl PgTestDb {
             .await
             .unwrap();
         admin.close().await.ok();
-        let url = with_database(&admin_url, &name);
-        let history = Arc::new(PgHistory::connect(&url).await.unwrap());
-        PgTestDb {
-            history,
-            url,
-            admin_url,
-            name,
-        }
+        (with_database(&admin_url, &name), admin_url, name)
     }
 }
 

@@ -149,6 +149,21 @@ impl PgHistory {
             .map_err(migrate_err)
     }
 
+    /// Apply the embedded migrations up to `version` only: for tests of a
+    /// later migration's data move (the database holds rows of the old shape).
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
+        let mut m = migrator();
+        m.migrations = Cow::Owned(
+            m.migrations
+                .iter()
+                .filter(|x| x.version <= version)
+                .cloned()
+                .collect(),
+        );
+        m.run(&mut *self.conn().await?).await.map_err(migrate_err)
+    }
+
     /// The underlying pool (for tests and health checks).
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -188,6 +203,11 @@ fn migrator() -> Migrator {
             6,
             "relay",
             include_str!("../../migrations/postgres/0006_relay.sql"),
+        ),
+        (
+            7,
+            "block sets",
+            include_str!("../../migrations/postgres/0007_block_sets.sql"),
         ),
     ];
     let migrations = FILES
@@ -484,33 +504,25 @@ impl History for PgHistory {
     }
 
     async fn block_txs(&self, index_block_hash: &str) -> Result<Vec<EscrowTx>, StoreError> {
-        let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM block_txs WHERE index_block_hash = $1 ORDER BY tx_index",
-        )
-        .bind(sanitize_text(index_block_hash))
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(pg_err)?;
-        bodies.iter().map(|b| from_json(b)).collect()
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM block_txs WHERE index_block_hash = $1")
+                .bind(sanitize_text(index_block_hash))
+                .fetch_optional(&mut *self.conn().await?)
+                .await
+                .map_err(pg_err)?;
+        body.map_or(Ok(Vec::new()), |b| from_json(&b))
     }
 
     async fn undo(&self, index_block_hash: &str) -> Result<Vec<UndoRecord>, StoreError> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT payment_id, before FROM block_undo WHERE index_block_hash = $1 ORDER BY payment_id",
-        )
-        .bind(sanitize_text(index_block_hash))
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(pg_err)?;
-        rows.into_iter()
-            .map(|(pid, before)| {
-                Ok(UndoRecord {
-                    index_block_hash: index_block_hash.to_string(),
-                    payment_id: pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?,
-                    before: before.as_deref().map(from_json).transpose()?,
-                })
-            })
-            .collect()
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM block_undo WHERE index_block_hash = $1")
+                .bind(sanitize_text(index_block_hash))
+                .fetch_optional(&mut *self.conn().await?)
+                .await
+                .map_err(pg_err)?;
+        body.map_or(Ok(Vec::new()), |b| {
+            rows::undo_from_json(index_block_hash, &b)
+        })
     }
 
     async fn recent_blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, StoreError> {
@@ -609,18 +621,15 @@ impl History for PgHistory {
         }
         let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT index_block_hash, body FROM block_txs \
-             WHERE index_block_hash = ANY($1::text[]) ORDER BY index_block_hash, tx_index",
+            "SELECT index_block_hash, body FROM block_txs WHERE index_block_hash = ANY($1::text[])",
         )
         .bind(hashes)
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        let mut out: HashMap<String, Vec<EscrowTx>> = HashMap::new();
-        for (hash, body) in rows {
-            out.entry(hash).or_default().push(from_json(&body)?);
-        }
-        Ok(out)
+        rows.into_iter()
+            .map(|(hash, body)| Ok((hash, from_json(&body)?)))
+            .collect()
     }
 
     async fn undo_many(
@@ -631,24 +640,19 @@ impl History for PgHistory {
             return Ok(HashMap::new());
         }
         let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
-        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT index_block_hash, payment_id, before FROM block_undo \
-             WHERE index_block_hash = ANY($1::text[]) ORDER BY index_block_hash, payment_id",
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT index_block_hash, body FROM block_undo WHERE index_block_hash = ANY($1::text[])",
         )
         .bind(hashes)
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        let mut out: HashMap<String, Vec<UndoRecord>> = HashMap::new();
-        for (hash, pid, before) in rows {
-            let rec = UndoRecord {
-                index_block_hash: hash.clone(),
-                payment_id: pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?,
-                before: before.as_deref().map(from_json).transpose()?,
-            };
-            out.entry(hash).or_default().push(rec);
-        }
-        Ok(out)
+        rows.into_iter()
+            .map(|(hash, body)| {
+                let recs = rows::undo_from_json(&hash, &body)?;
+                Ok((hash, recs))
+            })
+            .collect()
     }
 
     async fn group(&self) -> Result<Arc<dyn HistoryGroup>, StoreError> {

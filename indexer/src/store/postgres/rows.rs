@@ -9,23 +9,25 @@
 //! of a key stays; `DO UPDATE`: the last one wins, so repeats collapse onto
 //! the last) and rows of one table keep their order (`blocks.inserted`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::PgConnection;
 
-use super::{insert_blocks, pg_err, to_i64, to_json, BACKEND};
-use crate::domain::PaymentId;
+use super::{from_json, insert_blocks, pg_err, to_i64, to_json, BACKEND};
+use crate::decode::EscrowTx;
+use crate::domain::{Payment, PaymentId};
 use crate::store::types::sanitize_text;
-use crate::store::{BlockRecord, CommitBatch, StoreError};
+use crate::store::{BlockRecord, CommitBatch, StoreError, UndoRecord};
 
 /// Rows waiting to be written; see the module doc.
 #[derive(Debug, Default)]
 pub(super) struct Rows {
     /// In commit order (`inserted` breaks height ties).
     blocks: Vec<BlockRecord>,
-    block_txs: Vec<TxRow>,
-    /// Upserted: one row per `(block, payment)`, the last one added.
-    undo: Keyed<(String, PaymentId), UndoRow>,
+    /// One row per block: its escrow transactions (inserted if absent).
+    block_txs: Vec<SetRow>,
+    /// Upserted: one row per block, its undo records, the last set added.
+    undo: Keyed<String, SetRow>,
     mempool: Vec<MempoolRow>,
     /// Upserted: one row per height, the last one added.
     burn_blocks: Keyed<i64, (i64, String)>,
@@ -36,19 +38,53 @@ pub(super) struct Rows {
     last_seq: Option<i64>,
 }
 
+/// A block's whole set of something, as one JSON array (see migration
+/// `0007_block_sets.sql` for the shapes).
 #[derive(Debug)]
-struct TxRow {
+struct SetRow {
     block: String,
-    index: i64,
-    txid: String,
     body: String,
 }
 
-#[derive(Debug)]
-struct UndoRow {
-    block: String,
-    payment: String,
-    before: Option<String>,
+/// `block_txs.body`: the transactions in `tx_index` order, the first of a
+/// repeated index kept (as the per-transaction rows' `DO NOTHING` did).
+fn txs_json(txs: &[EscrowTx]) -> Result<String, StoreError> {
+    let mut sorted: Vec<&EscrowTx> = txs.iter().collect();
+    sorted.sort_by_key(|t| t.tx_index);
+    sorted.dedup_by_key(|t| t.tx_index);
+    to_json(&sorted)
+}
+
+/// `block_undo.body` of each block in `undo`: `[payment_id, before]` pairs
+/// in `payment_id` order, the last record of a repeated payment kept.
+fn undo_json(undo: &[UndoRecord]) -> Result<Vec<(String, String)>, StoreError> {
+    let mut by_block: BTreeMap<&str, BTreeMap<PaymentId, &Option<Payment>>> = BTreeMap::new();
+    for u in undo {
+        by_block
+            .entry(&u.index_block_hash)
+            .or_default()
+            .insert(u.payment_id, &u.before);
+    }
+    by_block
+        .into_iter()
+        .map(|(block, set)| {
+            let pairs: Vec<(PaymentId, &Option<Payment>)> = set.into_iter().collect();
+            Ok((sanitize_text(block), to_json(&pairs)?))
+        })
+        .collect()
+}
+
+/// The undo records of block `hash` from its `block_undo.body`.
+pub(super) fn undo_from_json(hash: &str, body: &str) -> Result<Vec<UndoRecord>, StoreError> {
+    let pairs: Vec<(PaymentId, Option<Payment>)> = from_json(body)?;
+    Ok(pairs
+        .into_iter()
+        .map(|(payment_id, before)| UndoRecord {
+            index_block_hash: hash.to_string(),
+            payment_id,
+            before,
+        })
+        .collect())
 }
 
 #[derive(Debug)]
@@ -116,38 +152,16 @@ impl Rows {
     /// writes those itself. All or nothing: on an error nothing is added.
     pub fn add(&mut self, batch: &CommitBatch, last_seq: u64) -> Result<(), StoreError> {
         let block_txs = match (&batch.block, batch.block_txs.is_empty()) {
-            (_, true) => Vec::new(),
+            (_, true) => None,
             (None, false) => {
                 return Err(StoreError::rejected(BACKEND, "block_txs without a block"))
             }
-            (Some(b), false) => {
-                let block = sanitize_text(&b.block.index_block_hash);
-                batch
-                    .block_txs
-                    .iter()
-                    .map(|t| {
-                        Ok(TxRow {
-                            block: block.clone(),
-                            index: i64::from(t.tx_index),
-                            txid: sanitize_text(&t.txid),
-                            body: to_json(t)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?
-            }
+            (Some(b), false) => Some(SetRow {
+                block: sanitize_text(&b.block.index_block_hash),
+                body: txs_json(&batch.block_txs)?,
+            }),
         };
-        let undo = batch
-            .undo
-            .iter()
-            .map(|u| {
-                let row = UndoRow {
-                    block: sanitize_text(&u.index_block_hash),
-                    payment: u.payment_id.to_string(),
-                    before: u.before.as_ref().map(to_json).transpose()?,
-                };
-                Ok(((row.block.clone(), u.payment_id), row))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let undo = undo_json(&batch.undo)?;
         let burn = match &batch.burn_block {
             Some((height, hash)) => Some((to_i64(*height)?, sanitize_text(hash))),
             None => None,
@@ -183,8 +197,8 @@ impl Rows {
 
         self.blocks.extend(batch.block.iter().cloned());
         self.block_txs.extend(block_txs);
-        for (key, row) in undo {
-            self.undo.put(key, row);
+        for (block, body) in undo {
+            self.undo.put(block.clone(), SetRow { block, body });
         }
         self.mempool
             .extend(batch.mempool.iter().map(|m| MempoolRow {
@@ -231,21 +245,14 @@ impl Rows {
         }
         let txs = std::mem::take(&mut self.block_txs);
         if !txs.is_empty() {
-            let (mut block, mut index, mut txid, mut body) = columns4(txs.len());
-            for t in txs {
-                block.push(t.block);
-                index.push(t.index);
-                txid.push(t.txid);
-                body.push(t.body);
-            }
+            let (block, body): (Vec<String>, Vec<String>) =
+                txs.into_iter().map(|t| (t.block, t.body)).unzip();
             sqlx::query(
-                "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) \
-                 ON CONFLICT (index_block_hash, tx_index) DO NOTHING",
+                "INSERT INTO block_txs (index_block_hash, body) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                 ON CONFLICT (index_block_hash) DO NOTHING",
             )
             .bind(block)
-            .bind(index)
-            .bind(txid)
             .bind(body)
             .execute(&mut *c)
             .await
@@ -253,25 +260,15 @@ impl Rows {
         }
         let undo = self.undo.take();
         if !undo.is_empty() {
-            let n = undo.len();
-            let (mut block, mut payment, mut before) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for u in undo {
-                block.push(u.block);
-                payment.push(u.payment);
-                before.push(u.before);
-            }
+            let (block, body): (Vec<String>, Vec<String>) =
+                undo.into_iter().map(|u| (u.block, u.body)).unzip();
             sqlx::query(
-                "INSERT INTO block_undo (index_block_hash, payment_id, before) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
-                 ON CONFLICT (index_block_hash, payment_id) DO UPDATE SET before = EXCLUDED.before",
+                "INSERT INTO block_undo (index_block_hash, body) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                 ON CONFLICT (index_block_hash) DO UPDATE SET body = EXCLUDED.body",
             )
             .bind(block)
-            .bind(payment)
-            .bind(before)
+            .bind(body)
             .execute(&mut *c)
             .await
             .map_err(pg_err)?;
