@@ -73,6 +73,9 @@ pub struct Config {
     pub webhook_max_backoff_ms: u64,
     /// Per-attempt HTTP timeout (`NEXUS_WEBHOOK_TIMEOUT_MS`).
     pub webhook_timeout_ms: u64,
+    /// Deliveries answered 2xx are deleted this many hours later; 0 keeps
+    /// them forever (`NEXUS_WEBHOOK_RETENTION_HOURS`). Dead letters stay.
+    pub webhook_retention_hours: u64,
     /// stacks-node RPC providers the verifier reads, in preference order, each
     /// behind a circuit breaker; empty = `rpc_url` alone; both unset = no
     /// reconciliation (`NEXUS_RPC_URLS`, e.g. `["http://a:20443","http://b:20443"]`).
@@ -148,6 +151,7 @@ impl Default for Config {
             webhook_initial_backoff_ms: 1_000,
             webhook_max_backoff_ms: 300_000,
             webhook_timeout_ms: 10_000,
+            webhook_retention_hours: 168,
             rpc_urls: Vec::new(),
             rpc_timeout_ms: 5_000,
             reconcile_interval_secs: 10,

@@ -188,6 +188,56 @@ async fn three_failures_then_one_success(stores: Stores) {
     stop.cancel();
 }
 
+/// Delivered rows go once past their retention; undelivered ones stay.
+async fn delivered_rows_are_pruned(stores: Stores) {
+    let (ok, ok_addr, stop_ok) = Receiver::start(0).await;
+    let (down, down_addr, stop_down) = Receiver::start(u32::MAX).await;
+    let node = start_node(stores, |c: &mut Config| {
+        let mut failing = endpoint(down_addr);
+        failing.name = "down".into();
+        c.webhooks = vec![endpoint(ok_addr), failing];
+        // The failing endpoint's next attempt is far away: its row stays pending.
+        c.webhook_initial_backoff_ms = 600_000;
+        c.webhook_max_backoff_ms = 600_000;
+    })
+    .await;
+    one_payment(&node).await;
+    eventually("delivered and failed once", WAIT, || async {
+        !ok.got().is_empty() && !down.got().is_empty()
+    })
+    .await;
+    let store = node.app().delivery.webhooks.store.clone();
+    let rows = store.deliveries_of(1).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let delivered = rows
+        .iter()
+        .find(|r| r.endpoint == "merchant")
+        .and_then(|r| r.delivered_ms)
+        .expect("delivered to merchant");
+    assert_eq!(store.prune_delivered(delivered, 100).await.unwrap(), 0);
+    assert_eq!(store.prune_delivered(delivered + 1, 100).await.unwrap(), 1);
+    let left = store.deliveries_of(1).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].endpoint, "down");
+    assert!(left[0].delivered_ms.is_none());
+    assert_eq!(left[0].attempts, 1);
+    // Nothing older is left to delete, whatever the cutoff.
+    assert_eq!(store.prune_delivered(i64::MAX, 100).await.unwrap(), 0);
+    node.stop().await;
+    stop_ok.cancel();
+    stop_down.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_rows_are_pruned_embedded() {
+    delivered_rows_are_pruned(Stores::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_rows_are_pruned_production() {
+    delivered_rows_are_pruned(Stores::Production).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_failures_then_one_success_embedded() {
     three_failures_then_one_success(Stores::Embedded).await;

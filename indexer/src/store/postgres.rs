@@ -209,6 +209,11 @@ fn migrator() -> Migrator {
             "block sets",
             include_str!("../../migrations/postgres/0007_block_sets.sql"),
         ),
+        (
+            8,
+            "webhook retention",
+            include_str!("../../migrations/postgres/0008_webhook_retention.sql"),
+        ),
     ];
     let migrations = FILES
         .iter()

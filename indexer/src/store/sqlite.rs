@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_ingest.sql"),
     // Relay broadcast schedule (the nexus-relay crate).
     include_str!("../../migrations/sqlite/0006_relay.sql"),
+    include_str!("../../migrations/sqlite/0007_webhook_retention.sql"),
 ];
 
 /// Another process holding the write lock (a second indexer, a backup) makes

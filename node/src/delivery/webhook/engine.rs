@@ -27,6 +27,12 @@ const PAGE: u32 = 500;
 const BATCH: u32 = 32;
 /// Real-time re-check of the queue (other instances' work, store errors).
 const POLL: Duration = Duration::from_secs(1);
+/// How often delivered rows past their retention are deleted (real time:
+/// the test clock jumps, and must not make this loop spin).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per statement, so that a large backlog never holds one
+/// long transaction.
+const PRUNE_CHUNK: u32 = 5_000;
 
 /// How the scheduler behaves.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +40,8 @@ pub struct Settings {
     pub backoff: Backoff,
     /// Per-attempt HTTP timeout.
     pub timeout: Duration,
+    /// How long a delivered row is kept; `None`: forever.
+    pub retention: Option<Duration>,
 }
 
 /// The scheduler of one node.
@@ -55,8 +63,46 @@ impl Engine {
     pub async fn run(self, events: broadcast::Receiver<Arc<Item>>, shutdown: CancellationToken) {
         tokio::join!(
             self.enqueue_loop(events, shutdown.clone()),
-            self.send_loop(shutdown)
+            self.send_loop(shutdown.clone()),
+            self.prune_loop(shutdown)
         );
+    }
+
+    /// Delete delivered rows older than the retention, every [`PRUNE_EVERY`]
+    /// (the first time right after start). Without it the table grows by
+    /// one row per event and endpoint forever.
+    async fn prune_loop(&self, shutdown: CancellationToken) {
+        let Some(retention) = self.settings.retention else {
+            return;
+        };
+        loop {
+            let before = self.clock.now_ms() - retention.as_millis() as i64;
+            let mut total = 0u64;
+            loop {
+                match self.store.prune_delivered(before, PRUNE_CHUNK).await {
+                    Ok(n) => {
+                        total += n;
+                        if n < u64::from(PRUNE_CHUNK) || shutdown.is_cancelled() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "webhooks: cannot prune delivered rows; retrying later");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(
+                    deleted = total,
+                    "webhooks: pruned delivered rows past their retention"
+                );
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+        }
     }
 
     async fn enqueue_loop(

@@ -172,6 +172,10 @@ pub fn settings(cfg: &Config) -> Settings {
             jitter: 0.2,
         },
         timeout: Duration::from_millis(cfg.webhook_timeout_ms.max(1)),
+        retention: match cfg.webhook_retention_hours {
+            0 => None,
+            h => Some(Duration::from_secs(h.saturating_mul(3600))),
+        },
     }
 }
 

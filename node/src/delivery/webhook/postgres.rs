@@ -199,6 +199,21 @@ impl WebhookStore for PgWebhooks {
         Ok(dl)
     }
 
+    async fn prune_delivered(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE id IN (
+                 SELECT id FROM webhook_deliveries
+                 WHERE delivered_ms IS NOT NULL AND delivered_ms < $1
+                 ORDER BY delivered_ms LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn dead_letters(&self, limit: u32) -> Result<Vec<WebhookDeadLetter>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, endpoint, event_seq, event_id, body, attempts, last_error, created_ms, failed_ms, retried_ms

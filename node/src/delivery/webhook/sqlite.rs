@@ -265,6 +265,20 @@ impl WebhookStore for SqliteWebhooks {
         .await
     }
 
+    async fn prune_delivered(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM webhook_deliveries WHERE id IN (
+                     SELECT id FROM webhook_deliveries
+                     WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1
+                     ORDER BY delivered_ms LIMIT ?2)",
+                params![before_ms, i64::from(limit)],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn deliveries_of(&self, event_seq: u64) -> Result<Vec<PendingDelivery>, StoreError> {
         self.run(move |c| {
             let mut q = c.prepare_cached(&format!(

@@ -108,6 +108,9 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn dead_letters(&self, limit: u32) -> Result<Vec<WebhookDeadLetter>, StoreError>;
     /// Queue a dead letter again (attempts start over).
     async fn retry_dead_letter(&self, id: i64, now_ms: i64) -> Result<RetryOutcome, StoreError>;
+    /// Delete up to `limit` deliveries answered 2xx before `before_ms`,
+    /// oldest first; returns how many went. Undelivered ones are never touched.
+    async fn prune_delivered(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError>;
     /// Every delivery of `event_seq` (tests, diagnostics).
     async fn deliveries_of(&self, event_seq: u64) -> Result<Vec<PendingDelivery>, StoreError>;
 }
