@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nexus_indexer::domain::{ChainPos, Payment, PaymentId, PaymentStatus};
 use nexus_indexer::store::memory::MemoryState;
-use nexus_indexer::store::redis::{RedisState, SETTLED_TTL_SECS, STATUS_SETS};
+use nexus_indexer::store::redis::{RedisState, SETTLED_TTL_SECS};
 use nexus_indexer::store::{StateStore, StoreError};
 
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -48,31 +48,12 @@ impl Fixture {
         }
     }
 
-    async fn open_ids(&self, set: &str) -> Result<Vec<PaymentId>, StoreError> {
-        match self {
-            Fixture::Memory(s) => s.open_ids(set).await,
-            Fixture::Redis(s) => s.open_ids(set).await,
-        }
-    }
-
     async fn ttl(&self, id: &PaymentId) -> Option<Duration> {
         match self {
             Fixture::Memory(s) => s.ttl(id).await,
             Fixture::Redis(s) => s.ttl(id).await,
         }
         .expect("ttl")
-    }
-
-    /// The status sets `id` is in, sorted.
-    async fn sets_of(&self, id: &PaymentId) -> Vec<&'static str> {
-        let mut found = Vec::new();
-        for set in STATUS_SETS {
-            if self.open_ids(set).await.expect("open_ids").contains(id) {
-                found.push(set);
-            }
-        }
-        found.sort_unstable();
-        found
     }
 
     async fn cleanup(&self) {
@@ -121,12 +102,11 @@ conformance!(
     empty_store_has_nothing,
     get_many_keeps_order_and_reports_unknown_ids,
     last_seq_follows_apply,
-    status_sets_follow_the_status,
+    records_follow_the_status,
     last_record_of_an_id_wins_within_one_apply,
     only_settled_payments_expire,
     counters_accumulate,
     thousand_payments_in_one_apply,
-    unknown_status_set_is_rejected,
     ping_answers,
 );
 
@@ -177,9 +157,6 @@ async fn empty_store_has_nothing(fx: Fixture) {
     assert_eq!(s.get_many(&[]).await.unwrap(), vec![]);
     assert_eq!(s.last_seq().await.unwrap(), 0);
     assert_eq!(s.counter("deliveries").await.unwrap(), 0);
-    for set in STATUS_SETS {
-        assert!(fx.open_ids(set).await.unwrap().is_empty(), "{set}");
-    }
 }
 
 async fn get_many_keeps_order_and_reports_unknown_ids(fx: Fixture) {
@@ -212,45 +189,26 @@ async fn last_seq_follows_apply(fx: Fixture) {
     assert_eq!(s.last_seq().await.unwrap(), 12);
 }
 
-async fn status_sets_follow_the_status(fx: Fixture) {
+async fn records_follow_the_status(fx: Fixture) {
     use PaymentStatus::*;
     let s = fx.store();
     let p = id(7);
-    // (status, the set it must be in, alone)
-    let steps: [(PaymentStatus, &[&str]); 8] = [
-        (Pending, &["pending"]),
-        (Submitted, &["pending"]),
-        (Confirmed, &["confirmed"]),
-        (Claimed, &[]),
+    // Settled records carry the cache TTL; open ones none, also after a
+    // correction moves a settled payment back.
+    let steps = [
+        Pending, Submitted, Confirmed, Claimed,
         // A correction from the verifier can move a payment back.
-        (Confirmed, &["confirmed"]),
-        (Refunded, &[]),
-        (Dropped, &["failed"]),
-        (Failed, &["failed"]),
+        Confirmed, Refunded, Dropped, Failed,
     ];
-    for (seq, (status, sets)) in (1u64..).zip(steps) {
+    for (seq, status) in (1u64..).zip(steps) {
         s.apply(&[payment(7, status)], seq, &[]).await.unwrap();
-        assert_eq!(fx.sets_of(&p).await, sets, "after {status}");
         assert_eq!(s.get(&p).await.unwrap().map(|r| r.status), Some(status));
+        assert_eq!(
+            fx.ttl(&p).await.is_some(),
+            status.is_settled(),
+            "TTL after {status}"
+        );
     }
-
-    // Several payments in one apply land in their own sets.
-    s.apply(
-        &[
-            payment(1, Pending),
-            payment(2, Confirmed),
-            payment(3, Failed),
-            payment(4, Claimed),
-        ],
-        20,
-        &[],
-    )
-    .await
-    .unwrap();
-    assert_eq!(fx.sets_of(&id(1)).await, ["pending"]);
-    assert_eq!(fx.sets_of(&id(2)).await, ["confirmed"]);
-    assert_eq!(fx.sets_of(&id(3)).await, ["failed"]);
-    assert!(fx.sets_of(&id(4)).await.is_empty());
 }
 
 async fn last_record_of_an_id_wins_within_one_apply(fx: Fixture) {
@@ -259,7 +217,6 @@ async fn last_record_of_an_id_wins_within_one_apply(fx: Fixture) {
     let last = payment(3, PaymentStatus::Confirmed);
     s.apply(&[first, last.clone()], 2, &[]).await.unwrap();
     assert_eq!(s.get(&id(3)).await.unwrap(), Some(last));
-    assert_eq!(fx.sets_of(&id(3)).await, ["confirmed"]);
 }
 
 async fn only_settled_payments_expire(fx: Fixture) {
@@ -341,27 +298,9 @@ async fn thousand_payments_in_one_apply(fx: Fixture) {
     assert_eq!(s.last_seq().await.unwrap(), 1000);
     assert_eq!(s.counter("payments").await.unwrap(), 1000);
 
-    let expect = |pred: fn(PaymentStatus) -> bool| batch.iter().filter(|p| pred(p.status)).count();
-    let pending = fx.open_ids("pending").await.unwrap().len();
-    let confirmed = fx.open_ids("confirmed").await.unwrap().len();
-    let failed = fx.open_ids("failed").await.unwrap().len();
-    assert_eq!(
-        pending,
-        expect(|s| matches!(s, PaymentStatus::Pending | PaymentStatus::Submitted))
-    );
-    assert_eq!(confirmed, expect(|s| s == PaymentStatus::Confirmed));
-    assert_eq!(
-        failed,
-        expect(|s| matches!(s, PaymentStatus::Failed | PaymentStatus::Dropped))
-    );
     // One pipelined round trip: far below one round trip per payment. Generous
     // so a loaded machine does not flake; the measured time is printed above.
     assert!(took < Duration::from_secs(1), "apply took {took:?}");
-}
-
-async fn unknown_status_set_is_rejected(fx: Fixture) {
-    let err = fx.open_ids("claimed").await.unwrap_err();
-    assert!(!err.is_temporary(), "{err:?}");
 }
 
 async fn ping_answers(fx: Fixture) {
@@ -428,7 +367,6 @@ async fn redis_prefixes_are_isolated() {
         assert_eq!(b.get(&id(1)).await.unwrap(), None);
         assert_eq!(b.last_seq().await.unwrap(), 0);
         assert_eq!(b.counter("x").await.unwrap(), 0);
-        assert!(b2.open_ids("pending").await.unwrap().is_empty());
     })
     .await;
     b.cleanup().await;

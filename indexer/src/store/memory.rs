@@ -1,19 +1,17 @@
 //! [`StateStore`] in process memory (the embedded default). Same semantics as
-//! [`RedisState`](super::redis::RedisState): status sets, a TTL on settled
-//! payments, counters and `last_seq`, all changed atomically by `apply`.
+//! [`RedisState`](super::redis::RedisState): a TTL on settled payments,
+//! counters and `last_seq`, all changed atomically by `apply`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::redis::{status_set, SETTLED_TTL_SECS, STATUS_SETS};
+use super::redis::SETTLED_TTL_SECS;
 use super::{StateStore, StoreError};
 use crate::domain::{Payment, PaymentId};
-
-const BACKEND: &str = "memory";
 
 /// How often `apply` sweeps expired settled payments out of the map.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -29,8 +27,6 @@ pub struct MemoryState {
 struct Inner {
     /// `payment:{id}`, with the record's expiry (settled payments only).
     payments: HashMap<PaymentId, Entry>,
-    /// `payments:{set}` for each name in [`STATUS_SETS`].
-    sets: HashMap<&'static str, HashSet<PaymentId>>,
     /// `metric:{name}`.
     counters: HashMap<String, u64>,
     /// `meta:last_seq`.
@@ -64,7 +60,6 @@ impl MemoryState {
         MemoryState {
             inner: RwLock::new(Inner {
                 payments: HashMap::new(),
-                sets: STATUS_SETS.iter().map(|s| (*s, HashSet::new())).collect(),
                 counters: HashMap::new(),
                 last_seq: 0,
                 next_sweep: Instant::now() + SWEEP_EVERY,
@@ -81,19 +76,6 @@ impl MemoryState {
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Ids in the status set `status_set` (one of [`STATUS_SETS`]), unordered.
-    /// Same contract as [`RedisState::open_ids`](super::redis::RedisState::open_ids).
-    pub async fn open_ids(&self, status_set: &str) -> Result<Vec<PaymentId>, StoreError> {
-        let inner = self.read();
-        match inner.sets.get(status_set) {
-            Some(set) => Ok(set.iter().copied().collect()),
-            None => Err(StoreError::rejected(
-                BACKEND,
-                format!("unknown status set {status_set:?}"),
-            )),
-        }
     }
 
     /// Remaining time to live of a payment record; `None` when the record has
@@ -142,14 +124,6 @@ impl StateStore for MemoryState {
         }
         for p in payments {
             let id = p.payment_id;
-            let target = status_set(p.status);
-            for (name, set) in inner.sets.iter_mut() {
-                if Some(*name) == target {
-                    set.insert(id);
-                } else {
-                    set.remove(&id);
-                }
-            }
             let expires_at = p.status.is_settled().then(|| now + ttl);
             inner.payments.insert(
                 id,
@@ -181,19 +155,9 @@ impl StateStore for MemoryState {
 }
 
 impl Inner {
-    /// Drop expired records. Unlike Redis, also drop them from the status
-    /// sets: nothing here outlives its record.
+    /// Drop expired records (reads already skip them).
     fn sweep(&mut self, now: Instant) {
-        let sets = &mut self.sets;
-        self.payments.retain(|id, e| {
-            let keep = e.live(now);
-            if !keep {
-                for set in sets.values_mut() {
-                    set.remove(id);
-                }
-            }
-            keep
-        });
+        self.payments.retain(|_, e| e.live(now));
         self.next_sweep = now + SWEEP_EVERY;
     }
 }
@@ -217,11 +181,6 @@ mod tests {
         s.apply(&[open.clone(), done.clone()], 2, &[])
             .await
             .unwrap();
-        assert!(s
-            .open_ids("failed")
-            .await
-            .unwrap()
-            .contains(&done.payment_id));
 
         tokio::time::advance(Duration::from_secs(SETTLED_TTL_SECS + 1)).await;
         let got = s
@@ -230,12 +189,8 @@ mod tests {
             .unwrap();
         assert_eq!(got, vec![Some(open.clone()), None]);
 
-        // The next apply sweeps the expired record out of its set too.
+        // The next apply sweeps the expired record out of the map.
         s.apply(&[], 3, &[]).await.unwrap();
-        assert!(s.open_ids("failed").await.unwrap().is_empty());
-        assert_eq!(
-            s.open_ids("confirmed").await.unwrap(),
-            vec![open.payment_id]
-        );
+        assert_eq!(s.read().payments.len(), 1);
     }
 }

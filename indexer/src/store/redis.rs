@@ -6,17 +6,13 @@
 //! | key | type | content |
 //! | --- | --- | --- |
 //! | `{p}payment:{id}` | string | JSON of [`Payment`]; `EX 86400` once settled, no TTL while open |
-//! | `{p}payments:pending` | set | ids whose status is `pending` or `submitted` |
-//! | `{p}payments:confirmed` | set | ids whose status is `confirmed` |
-//! | `{p}payments:failed` | set | ids whose status is `failed` or `dropped` |
 //! | `{p}metric:{name}` | string (int) | counters, `INCRBY` |
 //! | `{p}meta:last_seq` | string (int) | `seq` of the last applied event |
 //!
-//! A payment is in at most one status set (`claimed` and `refunded` are in
-//! none), so every write removes it from the other sets. The sets are how the
-//! verifier finds open payments without a `SCAN`; see [`RedisState::open_ids`].
+//! No per-status sets: the verifier finds open payments in the history
+//! store, and sets kept here only for that were read by nothing else, cost
+//! six commands per apply and, for terminal statuses, grew forever.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,15 +20,12 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ErrorKind, RedisError};
 
 use super::{StateStore, StoreError};
-use crate::domain::{Payment, PaymentId, PaymentStatus};
+use crate::domain::{Payment, PaymentId};
 
 const BACKEND: &str = "redis";
 
 /// How long a settled payment stays cached. History keeps it forever.
 pub const SETTLED_TTL_SECS: u64 = 86_400;
-
-/// The status sets, by the name used in their key and in [`RedisState::open_ids`].
-pub const STATUS_SETS: [&str; 3] = ["pending", "confirmed", "failed"];
 
 /// Bound on establishing a TCP connection (initial connect and reconnects).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -41,16 +34,6 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Outer bound on a whole operation, including waiting for a reconnect in
 /// progress, which the two timeouts above do not cover on their own.
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The status set a payment in `status` belongs to, if any.
-pub fn status_set(status: PaymentStatus) -> Option<&'static str> {
-    match status {
-        PaymentStatus::Pending | PaymentStatus::Submitted => Some("pending"),
-        PaymentStatus::Confirmed => Some("confirmed"),
-        PaymentStatus::Failed | PaymentStatus::Dropped => Some("failed"),
-        PaymentStatus::Claimed | PaymentStatus::Refunded => None,
-    }
-}
 
 /// Redis-backed [`StateStore`]. Cheap to clone: the connection is shared.
 #[derive(Clone)]
@@ -98,36 +81,12 @@ impl RedisState {
         format!("{}payment:{id}", self.prefix)
     }
 
-    fn set_key(&self, set: &str) -> String {
-        format!("{}payments:{set}", self.prefix)
-    }
-
     fn metric_key(&self, name: &str) -> String {
         format!("{}metric:{name}", self.prefix)
     }
 
     fn last_seq_key(&self) -> String {
         format!("{}meta:last_seq", self.prefix)
-    }
-
-    /// Ids in the status set `status_set` (one of [`STATUS_SETS`]), unordered.
-    ///
-    /// The `failed` set may name payments whose record has already expired
-    /// from the cache (settled payments have a TTL, set members do not).
-    pub async fn open_ids(&self, status_set: &str) -> Result<Vec<PaymentId>, StoreError> {
-        if !STATUS_SETS.contains(&status_set) {
-            return Err(StoreError::rejected(
-                BACKEND,
-                format!("unknown status set {status_set:?}"),
-            ));
-        }
-        let key = self.set_key(status_set);
-        let mut con = self.con.clone();
-        let members: Vec<String> = bounded(con.smembers(key)).await?;
-        members
-            .iter()
-            .map(|m| m.parse().map_err(|e| StoreError::corrupt(BACKEND, e)))
-            .collect()
     }
 
     /// Remaining time to live of a payment record; `None` when the record has
@@ -239,8 +198,7 @@ impl StateStore for RedisState {
         let mut pipe = redis::pipe();
         pipe.atomic();
 
-        // The last record of an id wins, for its value and its set.
-        let mut target: HashMap<PaymentId, Option<&'static str>> = HashMap::new();
+        // Several records of one id: queued in order, so the last one wins.
         for p in payments {
             let json = serde_json::to_string(p).map_err(|e| StoreError::rejected(BACKEND, e))?;
             let key = self.payment_key(&p.payment_id);
@@ -249,23 +207,6 @@ impl StateStore for RedisState {
             } else {
                 // A plain SET drops any TTL left from an earlier settled status.
                 pipe.set(key, json).ignore();
-            }
-            target.insert(p.payment_id, status_set(p.status));
-        }
-        // One SADD and one SREM per set instead of one command per payment.
-        for set in STATUS_SETS {
-            let (add, remove): (Vec<_>, Vec<_>) =
-                target.iter().partition(|&(_, t)| *t == Some(set));
-            let ids = |v: Vec<(&PaymentId, _)>| -> Vec<String> {
-                v.into_iter().map(|(id, _)| id.to_string()).collect()
-            };
-            let (add, remove) = (ids(add), ids(remove));
-            let key = self.set_key(set);
-            if !remove.is_empty() {
-                pipe.srem(&key, remove).ignore();
-            }
-            if !add.is_empty() {
-                pipe.sadd(&key, add).ignore();
             }
         }
         for (name, by) in counters {
@@ -341,20 +282,6 @@ fn glob_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_status_maps_to_at_most_one_known_set() {
-        for st in PaymentStatus::ALL {
-            if let Some(set) = status_set(st) {
-                assert!(STATUS_SETS.contains(&set), "{st}");
-            }
-            // Settled statuses never sit in an open set.
-            if st.is_settled() {
-                assert_ne!(status_set(st), Some("pending"));
-                assert_ne!(status_set(st), Some("confirmed"));
-            }
-        }
-    }
 
     #[test]
     fn glob_escape_quotes_pattern_characters() {
