@@ -372,6 +372,38 @@ async fn idempotency_same_different_concurrent() {
     node.stop().await;
 }
 
+/// Idempotency keys outlive a restart, also in the embedded default (its
+/// SQLite file): the same key and body get the stored answer, another body
+/// a conflict.
+async fn idempotency_survives_a_restart(stores: Stores) {
+    let rpc = scripted::start().await;
+    let node = relay_node(stores, &[&rpc], |_| {}).await;
+    let a = tx_hex(&case(CREATE));
+    let (c1, b1, _) = Post::json(&a).key("order-9").send(&node).await;
+    assert_eq!(c1, 202, "{b1}");
+    let node = node.restart().await;
+    let (c2, b2, _) = Post::json(&a).key("order-9").send(&node).await;
+    assert_eq!((c2, &b2), (202, &b1), "the stored answer, after a restart");
+    assert_eq!(node.metric("nexus_relay_replayed_total").await, 1.0);
+    let (c3, b3, _) = Post::json(&tx_hex(&case(CREATE_LTE)))
+        .key("order-9")
+        .send(&node)
+        .await;
+    assert_eq!(c3, 409, "{b3}");
+    assert_eq!(b3["error"]["code"], "idempotency_conflict");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_survives_a_restart_embedded() {
+    idempotency_survives_a_restart(Stores::Embedded).await;
+}
+
+#[tokio::test]
+async fn idempotency_survives_a_restart_production() {
+    idempotency_survives_a_restart(Stores::Production).await;
+}
+
 /// A permanent rejection fails the payment with the node's reason and data;
 /// transient failures retry (each a `payment:retrying`) until accepted.
 #[tokio::test]

@@ -38,6 +38,8 @@ const MIGRATIONS: &[&str] = &[
     // Relay broadcast schedule (the nexus-relay crate).
     include_str!("../../migrations/sqlite/0006_relay.sql"),
     include_str!("../../migrations/sqlite/0007_webhook_retention.sql"),
+    // Relay idempotency keys (the nexus-relay crate; Redis in production).
+    include_str!("../../migrations/sqlite/0008_idempotency.sql"),
 ];
 
 /// Another process holding the write lock (a second indexer, a backup) makes

@@ -18,7 +18,9 @@ use nexus_indexer::store::StoreError;
 use nexus_relay::backoff::RetryPolicy;
 use nexus_relay::engine::{Engine, EngineConfig};
 use nexus_relay::handoff::Handoff;
-use nexus_relay::idempotency::{IdempotencyStore, MemoryIdempotency, RedisIdempotency};
+use nexus_relay::idempotency::{
+    IdempotencyStore, MemoryIdempotency, RedisIdempotency, SqliteIdempotency,
+};
 use nexus_relay::outcomes::Outcomes;
 use nexus_relay::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use nexus_relay::service::{AcceptConfig, AcceptDeps, Acceptor};
@@ -46,6 +48,8 @@ pub enum RelayStartError {
     Store(&'static str, #[source] StoreError),
     #[error("could not reach Redis for idempotency keys and rate limits")]
     Redis(#[source] redis::RedisError),
+    #[error("could not open the idempotency keys in the SQLite file")]
+    Idempotency(#[source] nexus_relay::idempotency::IdempotencyError),
     #[error("invalid rate limit {0}: {1}")]
     Quota(&'static str, String),
 }
@@ -78,10 +82,19 @@ pub async fn start(
                     Arc::new(RedisRateLimiter::new(conn, &cfg.redis_prefix)),
                 )
             }
-            None => (
-                Arc::new(MemoryIdempotency::new()),
-                Arc::new(MemoryRateLimiter::new()),
-            ),
+            None => {
+                // The embedded default keeps keys in its SQLite file (a
+                // restart remembers them); with PostgreSQL but no Redis,
+                // in memory.
+                let idempotency: Arc<dyn IdempotencyStore> = match &cfg.database_url {
+                    None => Arc::new(
+                        SqliteIdempotency::open(&cfg.sqlite_path)
+                            .map_err(RelayStartError::Idempotency)?,
+                    ),
+                    Some(_) => Arc::new(MemoryIdempotency::new()),
+                };
+                (idempotency, Arc::new(MemoryRateLimiter::new()))
+            }
         };
     let store: Arc<dyn BroadcastStore> = match &cfg.database_url {
         Some(url) => {

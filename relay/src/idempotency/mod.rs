@@ -4,14 +4,17 @@
 //! duplicates are safe because exactly one request reserves the key and the
 //! others wait for its response.
 //!
-//! Redis (`{prefix}idempotency:{key}`) lets several nodes share keys; memory
-//! serves the embedded default.
+//! Redis (`{prefix}idempotency:{key}`) lets several nodes share keys; the
+//! embedded default keeps them in its SQLite file, so a restart remembers
+//! them too; memory serves a node with PostgreSQL but no Redis (and tests).
 
 mod memory;
 mod redis;
+mod sqlite;
 
 pub use self::memory::MemoryIdempotency;
 pub use self::redis::RedisIdempotency;
+pub use self::sqlite::SqliteIdempotency;
 
 use std::time::Duration;
 
@@ -127,8 +130,8 @@ pub async fn reserve_or_wait(
 
 #[cfg(test)]
 pub(crate) mod conformance {
-    //! The behaviour every implementation must show; run against memory here
-    //! and against real Redis in `relay/tests/redis.rs`.
+    //! The behaviour every implementation must show; run by each
+    //! implementation's tests (Redis and SQLite for real).
     use super::*;
 
     pub async fn same_body_replays_other_body_conflicts(store: &dyn IdempotencyStore) {

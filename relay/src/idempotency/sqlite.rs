@@ -1,0 +1,279 @@
+//! Keys in the embedded default's SQLite history file (table
+//! `idempotency_keys`, SQLite migration `0008_idempotency.sql`), so that a
+//! restart remembers them as Redis does in production. One connection of
+//! its own; each reservation is one `IMMEDIATE` transaction, which makes
+//! exactly one concurrent request the owner of a key.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{
+    IdempotencyError, IdempotencyStore, Record, Reservation, StoredResponse, KEY_TTL, PENDING_TTL,
+};
+
+/// Expired keys are deleted every this many reservations.
+const SWEEP_EVERY: usize = 1024;
+
+#[derive(Clone)]
+pub struct SqliteIdempotency {
+    /// Only locked on a blocking-pool thread, never across an `.await`.
+    conn: Arc<Mutex<Connection>>,
+    since_sweep: Arc<AtomicUsize>,
+    /// Unix milliseconds (a field so tests can move time).
+    now_ms: fn() -> i64,
+}
+
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> IdempotencyError {
+    IdempotencyError {
+        backend: "sqlite",
+        source: Box::new(e),
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl SqliteIdempotency {
+    /// Open the history file at `path` (already migrated by `SqliteHistory::open`).
+    pub fn open(path: &Path) -> Result<Self, IdempotencyError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(unavailable)?;
+        // A stored answer is what makes a retried request safe: keep it
+        // through a power loss, as the 202 it answers promises.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(unavailable)?;
+        Ok(SqliteIdempotency {
+            conn: Arc::new(Mutex::new(conn)),
+            since_sweep: Arc::new(AtomicUsize::new(0)),
+            now_ms: wall_ms,
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, IdempotencyError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let now = (self.now_ms)();
+        tokio::task::spawn_blocking(move || {
+            f(
+                &mut conn.lock().unwrap_or_else(PoisonError::into_inner),
+                now,
+            )
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteIdempotency {
+    async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError> {
+        let sweep =
+            self.since_sweep.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
+        let (key, fingerprint) = (key.to_string(), fingerprint.to_string());
+        self.run(move |c, now| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if sweep {
+                tx.execute("DELETE FROM idempotency_keys WHERE expires_ms <= ?1", [now])?;
+            }
+            let found: Option<Record> = tx
+                .query_row(
+                    "SELECT fingerprint, status, body FROM idempotency_keys \
+                     WHERE key = ?1 AND expires_ms > ?2",
+                    params![key, now],
+                    |r| {
+                        let status: Option<u16> = r.get(1)?;
+                        let body: Option<String> = r.get(2)?;
+                        Ok(Record {
+                            fingerprint: r.get(0)?,
+                            response: status
+                                .zip(body)
+                                .map(|(status, body)| StoredResponse { status, body }),
+                        })
+                    },
+                )
+                .optional()?;
+            let out = match found {
+                Some(rec) => rec.reservation(&fingerprint),
+                None => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO idempotency_keys \
+                         (key, fingerprint, status, body, expires_ms) VALUES (?1, ?2, NULL, NULL, ?3)",
+                        params![key, fingerprint, now + ms(PENDING_TTL)],
+                    )?;
+                    Reservation::New
+                }
+            };
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        response: &StoredResponse,
+    ) -> Result<(), IdempotencyError> {
+        self.complete_many(&[(key.to_string(), fingerprint.to_string(), response.clone())])
+            .await
+    }
+
+    async fn complete_many(
+        &self,
+        items: &[(String, String, StoredResponse)],
+    ) -> Result<(), IdempotencyError> {
+        let items = items.to_vec();
+        self.run(move |c, now| {
+            let tx = c.transaction()?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO idempotency_keys \
+                     (key, fingerprint, status, body, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (key, fingerprint, r) in &items {
+                    put.execute(params![
+                        key,
+                        fingerprint,
+                        r.status,
+                        r.body,
+                        now + ms(KEY_TTL)
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+        let key = key.to_string();
+        self.run(move |c, _| {
+            c.execute("DELETE FROM idempotency_keys WHERE key = ?1", [key])
+                .map(drop)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conformance;
+    use super::*;
+    use std::sync::atomic::AtomicI64;
+
+    fn open(dir: &tempfile::TempDir) -> SqliteIdempotency {
+        let path = dir.path().join("history.sqlite");
+        // Opening the history migrates the file, this table included.
+        nexus_indexer::store::sqlite::SqliteHistory::open(&path).unwrap();
+        SqliteIdempotency::open(&path).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conforms_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        conformance::same_body_replays_other_body_conflicts(&store).await;
+        conformance::concurrent_reservations_have_one_winner(Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn keys_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let resp = StoredResponse {
+            status: 202,
+            body: "{\"payment_id\":\"0x01\"}".into(),
+        };
+        let store = open(&dir);
+        assert_eq!(store.reserve("a", "fp").await.unwrap(), Reservation::New);
+        store.complete("a", "fp", &resp).await.unwrap();
+        drop(store);
+        let again = open(&dir);
+        assert_eq!(
+            again.reserve("a", "fp").await.unwrap(),
+            Reservation::Replay(resp)
+        );
+        assert_eq!(
+            again.reserve("a", "other").await.unwrap(),
+            Reservation::Conflict
+        );
+    }
+
+    static NOW: AtomicI64 = AtomicI64::new(1_000_000);
+
+    fn test_now() -> i64 {
+        NOW.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn keys_expire_after_a_day_and_stuck_reservations_after_their_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        store.now_ms = test_now;
+        let resp = StoredResponse {
+            status: 202,
+            body: "x".into(),
+        };
+        assert_eq!(store.reserve("a", "fp").await.unwrap(), Reservation::New);
+        store.complete("a", "fp", &resp).await.unwrap();
+        assert_eq!(store.reserve("b", "fp").await.unwrap(), Reservation::New);
+        NOW.fetch_add(ms(PENDING_TTL) + 1_000, Ordering::SeqCst);
+        assert_eq!(
+            store.reserve("b", "fp").await.unwrap(),
+            Reservation::New,
+            "a dead request's key frees up"
+        );
+        assert_eq!(
+            store.reserve("a", "fp").await.unwrap(),
+            Reservation::Replay(resp)
+        );
+        NOW.fetch_add(ms(KEY_TTL), Ordering::SeqCst);
+        assert_eq!(
+            store.reserve("a", "other").await.unwrap(),
+            Reservation::New,
+            "expired after 24 h"
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_keys_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let rows = |s: &SqliteIdempotency| -> i64 {
+            s.conn
+                .lock()
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM idempotency_keys", [], |r| r.get(0))
+                .unwrap()
+        };
+        // A key left by a request that died long ago.
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute(
+                "INSERT INTO idempotency_keys VALUES ('old', 'fp', NULL, NULL, 1)",
+                [],
+            )
+            .unwrap();
+        for i in 0..SWEEP_EVERY {
+            store.reserve(&format!("k{i}"), "fp").await.unwrap();
+        }
+        assert_eq!(rows(&store), SWEEP_EVERY as i64, "the expired key is gone");
+    }
+}
