@@ -133,6 +133,17 @@ impl SqliteHistory {
     }
 }
 
+/// A connection for another component's tables (the relay's schedule and
+/// idempotency keys, webhook deliveries) in a history file that
+/// [`SqliteHistory::open`] has already created and migrated, with the same
+/// settings as the history's own connections: a writer busy elsewhere is
+/// waited for, and a commit survives a power cut.
+pub fn open_side_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(sq_err)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
 /// Per-connection settings (every connection: the main one and a group's).
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sq_err)?;

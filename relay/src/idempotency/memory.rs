@@ -97,29 +97,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn keys_expire_after_a_day_and_stuck_reservations_after_their_ttl() {
-        let store = MemoryIdempotency::new();
-        let resp = StoredResponse {
-            status: 202,
-            body: "x".into(),
-        };
-        assert_eq!(store.reserve("a", "fp").await.unwrap(), Reservation::New);
-        store.complete("a", "fp", &resp).await.unwrap();
-        assert_eq!(store.reserve("b", "fp").await.unwrap(), Reservation::New);
-        tokio::time::advance(PENDING_TTL + std::time::Duration::from_secs(1)).await;
-        assert_eq!(
-            store.reserve("b", "fp").await.unwrap(),
-            Reservation::New,
-            "a dead request's key frees up"
-        );
-        assert_eq!(
-            store.reserve("a", "fp").await.unwrap(),
-            Reservation::Replay(resp)
-        );
-        tokio::time::advance(KEY_TTL).await;
-        assert_eq!(
-            store.reserve("a", "other").await.unwrap(),
-            Reservation::New,
-            "expired after 24 h"
-        );
+        conformance::keys_and_stuck_reservations_expire(&MemoryIdempotency::new(), |d| {
+            tokio::time::advance(d)
+        })
+        .await;
     }
 }

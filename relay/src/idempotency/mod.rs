@@ -189,6 +189,40 @@ pub(crate) mod conformance {
         assert_eq!(store.reserve("k2", "fp2").await.unwrap(), Reservation::New);
     }
 
+    /// Keys expire after [`KEY_TTL`], an unanswered reservation after
+    /// [`PENDING_TTL`]; `advance` moves the store's clock forward.
+    pub async fn keys_and_stuck_reservations_expire<F, Fut>(
+        store: &dyn IdempotencyStore,
+        advance: F,
+    ) where
+        F: Fn(Duration) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let resp = StoredResponse {
+            status: 202,
+            body: "x".into(),
+        };
+        assert_eq!(store.reserve("a", "fp").await.unwrap(), Reservation::New);
+        store.complete("a", "fp", &resp).await.unwrap();
+        assert_eq!(store.reserve("b", "fp").await.unwrap(), Reservation::New);
+        advance(PENDING_TTL + Duration::from_secs(1)).await;
+        assert_eq!(
+            store.reserve("b", "fp").await.unwrap(),
+            Reservation::New,
+            "a dead request's key frees up"
+        );
+        assert_eq!(
+            store.reserve("a", "fp").await.unwrap(),
+            Reservation::Replay(resp)
+        );
+        advance(KEY_TTL).await;
+        assert_eq!(
+            store.reserve("a", "other").await.unwrap(),
+            Reservation::New,
+            "expired after 24 h"
+        );
+    }
+
     pub async fn concurrent_reservations_have_one_winner(
         store: std::sync::Arc<dyn IdempotencyStore>,
     ) {

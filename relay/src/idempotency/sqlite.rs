@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use nexus_indexer::store::sqlite::open_side_connection;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
@@ -46,13 +47,9 @@ fn ms(d: Duration) -> i64 {
 impl SqliteIdempotency {
     /// Open the history file at `path` (already migrated by `SqliteHistory::open`).
     pub fn open(path: &Path) -> Result<Self, IdempotencyError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(unavailable)?;
-        // A stored answer is what makes a retried request safe: keep it
-        // through a power loss, as the 202 it answers promises.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(unavailable)?;
+        // A stored answer is what makes a retried request safe: kept through
+        // a power loss (FULL sync), as the 202 it answers promises.
+        let conn = open_side_connection(path).map_err(unavailable)?;
         Ok(SqliteIdempotency {
             conn: Arc::new(Mutex::new(conn)),
             since_sweep: Arc::new(AtomicUsize::new(0)),
@@ -225,29 +222,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = open(&dir);
         store.now_ms = test_now;
-        let resp = StoredResponse {
-            status: 202,
-            body: "x".into(),
-        };
-        assert_eq!(store.reserve("a", "fp").await.unwrap(), Reservation::New);
-        store.complete("a", "fp", &resp).await.unwrap();
-        assert_eq!(store.reserve("b", "fp").await.unwrap(), Reservation::New);
-        NOW.fetch_add(ms(PENDING_TTL) + 1_000, Ordering::SeqCst);
-        assert_eq!(
-            store.reserve("b", "fp").await.unwrap(),
-            Reservation::New,
-            "a dead request's key frees up"
-        );
-        assert_eq!(
-            store.reserve("a", "fp").await.unwrap(),
-            Reservation::Replay(resp)
-        );
-        NOW.fetch_add(ms(KEY_TTL), Ordering::SeqCst);
-        assert_eq!(
-            store.reserve("a", "other").await.unwrap(),
-            Reservation::New,
-            "expired after 24 h"
-        );
+        conformance::keys_and_stuck_reservations_expire(&store, |d| {
+            NOW.fetch_add(ms(d), Ordering::SeqCst);
+            std::future::ready(())
+        })
+        .await;
     }
 
     #[tokio::test]

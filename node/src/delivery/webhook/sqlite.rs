@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use nexus_indexer::store::sqlite::sq_err;
+use nexus_indexer::store::sqlite::{open_side_connection, sq_err};
 use nexus_indexer::store::StoreError;
 
 use super::store::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
@@ -26,10 +25,7 @@ pub struct SqliteWebhooks {
 impl SqliteWebhooks {
     /// Open the history file at `path` (already migrated by `SqliteHistory::open`).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(sq_err)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(sq_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sq_err)?;
+        let conn = open_side_connection(path)?;
         Ok(SqliteWebhooks {
             conn: Arc::new(Mutex::new(conn)),
         })
