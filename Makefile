@@ -36,7 +36,7 @@ services:
 fmt:
 	$(CARGO) fmt --all
 
-## Ingest throughput over loopback into real Redis + PostgreSQL (last line: JSON figures).
+## Ingest throughput over loopback into real Redis + PostgreSQL, then the durable floors of the same rows (last line: JSON figures).
 bench-ingest: services
 	$(CARGO) bench -q -p nexus-node --bench ingest
 

@@ -9,7 +9,11 @@
 //! committed, so POST sent -> 200 received is the figure that matters.
 //!
 //! On the same payloads it also times a bare `serde_json` parse into a
-//! `serde_json::Value`: the floor any JSON observer pays.
+//! `serde_json::Value`: the floor any JSON observer pays. Then, on the same
+//! stores, the durable floors (`floor.rs`): the rows the node committed,
+//! written again block by block the cheapest way (parse, `COPY`, one COMMIT
+//! beside one Redis pipeline), once for the event log alone and once with
+//! the `payments` table.
 //!
 //! Run: `cargo bench -p nexus-node --bench ingest` (release profile).
 //! Knobs: `BENCH_BLOCKS` (measured blocks, default 30), `BENCH_TXS` (escrow
@@ -47,6 +51,8 @@ use nexus_indexer::store::redis::RedisState;
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 
 mod common;
+#[path = "ingest/floor.rs"]
+mod floor;
 use common::{account, payment_print, principal, splitmix64};
 
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -127,6 +133,8 @@ async fn run(blocks: usize, txs: usize) -> serde_json::Value {
     let mut latencies = Vec::with_capacity(blocks);
     let mut measured_wall = Duration::ZERO;
     let mut committed_events = 0u64;
+    // Each POST's committed events, warm-up included: block i's seq range.
+    let mut answered = Vec::with_capacity(payloads.len());
     for (i, payload) in payloads.iter().enumerate() {
         let warm = i < WARMUP_BLOCKS;
         let body = payload.clone();
@@ -148,6 +156,7 @@ async fn run(blocks: usize, txs: usize) -> serde_json::Value {
         let committed = answer["events"].as_u64().unwrap_or(0);
         assert!(committed >= txs as u64, "block {i}: {text}");
         assert_eq!(answer["dead_letters"], json!(0), "block {i}: {text}");
+        answered.push(committed);
         if !warm {
             latencies.push(took);
             measured_wall += took;
@@ -189,6 +198,30 @@ async fn run(blocks: usize, txs: usize) -> serde_json::Value {
 
     node.shutdown.cancel();
     node.wait().await.expect("node stops cleanly");
+
+    // The durable floor: the same rows, written the cheapest way, same order.
+    let mut seq_ranges = Vec::with_capacity(answered.len());
+    let mut next = 1u64;
+    for n in &answered {
+        seq_ranges.push((next, next + n - 1));
+        next += n;
+    }
+    let heights: Vec<u64> = (0..payloads.len()).map(|i| plan.height(i)).collect();
+    let rows = floor::read_rows(&stores.pg_url, &seq_ranges, &heights).await;
+    let mut floors = Vec::new();
+    for scope in [floor::Scope::Log, floor::Scope::LogAndPayments] {
+        let fl = floor::measure(
+            scope,
+            &stores.pg_url,
+            &stores.redis_url,
+            &stores.redis_prefix,
+            &payloads,
+            &rows,
+            WARMUP_BLOCKS,
+        )
+        .await;
+        floors.push(fl);
+    }
     stores.cleanup().await;
 
     // Baseline on the same measured payloads: parse into a Value and free it.
@@ -217,6 +250,31 @@ async fn run(blocks: usize, txs: usize) -> serde_json::Value {
         ms(latencies[latencies.len() - 1]),
         eps / parse_eps
     );
+    let floor_figures = |name: &str, fl: &floor::Floor| {
+        let mut lat = fl.latencies.clone();
+        lat.sort();
+        let pct = |p: f64| ms(lat[((p * lat.len() as f64).ceil() as usize).max(1) - 1]);
+        let mean = |d: Duration| ms(d / blocks as u32);
+        let eps = (events / fl.wall.as_secs_f64()).round();
+        eprintln!(
+            "bench-ingest: durable floor, {name}: {eps} events/s, p50 {} ms, p99 {} ms; per block parse {} ms, then PostgreSQL {} ms beside Redis {} ms",
+            pct(0.50),
+            pct(0.99),
+            mean(fl.parse),
+            mean(fl.postgres),
+            mean(fl.redis),
+        );
+        json!({
+            "events_per_sec": eps,
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "parse_ms": mean(fl.parse),
+            "postgres_ms": mean(fl.postgres),
+            "redis_ms": mean(fl.redis),
+        })
+    };
+    let floor_log = floor_figures("event log + blocks + escrow txs", &floors[0]);
+    let floor_all = floor_figures("with the payments table", &floors[1]);
     json!({
         "bench": "ingest",
         "blocks": blocks,
@@ -233,6 +291,8 @@ async fn run(blocks: usize, txs: usize) -> serde_json::Value {
         "committed_events": committed_events,
         "parse_events_per_sec": parse_eps.round(),
         "ingest_to_parse_ratio": ((eps / parse_eps) * 1e4).round() / 1e4,
+        "floor_log": floor_log,
+        "floor_log_and_payments": floor_all,
         "stores": "redis+postgres",
         "date": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
