@@ -372,12 +372,12 @@ async fn idempotency_same_different_concurrent() {
     node.stop().await;
 }
 
-/// Idempotency keys outlive a restart, also in the embedded default (its
-/// SQLite file): the same key and body get the stored answer, another body
-/// a conflict.
-async fn idempotency_survives_a_restart(stores: Stores) {
+/// Idempotency keys outlive a restart on every store set (Redis; without
+/// Redis, PostgreSQL or the embedded default's SQLite file): the same key
+/// and body get the stored answer, another body a conflict.
+async fn idempotency_survives_a_restart(stores: Stores, tweak: impl FnOnce(&mut Config)) {
     let rpc = scripted::start().await;
-    let node = relay_node(stores, &[&rpc], |_| {}).await;
+    let node = relay_node(stores, &[&rpc], tweak).await;
     let a = tx_hex(&case(CREATE));
     let (c1, b1, _) = Post::json(&a).key("order-9").send(&node).await;
     assert_eq!(c1, 202, "{b1}");
@@ -396,12 +396,17 @@ async fn idempotency_survives_a_restart(stores: Stores) {
 
 #[tokio::test]
 async fn idempotency_survives_a_restart_embedded() {
-    idempotency_survives_a_restart(Stores::Embedded).await;
+    idempotency_survives_a_restart(Stores::Embedded, |_| {}).await;
 }
 
 #[tokio::test]
 async fn idempotency_survives_a_restart_production() {
-    idempotency_survives_a_restart(Stores::Production).await;
+    idempotency_survives_a_restart(Stores::Production, |_| {}).await;
+}
+
+#[tokio::test]
+async fn idempotency_survives_a_restart_postgres_without_redis() {
+    idempotency_survives_a_restart(Stores::Production, |c| c.redis_url = None).await;
 }
 
 /// A permanent rejection fails the payment with the node's reason and data;

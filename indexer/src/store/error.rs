@@ -32,7 +32,7 @@ impl StoreError {
         matches!(self, StoreError::Unavailable { .. })
     }
 
-    pub(crate) fn unavailable(
+    pub fn unavailable(
         backend: &'static str,
         e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {

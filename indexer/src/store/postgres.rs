@@ -214,6 +214,11 @@ fn migrator() -> Migrator {
             "webhook retention",
             include_str!("../../migrations/postgres/0008_webhook_retention.sql"),
         ),
+        (
+            9,
+            "idempotency",
+            include_str!("../../migrations/postgres/0009_idempotency.sql"),
+        ),
     ];
     let migrations = FILES
         .iter()

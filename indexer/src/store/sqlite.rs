@@ -137,11 +137,37 @@ impl SqliteHistory {
 /// idempotency keys, webhook deliveries) in a history file that
 /// [`SqliteHistory::open`] has already created and migrated, with the same
 /// settings as the history's own connections: a writer busy elsewhere is
-/// waited for, and a commit survives a power cut.
-pub fn open_side_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(sq_err)?;
-    configure(&conn)?;
-    Ok(conn)
+/// waited for, and a commit survives a power cut. Used on tokio's blocking
+/// pool, like the history's; cheap to clone (one connection behind a mutex).
+#[derive(Clone)]
+pub struct SideConnection(Arc<Mutex<Connection>>);
+
+impl SideConnection {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(sq_err)?;
+        configure(&conn)?;
+        Ok(SideConnection(Arc::new(Mutex::new(conn))))
+    }
+
+    /// Run `f` with the connection on the blocking pool. `Err` when that
+    /// task did not finish (a panic in `f`, or cancelled at shutdown):
+    /// nothing it did was acknowledged, so a retry is safe.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, tokio::task::JoinError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> T + Send + 'static,
+    {
+        let conn = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut conn.lock())).await
+    }
+
+    /// The connection, locked on this thread (tests; code already on a
+    /// blocking thread).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic elsewhere left the lock poisoned, but rusqlite rolls an
+        // unfinished transaction back on drop: the connection is sound.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Per-connection settings (every connection: the main one and a group's).

@@ -1,6 +1,6 @@
-//! The relay as the node runs it: stores chosen by configuration (Redis or
-//! memory for idempotency keys and rate limits, PostgreSQL or SQLite for the
-//! broadcast schedule), the accept path, the broadcast engine, and the HTTP
+//! The relay as the node runs it: stores chosen by configuration (Redis,
+//! else the history database, for idempotency keys; Redis or memory for
+//! rate limits; PostgreSQL or SQLite for the broadcast schedule), the accept path, the broadcast engine, and the HTTP
 //! endpoints and guards (request ids, API keys, rate limits).
 
 pub mod guard;
@@ -19,7 +19,7 @@ use nexus_relay::backoff::RetryPolicy;
 use nexus_relay::engine::{Engine, EngineConfig};
 use nexus_relay::handoff::Handoff;
 use nexus_relay::idempotency::{
-    IdempotencyStore, MemoryIdempotency, RedisIdempotency, SqliteIdempotency,
+    IdempotencyStore, PgIdempotency, RedisIdempotency, SqliteIdempotency,
 };
 use nexus_relay::outcomes::Outcomes;
 use nexus_relay::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
@@ -70,6 +70,21 @@ pub async fn start(
             q.check().map_err(|e| RelayStartError::Quota(name, e))?;
         }
     }
+    let pool = match &cfg.database_url {
+        Some(url) => Some(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                // As the history pool: no ping round trip before every use.
+                .test_before_acquire(false)
+                .connect(url)
+                .await
+                .map_err(|e| {
+                    RelayStartError::Store("postgres", StoreError::unavailable("postgres", e))
+                })?,
+        ),
+        None => None,
+    };
     let (idempotency, limiter): (Arc<dyn IdempotencyStore>, Arc<dyn RateLimiter>) =
         match &cfg.redis_url {
             Some(url) => {
@@ -83,39 +98,20 @@ pub async fn start(
                 )
             }
             None => {
-                // The embedded default keeps keys in its SQLite file (a
-                // restart remembers them); with PostgreSQL but no Redis,
-                // in memory.
-                let idempotency: Arc<dyn IdempotencyStore> = match &cfg.database_url {
+                // Without Redis the keys live in the history database, so a
+                // restart remembers them (the 24 h promise).
+                let idempotency: Arc<dyn IdempotencyStore> = match &pool {
+                    Some(pool) => Arc::new(PgIdempotency::new(pool.clone())),
                     None => Arc::new(
                         SqliteIdempotency::open(&cfg.sqlite_path)
                             .map_err(RelayStartError::Idempotency)?,
                     ),
-                    Some(_) => Arc::new(MemoryIdempotency::new()),
                 };
                 (idempotency, Arc::new(MemoryRateLimiter::new()))
             }
         };
-    let store: Arc<dyn BroadcastStore> = match &cfg.database_url {
-        Some(url) => {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
-                // As the history pool: no ping round trip before every use.
-                .test_before_acquire(false)
-                .connect(url)
-                .await
-                .map_err(|e| {
-                    RelayStartError::Store(
-                        "postgres",
-                        StoreError::Unavailable {
-                            backend: "postgres",
-                            source: Box::new(e),
-                        },
-                    )
-                })?;
-            Arc::new(PgBroadcasts::new(pool))
-        }
+    let store: Arc<dyn BroadcastStore> = match pool {
+        Some(pool) => Arc::new(PgBroadcasts::new(pool)),
         None => Arc::new(
             SqliteBroadcasts::open(&cfg.sqlite_path)
                 .map_err(|e| RelayStartError::Store("sqlite", e))?,

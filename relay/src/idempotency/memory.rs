@@ -58,20 +58,19 @@ impl IdempotencyStore for MemoryIdempotency {
         }))
     }
 
-    async fn complete(
+    async fn complete_many(
         &self,
-        key: &str,
-        fingerprint: &str,
-        response: &StoredResponse,
+        items: &[(String, String, StoredResponse)],
     ) -> Result<(), IdempotencyError> {
-        let rec = Record {
-            fingerprint: fingerprint.to_string(),
-            response: Some(response.clone()),
-        };
+        let expires = Instant::now() + KEY_TTL;
         self.with(|inner| {
-            inner
-                .map
-                .insert(key.to_string(), (rec, Instant::now() + KEY_TTL))
+            for (key, fingerprint, response) in items {
+                let rec = Record {
+                    fingerprint: fingerprint.clone(),
+                    response: Some(response.clone()),
+                };
+                inner.map.insert(key.clone(), (rec, expires));
+            }
         });
         Ok(())
     }

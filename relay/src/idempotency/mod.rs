@@ -4,15 +4,18 @@
 //! duplicates are safe because exactly one request reserves the key and the
 //! others wait for its response.
 //!
-//! Redis (`{prefix}idempotency:{key}`) lets several nodes share keys; the
-//! embedded default keeps them in its SQLite file, so a restart remembers
-//! them too; memory serves a node with PostgreSQL but no Redis (and tests).
+//! Redis (`{prefix}idempotency:{key}`) lets several nodes share keys; a
+//! node with PostgreSQL but no Redis keeps them in its database, the
+//! embedded default in its SQLite file, so a restart remembers them either
+//! way; memory serves tests.
 
 mod memory;
+mod postgres;
 mod redis;
 mod sqlite;
 
 pub use self::memory::MemoryIdempotency;
+pub use self::postgres::PgIdempotency;
 pub use self::redis::RedisIdempotency;
 pub use self::sqlite::SqliteIdempotency;
 
@@ -27,6 +30,14 @@ pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// A reservation whose request never finished (the node died mid-request)
 /// stops blocking its key after this long.
 pub const PENDING_TTL: Duration = Duration::from_secs(30);
+
+/// Unix milliseconds, as the SQL stores keep expiry times; a field of
+/// theirs so tests can move time.
+pub(crate) type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub(crate) fn wall_clock() -> Clock {
+    std::sync::Arc::new(|| chrono::Utc::now().timestamp_millis())
+}
 
 /// The response remembered for a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,19 +101,17 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         key: &str,
         fingerprint: &str,
         response: &StoredResponse,
-    ) -> Result<(), IdempotencyError>;
+    ) -> Result<(), IdempotencyError> {
+        self.complete_many(&[(key.to_string(), fingerprint.to_string(), response.clone())])
+            .await
+    }
     /// [`IdempotencyStore::complete`] for several keys at once, `(key,
-    /// fingerprint, response)`: one round trip where the store can (the
-    /// accept path completes a whole batch together).
+    /// fingerprint, response)`: one round trip (the accept path completes a
+    /// whole batch together).
     async fn complete_many(
         &self,
         items: &[(String, String, StoredResponse)],
-    ) -> Result<(), IdempotencyError> {
-        for (key, fingerprint, response) in items {
-            self.complete(key, fingerprint, response).await?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), IdempotencyError>;
     /// Forget a reservation whose request failed temporarily, so a retry with
     /// the same key is handled afresh.
     async fn release(&self, key: &str) -> Result<(), IdempotencyError>;
@@ -220,6 +229,47 @@ pub(crate) mod conformance {
             store.reserve("a", "other").await.unwrap(),
             Reservation::New,
             "expired after 24 h"
+        );
+    }
+
+    /// A [`Clock`] that moves only when the returned `advance` is called
+    /// (for [`keys_and_stuck_reservations_expire`]).
+    pub fn manual_clock() -> (Clock, impl Fn(Duration) -> std::future::Ready<()>) {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        let now = std::sync::Arc::new(AtomicI64::new(1_000_000));
+        let read = now.clone();
+        let clock: Clock = std::sync::Arc::new(move || read.load(Ordering::SeqCst));
+        let advance = move |d: Duration| {
+            now.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+            std::future::ready(())
+        };
+        (clock, advance)
+    }
+
+    /// A store opened again on the same backing (`open` called twice)
+    /// still has the first one's keys.
+    pub async fn keys_survive_reopening<S, F, Fut>(open: F)
+    where
+        S: IdempotencyStore,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = S>,
+    {
+        let resp = StoredResponse {
+            status: 202,
+            body: "{\"payment_id\":\"0x01\"}".into(),
+        };
+        let first = open().await;
+        assert_eq!(first.reserve("a", "fp").await.unwrap(), Reservation::New);
+        first.complete("a", "fp", &resp).await.unwrap();
+        drop(first);
+        let again = open().await;
+        assert_eq!(
+            again.reserve("a", "fp").await.unwrap(),
+            Reservation::Replay(resp)
+        );
+        assert_eq!(
+            again.reserve("a", "other").await.unwrap(),
+            Reservation::Conflict
         );
     }
 

@@ -69,25 +69,6 @@ impl IdempotencyStore for RedisIdempotency {
         Ok(Reservation::InFlight)
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        response: &StoredResponse,
-    ) -> Result<(), IdempotencyError> {
-        let rec = Record {
-            fingerprint: fingerprint.to_string(),
-            response: Some(response.clone()),
-        };
-        let body = serde_json::to_string(&rec).map_err(unavailable)?;
-        let mut conn = self.conn.clone();
-        let _: () = conn
-            .pset_ex(self.key(key), body, KEY_TTL.as_millis() as u64)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
     async fn complete_many(
         &self,
         items: &[(String, String, StoredResponse)],

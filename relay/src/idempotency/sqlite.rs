@@ -6,15 +6,16 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nexus_indexer::store::sqlite::open_side_connection;
+use nexus_indexer::store::sqlite::SideConnection;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    IdempotencyError, IdempotencyStore, Record, Reservation, StoredResponse, KEY_TTL, PENDING_TTL,
+    wall_clock, Clock, IdempotencyError, IdempotencyStore, Record, Reservation, StoredResponse,
+    KEY_TTL, PENDING_TTL,
 };
 
 /// Expired keys are deleted every this many reservations.
@@ -22,15 +23,9 @@ const SWEEP_EVERY: usize = 1024;
 
 #[derive(Clone)]
 pub struct SqliteIdempotency {
-    /// Only locked on a blocking-pool thread, never across an `.await`.
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
     since_sweep: Arc<AtomicUsize>,
-    /// Unix milliseconds (a field so tests can move time).
-    now_ms: fn() -> i64,
-}
-
-fn wall_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    now_ms: Clock,
 }
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> IdempotencyError {
@@ -49,11 +44,10 @@ impl SqliteIdempotency {
     pub fn open(path: &Path) -> Result<Self, IdempotencyError> {
         // A stored answer is what makes a retried request safe: kept through
         // a power loss (FULL sync), as the 202 it answers promises.
-        let conn = open_side_connection(path).map_err(unavailable)?;
         Ok(SqliteIdempotency {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SideConnection::open(path).map_err(unavailable)?,
             since_sweep: Arc::new(AtomicUsize::new(0)),
-            now_ms: wall_ms,
+            now_ms: wall_clock(),
         })
     }
 
@@ -62,17 +56,12 @@ impl SqliteIdempotency {
         T: Send + 'static,
         F: FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
         let now = (self.now_ms)();
-        tokio::task::spawn_blocking(move || {
-            f(
-                &mut conn.lock().unwrap_or_else(PoisonError::into_inner),
-                now,
-            )
-        })
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)
+        self.conn
+            .call(move |c| f(c, now))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
     }
 }
 
@@ -121,16 +110,6 @@ impl IdempotencyStore for SqliteIdempotency {
         .await
     }
 
-    async fn complete(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        response: &StoredResponse,
-    ) -> Result<(), IdempotencyError> {
-        self.complete_many(&[(key.to_string(), fingerprint.to_string(), response.clone())])
-            .await
-    }
-
     async fn complete_many(
         &self,
         items: &[(String, String, StoredResponse)],
@@ -172,7 +151,6 @@ impl IdempotencyStore for SqliteIdempotency {
 mod tests {
     use super::super::conformance;
     use super::*;
-    use std::sync::atomic::AtomicI64;
 
     fn open(dir: &tempfile::TempDir) -> SqliteIdempotency {
         let path = dir.path().join("history.sqlite");
@@ -192,41 +170,16 @@ mod tests {
     #[tokio::test]
     async fn keys_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let resp = StoredResponse {
-            status: 202,
-            body: "{\"payment_id\":\"0x01\"}".into(),
-        };
-        let store = open(&dir);
-        assert_eq!(store.reserve("a", "fp").await.unwrap(), Reservation::New);
-        store.complete("a", "fp", &resp).await.unwrap();
-        drop(store);
-        let again = open(&dir);
-        assert_eq!(
-            again.reserve("a", "fp").await.unwrap(),
-            Reservation::Replay(resp)
-        );
-        assert_eq!(
-            again.reserve("a", "other").await.unwrap(),
-            Reservation::Conflict
-        );
-    }
-
-    static NOW: AtomicI64 = AtomicI64::new(1_000_000);
-
-    fn test_now() -> i64 {
-        NOW.load(Ordering::SeqCst)
+        conformance::keys_survive_reopening(|| std::future::ready(open(&dir))).await;
     }
 
     #[tokio::test]
     async fn keys_expire_after_a_day_and_stuck_reservations_after_their_ttl() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = open(&dir);
-        store.now_ms = test_now;
-        conformance::keys_and_stuck_reservations_expire(&store, |d| {
-            NOW.fetch_add(ms(d), Ordering::SeqCst);
-            std::future::ready(())
-        })
-        .await;
+        let (clock, advance) = conformance::manual_clock();
+        store.now_ms = clock;
+        conformance::keys_and_stuck_reservations_expire(&store, advance).await;
     }
 
     #[tokio::test]
@@ -236,7 +189,6 @@ mod tests {
         let rows = |s: &SqliteIdempotency| -> i64 {
             s.conn
                 .lock()
-                .unwrap()
                 .query_row("SELECT COUNT(*) FROM idempotency_keys", [], |r| r.get(0))
                 .unwrap()
         };
@@ -244,7 +196,6 @@ mod tests {
         store
             .conn
             .lock()
-            .unwrap()
             .execute(
                 "INSERT INTO idempotency_keys VALUES ('old', 'fp', NULL, NULL, 1)",
                 [],

@@ -2,12 +2,11 @@
 //! connection of its own (WAL: it does not hold the ingest writer up).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use nexus_indexer::store::sqlite::{open_side_connection, sq_err};
+use nexus_indexer::store::sqlite::{sq_err, SideConnection};
 use nexus_indexer::store::StoreError;
 
 use super::{
@@ -17,17 +16,15 @@ use super::{
 
 #[derive(Clone)]
 pub struct SqliteBroadcasts {
-    /// Only locked on a blocking-pool thread, never across an `.await`.
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
 }
 
 impl SqliteBroadcasts {
     /// Open the history file at `path` (already migrated by `SqliteHistory::open`).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         // A 202 promises the broadcast survives a crash: FULL sync.
-        let conn = open_side_connection(path)?;
         Ok(SqliteBroadcasts {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SideConnection::open(path)?,
         })
     }
 
@@ -36,15 +33,10 @@ impl SqliteBroadcasts {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            f(&mut conn.lock().unwrap_or_else(PoisonError::into_inner))
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable {
-            backend: "sqlite",
-            source: Box::new(e),
-        })?
+        self.conn
+            .call(f)
+            .await
+            .map_err(|e| StoreError::unavailable("sqlite", e))?
     }
 }
 

@@ -3,12 +3,11 @@
 //! writer for long); the schema comes with the history migrations.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use nexus_indexer::store::sqlite::{open_side_connection, sq_err};
+use nexus_indexer::store::sqlite::{sq_err, SideConnection};
 use nexus_indexer::store::StoreError;
 
 use super::store::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
@@ -18,16 +17,14 @@ const BACKEND: &str = "sqlite";
 /// Webhook state in SQLite.
 #[derive(Clone)]
 pub struct SqliteWebhooks {
-    /// Only locked on a blocking-pool thread, never across an `.await`.
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
 }
 
 impl SqliteWebhooks {
     /// Open the history file at `path` (already migrated by `SqliteHistory::open`).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = open_side_connection(path)?;
         Ok(SqliteWebhooks {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: SideConnection::open(path)?,
         })
     }
 
@@ -36,16 +33,10 @@ impl SqliteWebhooks {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut guard).map_err(sq_err)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable {
-            backend: BACKEND,
-            source: Box::new(e),
-        })?
+        self.conn
+            .call(|c| f(c).map_err(sq_err))
+            .await
+            .map_err(|e| StoreError::unavailable(BACKEND, e))?
     }
 }
 
