@@ -40,8 +40,10 @@ pub struct Config {
     /// answered 503, so a stalled store cannot block ingestion forever
     /// (`NEXUS_DELIVERY_TIMEOUT_SECS`).
     pub delivery_timeout_secs: u64,
-    /// stacks-node RPC (`http://host:20443`) to read the blocks of a gap from;
-    /// unset = gaps stay open until the blocks are delivered (`NEXUS_RPC_URL`).
+    /// stacks-node RPC (`http://host:20443`) when `rpc_urls` is empty: the
+    /// blocks of a gap are read from it, the verifier reads and the relay
+    /// broadcasts through it; no RPC at all = gaps stay open until the
+    /// blocks are delivered (`NEXUS_RPC_URL`).
     pub rpc_url: Option<String>,
     /// The node's `connection_options.auth_token`, required by the block replay
     /// endpoint the gap fill reads (`NEXUS_RPC_AUTH_TOKEN`).
@@ -76,11 +78,12 @@ pub struct Config {
     /// Deliveries answered 2xx are deleted this many hours later; 0 keeps
     /// them forever (`NEXUS_WEBHOOK_RETENTION_HOURS`). Dead letters stay.
     pub webhook_retention_hours: u64,
-    /// stacks-node RPC providers the verifier reads, in preference order, each
-    /// behind a circuit breaker; empty = `rpc_url` alone; both unset = no
-    /// reconciliation (`NEXUS_RPC_URLS`, e.g. `["http://a:20443","http://b:20443"]`).
+    /// stacks-node RPC providers in preference order, each behind a circuit
+    /// breaker, shared by the verifier, the relay and the gap fill; empty =
+    /// `rpc_url` alone; both unset = no reconciliation, relay or gap fill (`NEXUS_RPC_URLS`, e.g. `["http://a:20443","http://b:20443"]`).
     pub rpc_urls: Vec<String>,
-    /// Bound on one verifier RPC request, milliseconds (`NEXUS_RPC_TIMEOUT_MS`).
+    /// Bound on one RPC request (reads, broadcasts, block replays),
+    /// milliseconds (`NEXUS_RPC_TIMEOUT_MS`).
     pub rpc_timeout_ms: u64,
     /// Seconds between reconcile cycle starts; a slow cycle delays the next,
     /// never overlaps it (`NEXUS_RECONCILE_INTERVAL_SECS`).
@@ -208,7 +211,7 @@ impl Config {
         self.contract_id.parse()
     }
 
-    /// The verifier's RPC providers: `rpc_urls`, else `rpc_url`, else none.
+    /// The RPC providers: `rpc_urls`, else `rpc_url`, else none.
     pub fn verifier_rpc_urls(&self) -> Vec<String> {
         if !self.rpc_urls.is_empty() {
             return self.rpc_urls.clone();

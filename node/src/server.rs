@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 
 use nexus_indexer::domain::EventSource;
 use nexus_indexer::ingest::{BroadcastBus, IngestError, Ingestor, SystemClock};
-use nexus_indexer::rpc::NodeRpc;
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;
@@ -48,12 +47,10 @@ pub enum StartError {
     Bind(SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
     Config(#[from] nexus_indexer::decode::ContractIdError),
-    #[error("invalid rpc_url")]
-    Rpc(#[source] nexus_indexer::rpc::RpcError),
     #[error("could not start event delivery")]
     Delivery(#[from] crate::delivery::DeliveryError),
-    #[error("invalid rpc_urls")]
-    VerifierRpc(#[source] nexus_verifier::rpc::RpcError),
+    #[error("invalid rpc_url or rpc_urls")]
+    Rpc(#[source] nexus_verifier::rpc::RpcError),
     #[error("could not reach Redis for the reconciler lease")]
     Lease(#[source] nexus_verifier::lease::LeaseError),
     #[error("could not start the relay")]
@@ -155,26 +152,20 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     .with_delivery_timeout(std::time::Duration::from_secs(
         cfg.delivery_timeout_secs.max(1),
     ));
-    let ingestor = match &cfg.rpc_url {
-        Some(url) => {
-            let rpc = NodeRpc::new(url, cfg.rpc_auth_token.clone()).map_err(StartError::Rpc)?;
-            tracing::info!(rpc = %url, auth = cfg.rpc_auth_token.is_some(), "gaps are filled from the stacks-node RPC");
-            ingestor.with_block_source(Arc::new(rpc))
+    let rpc = crate::verifier::providers(&cfg, &metrics.verifier).map_err(StartError::Rpc)?;
+    let ingestor = match &rpc {
+        Some(providers) => {
+            tracing::info!(providers = ?providers.names(), auth = cfg.rpc_auth_token.is_some(), "gaps are filled from the stacks-node RPC");
+            ingestor.with_block_source(providers.clone())
         }
         None => ingestor,
     };
     let ingestor = Arc::new(ingestor);
-    let verifier = crate::verifier::build(&cfg, &ingestor, &metrics.verifier)
-        .map_err(StartError::VerifierRpc)?;
+    let reconciler = rpc
+        .as_ref()
+        .map(|p| crate::verifier::reconciler(&cfg, &ingestor, p, &metrics.verifier));
     let relay_tasks = tokio_util::task::TaskTracker::new();
-    let relay = crate::relay::start(
-        &cfg,
-        &ingestor,
-        verifier.as_ref().map(|(p, _)| p.clone()),
-        &relay_tasks,
-        &shutdown,
-    )
-    .await?;
+    let relay = crate::relay::start(&cfg, &ingestor, rpc.clone(), &relay_tasks, &shutdown).await?;
     let app = Arc::new(App {
         relay,
         ingestor,
@@ -182,8 +173,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         bus,
         delivery,
         config: cfg.clone(),
-        rpc: verifier.as_ref().map(|(p, _)| p.clone()),
-        reconciler: verifier.as_ref().map(|(_, r)| r.clone()),
+        rpc,
+        reconciler,
     });
     let observer = TcpListener::bind(cfg.observer_addr)
         .await

@@ -210,28 +210,37 @@ impl ReconcileObserver for VerifierMetrics {
     }
 }
 
-/// The RPC providers and the reconciler built from the configuration.
-pub type Built = (Arc<Providers>, Arc<Reconciler>);
-
-/// The RPC providers and the reconciler, when the configuration names an RPC.
-pub fn build(
+/// The node's one RPC client, when the configuration names a node
+/// (`rpc_urls`, else `rpc_url`): the verifier reads through it, the relay
+/// broadcasts through it and the ingest path fills gaps through it, all
+/// sharing its breakers.
+pub fn providers(
     cfg: &Config,
-    ingestor: &Arc<Ingestor>,
     metrics: &VerifierMetrics,
-) -> Result<Option<Built>, RpcError> {
+) -> Result<Option<Arc<Providers>>, RpcError> {
     let urls = cfg.verifier_rpc_urls();
     if urls.is_empty() {
         return Ok(None);
     }
-    let providers = Arc::new(Providers::new(
+    Ok(Some(Arc::new(Providers::new(
         &urls,
         cfg.rpc_auth_token.clone(),
         Duration::from_millis(cfg.rpc_timeout_ms.max(1)),
         breaker::DEFAULT_FAILURE_THRESHOLD,
         breaker::DEFAULT_COOLDOWN,
         Arc::new(metrics.clone()),
-    )?);
-    let reconciler = Arc::new(Reconciler::new(
+    )?)))
+}
+
+/// The reconciler over `providers`.
+pub fn reconciler(
+    cfg: &Config,
+    ingestor: &Arc<Ingestor>,
+    providers: &Arc<Providers>,
+    metrics: &VerifierMetrics,
+) -> Arc<Reconciler> {
+    tracing::info!(providers = ?providers.names(), interval_secs = cfg.reconcile_interval_secs, "verifier: reconciling against the chain");
+    Arc::new(Reconciler::new(
         ingestor.clone(),
         providers.clone(),
         ReconcileConfig {
@@ -246,9 +255,7 @@ pub fn build(
         },
         Arc::new(SystemClock),
         Arc::new(metrics.clone()),
-    ));
-    tracing::info!(providers = ?urls, interval_secs = cfg.reconcile_interval_secs, "verifier: reconciling against the chain");
-    Ok(Some((providers, reconciler)))
+    ))
 }
 
 /// Who reconciles: with Redis, the holder of the lease (the task holding it

@@ -415,8 +415,9 @@ async fn assert_held(node: &TestNode) {
     snapshot(node).await.assert_consistent();
 }
 
-/// The RPC answers 503 for block 6's gap; once it recovers, the next block
-/// (7, on top of the held 6) fills the gap and everything connects.
+/// The RPC answers 503 for block 6's gap; once it recovers (and its
+/// Retry-After has passed), the next block (7, on top of the held 6) fills
+/// the gap and everything connects.
 async fn fills_on_the_next_block_after_the_rpc_recovers(stores: Stores) {
     let all = deliveries_by_height();
     let rpc = Rpc::serve(&[replay_of(&envelope(&all, 4)), replay_of(&envelope(&all, 5))]).await;
@@ -433,6 +434,10 @@ async fn fills_on_the_next_block_after_the_rpc_recovers(stores: Stores) {
     assert_eq!(counter(&node, "gap_fill_stopped:rpc_unavailable").await, 1);
 
     rpc.state.mode.store(SERVE, Ordering::SeqCst);
+    // The 503 said `Retry-After: 1`: the provider's breaker keeps the node
+    // from asking again before that, and a block delivered meanwhile stays
+    // held. Wait it out, as stacks-node's next block would.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     deliver(&node, &all, 7).await;
     assert!(health_gaps(&node).await.is_empty());
     let (_, health) = node.get("/health").await;
@@ -532,6 +537,31 @@ async fn a_long_gap_is_filled_over_several_deliveries() {
     assert_eq!(counter(&node, "gap_fill_blocks").await, 105);
     let (_, body) = node.get(&format!("/api/payments/{}", created_at(3))).await;
     assert_eq!(body["payment"]["created_in"]["block_height"], 3, "{body}");
+    snapshot(&node).await.assert_consistent();
+    node.stop().await;
+}
+
+/// Several providers (`rpc_urls`): the first is down, the gap is read from
+/// the second, through the same failover the verifier uses.
+#[tokio::test]
+async fn fills_through_the_next_provider_when_the_first_is_down() {
+    let all = deliveries_by_height();
+    let rpc = Rpc::serve(&[replay_of(&envelope(&all, 4)), replay_of(&envelope(&all, 5))]).await;
+    let node = start_node(Stores::Embedded, |c| {
+        c.rpc_urls = vec![format!("http://{}", closed_port()), rpc.url()];
+        c.rpc_auth_token = Some(TOKEN.into());
+    })
+    .await;
+    for h in [1, 2, 3, 6] {
+        deliver(&node, &all, h).await;
+    }
+    assert_eq!(
+        rpc.asked().await,
+        vec![bare(&index_hash("main", 5)), bare(&index_hash("main", 4))]
+    );
+    assert!(health_gaps(&node).await.is_empty(), "gap closed");
+    let (_, health) = node.get("/health").await;
+    assert_eq!(health["last_block_height"], 6, "{health}");
     snapshot(&node).await.assert_consistent();
     node.stop().await;
 }

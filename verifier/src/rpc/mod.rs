@@ -1,4 +1,5 @@
-//! The stacks-node RPC, as the verifier (and the relay) read it.
+//! The stacks-node RPC, as the verifier, the relay and the ingest path's
+//! gap fill read it: the node's one RPC client.
 //!
 //! * [`StacksRpc`]: the narrow trait the reconciler depends on.
 //! * [`HttpProvider`]: one node over HTTP (reqwest), typed answers decoded
@@ -8,9 +9,11 @@
 //! * [`RpcError`]: temporary vs permanent, with `Retry-After`.
 //! * [`BroadcastAnswer`]: `POST /v2/transactions` accepted or rejected (an
 //!   answer, not a provider failure).
+//! * [`blocks`]: `Providers` as the ingest path's gap-fill `BlockSource`.
 //!
 //! Endpoint shapes: stacks-core `docs/rpc/openapi.yaml`.
 
+pub mod blocks;
 pub mod breaker;
 mod error;
 pub mod failover;
