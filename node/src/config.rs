@@ -212,7 +212,7 @@ impl Config {
     }
 
     /// The RPC providers: `rpc_urls`, else `rpc_url`, else none.
-    pub fn verifier_rpc_urls(&self) -> Vec<String> {
+    pub fn rpc_provider_urls(&self) -> Vec<String> {
         if !self.rpc_urls.is_empty() {
             return self.rpc_urls.clone();
         }
@@ -300,14 +300,14 @@ mod tests {
             assert_eq!(cfg.rpc_url.as_deref(), Some("http://127.0.0.1:20443"));
             assert_eq!(cfg.rpc_auth_token.as_deref(), Some("s3cret"));
             assert_eq!(
-                cfg.verifier_rpc_urls(),
+                cfg.rpc_provider_urls(),
                 vec!["http://127.0.0.1:20443"],
                 "rpc_urls defaults to rpc_url"
             );
             jail.set_env("NEXUS_RPC_URLS", r#"["http://a:20443","http://b:20443"]"#);
             let cfg = Config::load("absent.toml".as_ref(), &Overrides::default()).expect("loads");
             assert_eq!(
-                cfg.verifier_rpc_urls(),
+                cfg.rpc_provider_urls(),
                 vec!["http://a:20443", "http://b:20443"]
             );
             Ok(())

@@ -1,4 +1,5 @@
-//! Wiring of the verifier (`nexus-verifier`): RPC providers with breakers,
+//! Wiring of the verifier (`nexus-verifier`): the RPC providers with breakers
+//! (the node's one RPC client, also used by the relay and the gap fill),
 //! the leader lease, the reconcile loop, their metrics, and the proof endpoint.
 
 use std::sync::Arc;
@@ -218,7 +219,7 @@ pub fn providers(
     cfg: &Config,
     metrics: &VerifierMetrics,
 ) -> Result<Option<Arc<Providers>>, RpcError> {
-    let urls = cfg.verifier_rpc_urls();
+    let urls = cfg.rpc_provider_urls();
     if urls.is_empty() {
         return Ok(None);
     }
