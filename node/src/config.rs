@@ -82,8 +82,8 @@ pub struct Config {
     /// breaker, shared by the verifier, the relay and the gap fill; empty =
     /// `rpc_url` alone; both unset = no reconciliation, relay or gap fill (`NEXUS_RPC_URLS`, e.g. `["http://a:20443","http://b:20443"]`).
     pub rpc_urls: Vec<String>,
-    /// Bound on one RPC request (reads, broadcasts, block replays),
-    /// milliseconds (`NEXUS_RPC_TIMEOUT_MS`).
+    /// Bound on one RPC request (reads, broadcasts; a block replay gets at
+    /// least 10 s), milliseconds (`NEXUS_RPC_TIMEOUT_MS`).
     pub rpc_timeout_ms: u64,
     /// Seconds between reconcile cycle starts; a slow cycle delays the next,
     /// never overlaps it (`NEXUS_RECONCILE_INTERVAL_SECS`).

@@ -1,14 +1,14 @@
 //! The providers as the ingest path's [`BlockSource`]: a gap's missing
 //! blocks are read with `GET /v3/blocks/replay/{block_id}` (Nakamoto blocks;
 //! the node must have an `auth_token`, else it answers 400), through the
-//! same failover, circuit breakers, timeout and error classification as
-//! every other RPC call.
+//! same failover, circuit breakers and error classification as every other
+//! RPC call (with a longer time bound: the node re-executes the block).
 
 use async_trait::async_trait;
 use nexus_indexer::observer::NewBlock;
 use nexus_indexer::rpc::{block_id, new_block_from_replay, BlockSource};
 
-use super::{Providers, RpcError};
+use super::Providers;
 
 type BlockError = nexus_indexer::rpc::RpcError;
 
@@ -16,19 +16,8 @@ type BlockError = nexus_indexer::rpc::RpcError;
 impl BlockSource for Providers {
     async fn block(&self, index_block_hash: &str) -> Result<Option<NewBlock>, BlockError> {
         let id = block_id(index_block_hash)?;
-        let path = format!("/v3/blocks/replay/{id}");
-        let path = path.as_str();
         let body = self
-            .with("block_replay", |p| {
-                Box::pin(async move {
-                    match p.request(reqwest::Method::GET, path, None).await {
-                        Ok(answer) => Ok(Some(answer.body)),
-                        // stacks-core's "No such block": an answer, not a failure.
-                        Err(RpcError::Status { status: 404, .. }) => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                })
-            })
+            .with("block_replay", |p| Box::pin(p.block_replay(&id)))
             .await
             .map_err(|e| BlockError::Client {
                 temporary: e.is_temporary(),
@@ -53,6 +42,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::rpc::http::REPLAY_TIMEOUT;
     use crate::rpc::{breaker, NoObserver};
 
     fn providers(urls: &[String]) -> Providers {
@@ -82,6 +72,34 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, BlockError::Client { .. }), "{err:?}");
         assert!(err.is_temporary());
+    }
+
+    /// A replay slower than the provider's own timeout still gets its
+    /// answer (here stacks-core's 404), within [`REPLAY_TIMEOUT`].
+    #[tokio::test]
+    async fn a_slow_replay_outlasts_the_read_timeout() {
+        use axum::routing::get;
+        let app = axum::Router::new().route(
+            "/v3/blocks/replay/:id",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                (axum::http::StatusCode::NOT_FOUND, "No such block")
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let p = Providers::new(
+            &[url],
+            None,
+            Duration::from_millis(200),
+            breaker::DEFAULT_FAILURE_THRESHOLD,
+            breaker::DEFAULT_COOLDOWN,
+            Arc::new(NoObserver),
+        )
+        .unwrap();
+        assert!(REPLAY_TIMEOUT > Duration::from_millis(600));
+        assert!(p.block(&"ab".repeat(32)).await.unwrap().is_none());
     }
 
     #[tokio::test]

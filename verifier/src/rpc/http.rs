@@ -17,6 +17,10 @@ use super::{ContractRef, RpcError, StacksRpc};
 /// next provider than wait on a slow one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bound on one block replay, whatever `timeout` the provider has: the node
+/// re-executes the block to answer, which takes longer than a read.
+pub const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How much of an error answer is kept for the log. Broadcast rejections are
 /// parsed from the whole body before this applies.
 const ERROR_BODY_CHARS: usize = 4096;
@@ -25,6 +29,8 @@ const ERROR_BODY_CHARS: usize = 4096;
 #[derive(Clone)]
 pub struct HttpProvider {
     client: reqwest::Client,
+    /// The per-request bound the client was built with.
+    timeout: Duration,
     /// Scheme, host and port (and any path prefix), without a trailing `/`.
     base: String,
     /// Sent as the raw `authorization` header (stacks-node's
@@ -96,6 +102,7 @@ impl HttpProvider {
             .map_err(|e| RpcError::Config(format!("HTTP client: {e}")))?;
         Ok(HttpProvider {
             client,
+            timeout,
             base: url.as_str().trim_end_matches('/').to_string(),
             auth_token: auth_token.filter(|t| !t.is_empty()),
         })
@@ -116,7 +123,7 @@ impl HttpProvider {
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<Answer, RpcError> {
-        let raw = self.send(method, path, body).await?;
+        let raw = self.send(method, path, body, None).await?;
         if !(200..300).contains(&raw.status) {
             return Err(raw.into_error(&self.base));
         }
@@ -139,6 +146,7 @@ impl HttpProvider {
                 reqwest::Method::POST,
                 PATH,
                 Some(("application/octet-stream", tx.to_vec())),
+                None,
             )
             .await?;
         match raw.status {
@@ -153,15 +161,37 @@ impl HttpProvider {
         }
     }
 
+    /// `GET /v3/blocks/replay/{block_id}` (`block_id`: 64 lowercase hex
+    /// digits): the replay JSON, or `None` for stacks-core's 404 "No such
+    /// block". Bounded by [`REPLAY_TIMEOUT`] or the provider's own timeout,
+    /// whichever is longer.
+    pub async fn block_replay(&self, block_id: &str) -> Result<Option<Vec<u8>>, RpcError> {
+        let path = format!("/v3/blocks/replay/{block_id}");
+        let timeout = self.timeout.max(REPLAY_TIMEOUT);
+        let raw = self
+            .send(reqwest::Method::GET, &path, None, Some(timeout))
+            .await?;
+        match raw.status {
+            200..=299 => Ok(Some(raw.body)),
+            404 => Ok(None),
+            _ => Err(raw.into_error(&self.base)),
+        }
+    }
+
     /// One exchange, whatever the status; only a missing answer is an error.
+    /// `timeout` overrides the provider's for this request.
     async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
+        timeout: Option<Duration>,
     ) -> Result<RawAnswer, RpcError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.client.request(method, &url);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         if let Some(token) = &self.auth_token {
             req = req.header(AUTHORIZATION, token);
         }
