@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use super::replay::ReplayError;
 
 /// Why a missing block could not be read. Whether a retry can help is part
@@ -14,8 +12,6 @@ pub enum RpcError {
     #[error("the block could not be read from the RPC")]
     Client {
         temporary: bool,
-        /// How long the node or the client's breakers asked to wait.
-        retry_after: Option<Duration>,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -42,14 +38,6 @@ impl RpcError {
             RpcError::BadBlockId(_) | RpcError::Decode { .. } | RpcError::WrongBlock { .. } => {
                 false
             }
-        }
-    }
-
-    /// How long to wait before asking again, when the client said so.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            RpcError::Client { retry_after, .. } => *retry_after,
-            _ => None,
         }
     }
 }

@@ -21,7 +21,6 @@ impl BlockSource for Providers {
             .await
             .map_err(|e| BlockError::Client {
                 temporary: e.is_temporary(),
-                retry_after: e.retry_after(),
                 source: Box::new(e),
             })?;
         let Some(body) = body else {
