@@ -7,8 +7,12 @@
 //! (`stacks-codec`'s signer), so the node does the full work: decode, verify
 //! the signature, check the call, reserve the key, schedule, commit.
 //! Then the same requests again (idempotent replays), then the same client
-//! loop against a bare axum handler that only parses the JSON body: the
-//! floor of HTTP + JSON on this machine, measured in the same run.
+//! loop against a bare axum handler that only parses the JSON body (HTTP +
+//! JSON on this machine), then against [`floor`]: a server doing only the
+//! work every relayed payment needs whatever the design (validate, reserve
+//! the key, a durable row, the broadcast and its note), so that how close
+//! the node comes, and whether the target is within reach here at all, are
+//! measured in the same run.
 //!
 //! Knobs: `BENCH_PAYMENTS` (20000), `BENCH_CLIENTS` (64). Last line: one JSON object.
 
@@ -31,7 +35,11 @@ use stacks_codec::codec::{
 
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 use nexus_relay::ratelimit::Quota;
+use nexus_relay::validate::{validate, RelayPolicy};
 use nexus_verifier::scripted;
+
+#[path = "relay/floor.rs"]
+mod floor;
 
 const RECIPIENT: &str = "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG";
 
@@ -202,6 +210,24 @@ async fn run(payments: usize, clients: usize) {
         reconcile_interval_secs: 3_600,
         ..Config::default()
     };
+    let policy = RelayPolicy::new(cfg.contract().expect("contract id"), cfg.relay_chain_id());
+    // Validation alone (decode + signature recovery), on one thread: the
+    // part of each request no design avoids, as this machine prices it.
+    let validate_us = {
+        let sample: Vec<Vec<u8>> = bodies
+            .iter()
+            .take(2_000)
+            .map(|b| {
+                let v: serde_json::Value = serde_json::from_str(b).expect("json");
+                hex::decode(v["tx"].as_str().expect("tx").trim_start_matches("0x")).expect("hex")
+            })
+            .collect();
+        let t = Instant::now();
+        for tx in &sample {
+            validate(tx, &policy).expect("valid");
+        }
+        (t.elapsed().as_secs_f64() * 1e6 / sample.len() as f64 * 10.0).round() / 10.0
+    };
     let node = nexus_node::server::start(cfg).await.expect("node starts");
     let endpoint = format!("http://{}/api/payments", node.api_addr);
 
@@ -267,9 +293,26 @@ async fn run(payments: usize, clients: usize) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let (took, lat) = load(&format!("http://{addr}/api/payments"), bodies, clients, 202).await;
+    let (took, lat) = load(
+        &format!("http://{addr}/api/payments"),
+        bodies.clone(),
+        clients,
+        202,
+    )
+    .await;
     let (baseline_per_sec, baseline_p50, baseline_p99) = summary(took, lat);
     server.abort();
+
+    eprintln!("  the floor: the same payments through a server doing only the mandatory work…");
+    let fl = floor::Server::start(url.as_ref(), &redis, &prefix, &rpc.url(), policy).await;
+    let (took, lat) = load(&fl.url, bodies, clients, 202).await;
+    let (floor_per_sec, floor_p50, floor_p99) = summary(took, lat);
+    let (floor_submitted, floor_drain) = fl.drain(payments, Duration::from_secs(120)).await;
+    assert_eq!(
+        floor_submitted, payments,
+        "the floor broadcasts everything it accepted"
+    );
+    eprintln!("  floor {floor_per_sec}/s, p50 {floor_p50} ms, p99 {floor_p99} ms");
 
     sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .execute(&mut conn)
@@ -297,6 +340,12 @@ async fn run(payments: usize, clients: usize) {
             "baseline_json_per_sec": baseline_per_sec,
             "baseline_p50_ms": baseline_p50,
             "baseline_p99_ms": baseline_p99,
+            "floor_per_sec": floor_per_sec,
+            "floor_p50_ms": floor_p50,
+            "floor_p99_ms": floor_p99,
+            "floor_drain_s": (floor_drain.as_secs_f64() * 100.0).round() / 100.0,
+            "share_of_floor": (accepted_per_sec / floor_per_sec * 1000.0).round() / 1000.0,
+            "validate_us": validate_us,
             "target": {"accepted_per_sec": 5000, "p99_ms": 20},
         })
     );
