@@ -1,6 +1,13 @@
-//! Accepting a relay request: validate, reserve the idempotency key, then
-//! (batched with concurrent requests) record the `pending` payment with its
-//! `payment:created` event and schedule the broadcast, and answer 202.
+//! Accepting a relay request: validate, then (batched with concurrent
+//! requests) reserve the idempotency key, then (batched again) record the
+//! `pending` payment with its `payment:created` event and schedule the
+//! broadcast, and answer 202.
+//!
+//! Two stages, each taking whatever queued up while it was busy: the
+//! reserver takes a group's keys in one call to the key store (one Redis
+//! round trip for the group, not one or two per request) and answers
+//! replays and conflicts itself; the batcher commits the requests whose keys
+//! are new. The reserver works while a commit runs.
 //!
 //! The payment record, its event and the broadcast schedule are one history
 //! transaction (the schedule rows ride on the ingest commit as attached
@@ -65,21 +72,43 @@ pub struct AcceptConfig {
     pub duplicate_patience: Duration,
 }
 
-struct Job {
+/// A validated request on its way through the stages.
+struct Request {
     valid: ValidTx,
     key: String,
     /// sha256 of the body, stored with the key's response.
     fingerprint: String,
     request_id: Option<String>,
-    /// The 202, sent once it is committed and stored under `key`.
-    reply: oneshot::Sender<Result<Reply, RelayError>>,
+}
+
+struct Job {
+    req: Request,
+    reply: oneshot::Sender<JobAnswer>,
+}
+
+/// What the stages tell a request.
+enum JobAnswer {
+    /// Its key was taken for it: the 202 once committed and stored under
+    /// the key, or why not (then the key is given back).
+    Committed(Result<Reply, RelayError>),
+    /// Its key was not free: the stored response, or a conflict.
+    Found(Reservation),
+    /// A request with the same key and body is in flight (or the key lapsed
+    /// between the store's two reads): wait for it one request at a time.
+    InFlight(Box<Request>),
+    /// Refused before its key was taken (the key store failed, or the node
+    /// is stopping).
+    Refused(RelayError),
 }
 
 /// The accept path. Cheap to share.
 pub struct Acceptor {
     cfg: AcceptConfig,
     idempotency: Arc<dyn IdempotencyStore>,
-    jobs: mpsc::Sender<Job>,
+    /// To the reserver.
+    reserve: mpsc::Sender<Job>,
+    /// To the batcher (requests whose key is already theirs).
+    commit: mpsc::Sender<Job>,
 }
 
 /// Parts the batcher needs.
@@ -104,14 +133,34 @@ impl Acceptor {
         token: CancellationToken,
         tasks: &tokio_util::task::TaskTracker,
     ) -> Arc<Self> {
-        let (tx, rx) = mpsc::channel(cfg.batch_max.max(1) * 4);
+        let batch_max = cfg.batch_max.max(1);
+        let (reserve, reserve_rx) = mpsc::channel(batch_max * 4);
+        let (commit, commit_rx) = mpsc::channel(batch_max * 4);
         let idempotency = deps.idempotency.clone();
-        tasks.spawn(batcher(rx, deps, cfg.batch_max.max(1), token));
+        tasks.spawn(reserver(
+            reserve_rx,
+            idempotency.clone(),
+            commit.clone(),
+            batch_max,
+            token.clone(),
+        ));
+        tasks.spawn(batcher(commit_rx, deps, batch_max, token));
         Arc::new(Acceptor {
             cfg,
             idempotency,
-            jobs: tx,
+            reserve,
+            commit,
         })
+    }
+
+    /// Hand `req` to a stage and wait for its answer; `closed`: the answer
+    /// if that stage has stopped.
+    async fn ask(stage: &mpsc::Sender<Job>, req: Request, closed: fn() -> JobAnswer) -> JobAnswer {
+        let (reply, rx) = oneshot::channel();
+        match stage.send(Job { req, reply }).await {
+            Ok(()) => rx.await.unwrap_or_else(|_| closed()),
+            Err(_) => closed(),
+        }
     }
 
     /// Handle one request end to end.
@@ -122,54 +171,116 @@ impl Acceptor {
             None => format!("txid:{}", valid.call.txid),
         };
         let fingerprint = hex::encode(Sha256::digest(&s.tx));
-        let unavailable = |e: &dyn std::error::Error| RelayError::Unavailable(error_chain(e));
-        let reservation = reserve_or_wait(
-            &*self.idempotency,
-            &key,
-            &fingerprint,
-            self.cfg.duplicate_patience,
-        )
-        .await
-        .map_err(|e| unavailable(&e))?;
-        match reservation {
-            Reservation::Replay(reply) => {
-                return Ok(Answer {
-                    reply,
-                    replayed: true,
-                })
-            }
-            Reservation::Conflict => return Err(RelayError::IdempotencyConflict(key)),
-            Reservation::InFlight => return Err(RelayError::InProgress(key)),
-            Reservation::New => {}
-        }
-        let (reply, rx) = oneshot::channel();
-        let sent = self
-            .jobs
-            .send(Job {
-                valid,
-                key: key.clone(),
-                fingerprint,
-                request_id: s.request_id,
-                reply,
-            })
-            .await;
-        let result = match sent {
-            Ok(()) => rx.await.unwrap_or(Err(RelayError::ShuttingDown)),
-            Err(_) => Err(RelayError::ShuttingDown),
+        let req = Request {
+            valid,
+            key: key.clone(),
+            fingerprint,
+            request_id: s.request_id,
         };
-        match result {
-            Ok(reply) => Ok(Answer {
+        let stopping = || JobAnswer::Refused(RelayError::ShuttingDown);
+        let taken_then_stopping = || JobAnswer::Committed(Err(RelayError::ShuttingDown));
+        let answer = match Self::ask(&self.reserve, req, stopping).await {
+            JobAnswer::InFlight(req) => {
+                // Rare: a concurrent duplicate. Poll until it has an answer
+                // (or its reservation lapsed and the key is ours).
+                let found = reserve_or_wait(
+                    &*self.idempotency,
+                    &req.key,
+                    &req.fingerprint,
+                    self.cfg.duplicate_patience,
+                )
+                .await
+                .map_err(|e| RelayError::Unavailable(error_chain(&e)))?;
+                match found {
+                    Reservation::New => Self::ask(&self.commit, *req, taken_then_stopping).await,
+                    other => JobAnswer::Found(other),
+                }
+            }
+            answer => answer,
+        };
+        match answer {
+            JobAnswer::Committed(Ok(reply)) => Ok(Answer {
                 reply,
                 replayed: false,
             }),
-            Err(e) => {
+            JobAnswer::Committed(Err(e)) => {
                 // Nothing promised: the key is free for a retry.
                 if let Err(re) = self.idempotency.release(&key).await {
                     tracing::warn!(error = %error_chain(&re), key, "could not release an idempotency key");
                 }
                 Err(e)
             }
+            JobAnswer::Found(Reservation::Replay(reply)) => Ok(Answer {
+                reply,
+                replayed: true,
+            }),
+            JobAnswer::Found(Reservation::Conflict) => Err(RelayError::IdempotencyConflict(key)),
+            // Still in flight after the wait (`New` never comes back as found).
+            JobAnswer::Found(_) | JobAnswer::InFlight(_) => Err(RelayError::InProgress(key)),
+            JobAnswer::Refused(e) => Err(e),
         }
+    }
+}
+
+/// The first stage: each group of queued requests has its keys reserved in
+/// one call; new ones go on to the batcher, the rest are answered here.
+async fn reserver(
+    mut rx: mpsc::Receiver<Job>,
+    store: Arc<dyn IdempotencyStore>,
+    commit: mpsc::Sender<Job>,
+    batch_max: usize,
+    token: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = token.cancelled() => break,
+            j = rx.recv() => match j { Some(j) => j, None => break },
+        };
+        let mut group = vec![first];
+        while group.len() < batch_max {
+            match rx.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<(String, String)> = group
+            .iter()
+            .map(|j| (j.req.key.clone(), j.req.fingerprint.clone()))
+            .collect();
+        match store.reserve_many(&items).await {
+            Ok(found) => {
+                for (job, r) in group.into_iter().zip(found) {
+                    match r {
+                        Reservation::New => {
+                            if let Err(mpsc::error::SendError(job)) = commit.send(job).await {
+                                let _ = job
+                                    .reply
+                                    .send(JobAnswer::Committed(Err(RelayError::ShuttingDown)));
+                            }
+                        }
+                        Reservation::InFlight => {
+                            let _ = job.reply.send(JobAnswer::InFlight(Box::new(job.req)));
+                        }
+                        r => {
+                            let _ = job.reply.send(JobAnswer::Found(r));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = error_chain(&e);
+                for job in group {
+                    let _ = job
+                        .reply
+                        .send(JobAnswer::Refused(RelayError::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+    // Requests still queued get a clear answer rather than a dropped connection.
+    rx.close();
+    while let Ok(j) = rx.try_recv() {
+        let _ = j.reply.send(JobAnswer::Refused(RelayError::ShuttingDown));
     }
 }
 
@@ -261,7 +372,9 @@ async fn batcher(
     // ... and requests still queued get a clear answer rather than a dropped connection.
     rx.close();
     while let Ok(j) = rx.try_recv() {
-        let _ = j.reply.send(Err(RelayError::ShuttingDown));
+        let _ = j
+            .reply
+            .send(JobAnswer::Committed(Err(RelayError::ShuttingDown)));
     }
 }
 
@@ -327,17 +440,18 @@ async fn run_batch(
             let mut answers = Vec::with_capacity(jobs.len());
             let mut stored = Vec::with_capacity(jobs.len());
             for (job, r) in jobs.into_iter().zip(results) {
+                let req = job.req;
                 let r = r.map(|p| {
-                    let call = &job.valid.call;
+                    let call = &req.valid.call;
                     let body =
-                        accepted_body(&p, &call.txid, call.function, job.request_id.as_deref());
+                        accepted_body(&p, &call.txid, call.function, req.request_id.as_deref());
                     StoredResponse {
                         status: 202,
                         body: body.to_string(),
                     }
                 });
                 if let Ok(reply) = &r {
-                    stored.push((job.key, job.fingerprint, reply.clone()));
+                    stored.push((req.key, req.fingerprint, reply.clone()));
                 }
                 answers.push((job.reply, r));
             }
@@ -348,14 +462,18 @@ async fn run_batch(
                 tracing::warn!(error = %error_chain(&e), n = stored.len(), "could not store the idempotent responses");
             }
             for (reply, r) in answers {
-                let _ = reply.send(r);
+                let _ = reply.send(JobAnswer::Committed(r));
             }
         }
         Err(e) => {
             let msg = error_chain(&*e);
             tracing::warn!(error = %msg, n = jobs.len(), outcomes = outcomes.len(), "relay batch not committed");
             for job in jobs {
-                let _ = job.reply.send(Err(RelayError::Unavailable(msg.clone())));
+                let _ = job
+                    .reply
+                    .send(JobAnswer::Committed(Err(RelayError::Unavailable(
+                        msg.clone(),
+                    ))));
             }
             if !outcomes.is_empty() {
                 // The store is failing: give it a moment before the events are tried again.
@@ -392,7 +510,7 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job], outcomes: &[Done]) -> Bat
             }
         }
     }
-    ids.extend(jobs.iter().map(|j| j.valid.call.payment_id));
+    ids.extend(jobs.iter().map(|j| j.req.valid.call.payment_id));
     let now = chrono::Utc::now();
     let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let now_ms = now.timestamp_millis();
@@ -483,7 +601,7 @@ fn decide(
             changes.push((p, event));
         }
     }
-    for (job, cur) in jobs.iter().zip(job_records) {
+    for (job, cur) in jobs.iter().map(|j| &j.req).zip(job_records) {
         let call = &job.valid.call;
         let id = call.payment_id;
         // A create earlier in this batch wins over what the stores said.

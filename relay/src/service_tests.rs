@@ -21,11 +21,7 @@ fn times(room: usize) -> Times<'static> {
     }
 }
 
-fn job(
-    n: u8,
-    function: EscrowFunction,
-    txid: &str,
-) -> (Job, oneshot::Receiver<Result<Reply, RelayError>>) {
+fn job(n: u8, function: EscrowFunction, txid: &str) -> (Job, oneshot::Receiver<JobAnswer>) {
     let (reply, rx) = oneshot::channel();
     let call = EscrowCall {
         txid: txid.into(),
@@ -40,13 +36,15 @@ fn job(
         chain_id: 0x8000_0000,
     };
     let job = Job {
-        valid: ValidTx {
-            call,
-            bytes: vec![n, 1, 2],
+        req: Request {
+            valid: ValidTx {
+                call,
+                bytes: vec![n, 1, 2],
+            },
+            key: format!("txid:{txid}"),
+            fingerprint: format!("fp-{txid}"),
+            request_id: None,
         },
-        key: format!("txid:{txid}"),
-        fingerprint: format!("fp-{txid}"),
-        request_id: None,
         reply,
     };
     (job, rx)

@@ -90,6 +90,7 @@ mod tests {
     #[tokio::test]
     async fn conforms() {
         conformance::same_body_replays_other_body_conflicts(&MemoryIdempotency::new()).await;
+        conformance::groups_reserve_like_one_at_a_time(&MemoryIdempotency::new()).await;
         conformance::concurrent_reservations_have_one_winner(Arc::new(MemoryIdempotency::new()))
             .await;
     }

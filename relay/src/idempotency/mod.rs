@@ -95,6 +95,23 @@ impl Record {
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claim `key` for a request whose body hashes to `fingerprint`.
     async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError>;
+    /// [`IdempotencyStore::reserve`] for several `(key, fingerprint)` at
+    /// once, answers in order. A key listed twice is the first one's: the
+    /// second finds it in flight (same fingerprint) or in conflict. The
+    /// accept path reserves each group of concurrent requests with one call
+    /// (one round trip in Redis). `InFlight` may also mean the key lapsed
+    /// between two reads: the caller's [`reserve_or_wait`] sorts that out.
+    /// On an error, some of the keys may be held until [`PENDING_TTL`].
+    async fn reserve_many(
+        &self,
+        items: &[(String, String)],
+    ) -> Result<Vec<Reservation>, IdempotencyError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (key, fingerprint) in items {
+            out.push(self.reserve(key, fingerprint).await?);
+        }
+        Ok(out)
+    }
     /// Remember the response for `key` for [`KEY_TTL`].
     async fn complete(
         &self,
@@ -196,6 +213,55 @@ pub(crate) mod conformance {
         assert_eq!(store.reserve("k2", "fp").await.unwrap(), Reservation::New);
         store.release("k2").await.unwrap();
         assert_eq!(store.reserve("k2", "fp2").await.unwrap(), Reservation::New);
+    }
+
+    /// A group reserved in one call: each key answered as `reserve` would,
+    /// in order, a key listed twice going to its first request.
+    pub async fn groups_reserve_like_one_at_a_time(store: &dyn IdempotencyStore) {
+        let done = StoredResponse {
+            status: 202,
+            body: "{\"done\":1}".into(),
+        };
+        assert_eq!(
+            store.reserve("g-done", "fp").await.unwrap(),
+            Reservation::New
+        );
+        store.complete("g-done", "fp", &done).await.unwrap();
+        assert_eq!(
+            store.reserve("g-busy", "fp").await.unwrap(),
+            Reservation::New
+        );
+        let item = |k: &str, f: &str| (k.to_string(), f.to_string());
+        let found = store
+            .reserve_many(&[
+                item("g-new", "fp"),
+                item("g-done", "fp"),
+                item("g-done", "other"),
+                item("g-busy", "fp"),
+                item("g-twice", "fp"),
+                item("g-twice", "fp"),
+                item("g-twice", "other"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![
+                Reservation::New,
+                Reservation::Replay(done),
+                Reservation::Conflict,
+                Reservation::InFlight,
+                Reservation::New,
+                Reservation::InFlight,
+                Reservation::Conflict,
+            ]
+        );
+        // The new keys are held: a later request waits for them.
+        assert_eq!(
+            store.reserve("g-new", "fp").await.unwrap(),
+            Reservation::InFlight
+        );
+        assert_eq!(store.reserve_many(&[]).await.unwrap(), Vec::new());
     }
 
     /// Keys expire after [`KEY_TTL`], an unanswered reservation after

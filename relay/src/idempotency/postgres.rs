@@ -175,6 +175,7 @@ mod tests {
     async fn conforms_on_real_postgres() {
         let store = store().await;
         conformance::same_body_replays_other_body_conflicts(&store).await;
+        conformance::groups_reserve_like_one_at_a_time(&store).await;
         conformance::concurrent_reservations_have_one_winner(Arc::new(store)).await;
     }
 

@@ -28,6 +28,46 @@ impl RedisIdempotency {
     fn key(&self, key: &str) -> String {
         format!("{}idempotency:{key}", self.prefix)
     }
+
+    /// One pipeline: for each key `SET NX PX` (ours if it was free), then
+    /// `GET` (what holds it if not). `None`: the key was taken, then gone
+    /// before the `GET` (expired or released).
+    async fn reserve_pipelined(
+        &self,
+        items: &[(String, String)],
+    ) -> Result<Vec<Option<Reservation>>, IdempotencyError> {
+        let mut pipe = redis::pipe();
+        for (key, fingerprint) in items {
+            let pending = Record {
+                fingerprint: fingerprint.clone(),
+                response: None,
+            };
+            let k = self.key(key);
+            pipe.cmd("SET")
+                .arg(&k)
+                .arg(serde_json::to_string(&pending).map_err(unavailable)?)
+                .arg("NX")
+                .arg("PX")
+                .arg(PENDING_TTL.as_millis() as u64)
+                .get(k);
+        }
+        let mut conn = self.conn.clone();
+        let answers: Vec<Option<String>> =
+            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let mut out = Vec::with_capacity(items.len());
+        for ((_, fingerprint), pair) in items.iter().zip(answers.chunks(2)) {
+            let r = match pair {
+                [Some(_), _] => Some(Reservation::New),
+                [None, Some(current)] => {
+                    let rec: Record = serde_json::from_str(current).map_err(unavailable)?;
+                    Some(rec.reservation(fingerprint))
+                }
+                _ => None,
+            };
+            out.push(r);
+        }
+        Ok(out)
+    }
 }
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> IdempotencyError {
@@ -40,33 +80,26 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Idempotency
 #[async_trait]
 impl IdempotencyStore for RedisIdempotency {
     async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError> {
-        let k = self.key(key);
-        let pending = Record {
-            fingerprint: fingerprint.to_string(),
-            response: None,
-        };
-        let pending = serde_json::to_string(&pending).map_err(unavailable)?;
-        let mut conn = self.conn.clone();
+        let item = [(key.to_string(), fingerprint.to_string())];
         for _ in 0..3 {
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&k)
-                .arg(&pending)
-                .arg("NX")
-                .arg("PX")
-                .arg(PENDING_TTL.as_millis() as u64)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            if set.is_some() {
-                return Ok(Reservation::New);
-            }
-            let current: Option<String> = conn.get(&k).await.map_err(unavailable)?;
             // Gone between SET and GET (expired, released): try to own it again.
-            let Some(current) = current else { continue };
-            let rec: Record = serde_json::from_str(&current).map_err(unavailable)?;
-            return Ok(rec.reservation(fingerprint));
+            if let Some(r) = self.reserve_pipelined(&item).await?.pop().flatten() {
+                return Ok(r);
+            }
         }
         Ok(Reservation::InFlight)
+    }
+
+    async fn reserve_many(
+        &self,
+        items: &[(String, String)],
+    ) -> Result<Vec<Reservation>, IdempotencyError> {
+        Ok(self
+            .reserve_pipelined(items)
+            .await?
+            .into_iter()
+            .map(|r| r.unwrap_or(Reservation::InFlight))
+            .collect())
     }
 
     async fn complete_many(
@@ -111,6 +144,7 @@ mod tests {
         let (conn, prefix) = crate::testing::redis().await;
         let store = RedisIdempotency::new(conn.clone(), &prefix);
         conformance::same_body_replays_other_body_conflicts(&store).await;
+        conformance::groups_reserve_like_one_at_a_time(&store).await;
         conformance::concurrent_reservations_have_one_winner(Arc::new(store.clone())).await;
         let mut c = conn;
         let ttl: i64 = redis::cmd("PTTL")

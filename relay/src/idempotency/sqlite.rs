@@ -164,6 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
         conformance::same_body_replays_other_body_conflicts(&store).await;
+        conformance::groups_reserve_like_one_at_a_time(&store).await;
         conformance::concurrent_reservations_have_one_winner(Arc::new(store)).await;
     }
 
