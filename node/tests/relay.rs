@@ -488,11 +488,11 @@ async fn broadcasts_fail_over_to_a_healthy_provider() {
     node.stop().await;
 }
 
-/// API keys on write endpoints, and the per-IP limit with Retry-After.
-#[tokio::test]
-async fn api_keys_and_rate_limits() {
+/// API keys on write endpoints, and the per-IP limit with Retry-After
+/// (in memory; in Redis, where concurrent checks go in groups).
+async fn api_keys_and_rate_limits(stores: Stores) {
     let rpc = scripted::start().await;
-    let node = relay_node(Stores::Embedded, &[&rpc], |c| {
+    let node = relay_node(stores, &[&rpc], |c| {
         c.api_keys = vec!["key-1".into()];
         c.rate_limit_per_ip = Some(Quota {
             per_second: 0.5,
@@ -531,6 +531,16 @@ async fn api_keys_and_rate_limits() {
     let (code, _) = node.get("/health").await;
     assert_eq!(code, 200);
     node.stop().await;
+}
+
+#[tokio::test]
+async fn api_keys_and_rate_limits_embedded() {
+    api_keys_and_rate_limits(Stores::Embedded).await;
+}
+
+#[tokio::test]
+async fn api_keys_and_rate_limits_production() {
+    api_keys_and_rate_limits(Stores::Production).await;
 }
 
 /// A broadcast still being retried when the node stops resumes after a

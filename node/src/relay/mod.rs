@@ -22,7 +22,7 @@ use nexus_relay::idempotency::{
     IdempotencyStore, PgIdempotency, RedisIdempotency, SqliteIdempotency,
 };
 use nexus_relay::outcomes::Outcomes;
-use nexus_relay::ratelimit::{MemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use nexus_relay::ratelimit::{Grouped, MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use nexus_relay::service::{AcceptConfig, AcceptDeps, Acceptor};
 use nexus_relay::stats::ProviderStats;
 use nexus_relay::store::{BroadcastStore, PgBroadcasts, SqliteBroadcasts};
@@ -94,7 +94,11 @@ pub async fn start(
                     .map_err(RelayStartError::Redis)?;
                 (
                     Arc::new(RedisIdempotency::new(conn.clone(), &cfg.redis_prefix)),
-                    Arc::new(RedisRateLimiter::new(conn, &cfg.redis_prefix)),
+                    // Concurrent requests' checks go to Redis in groups.
+                    Arc::new(Grouped::new(Arc::new(RedisRateLimiter::new(
+                        conn,
+                        &cfg.redis_prefix,
+                    )))),
                 )
             }
             None => {

@@ -53,5 +53,6 @@ mod tests {
     #[tokio::test]
     async fn conforms() {
         super::super::conformance::burst_then_deny(&MemoryRateLimiter::new()).await;
+        super::super::conformance::groups_count_in_order(&MemoryRateLimiter::new()).await;
     }
 }

@@ -4,9 +4,11 @@
 //! and several nodes sharing a Redis share the limit. Memory serves the
 //! embedded default.
 
+mod grouped;
 mod memory;
 mod redis;
 
+pub use self::grouped::Grouped;
 pub use self::memory::MemoryRateLimiter;
 pub use self::redis::RedisRateLimiter;
 
@@ -67,6 +69,16 @@ pub struct RateLimitError {
 pub trait RateLimiter: Send + Sync + 'static {
     /// Count one request against `key` under `quota`.
     async fn check(&self, key: &str, quota: Quota) -> Result<Decision, RateLimitError>;
+    /// [`RateLimiter::check`] for several requests at once, answers in
+    /// order (a key listed twice counts twice). [`Grouped`] hands each
+    /// group of concurrent requests to one call: one Redis round trip.
+    async fn check_many(&self, items: &[(String, Quota)]) -> Result<Vec<Decision>, RateLimitError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (key, quota) in items {
+            out.push(self.check(key, *quota).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// GCRA, pure: given the stored arrival time `tat` and `now` (both in
@@ -114,6 +126,30 @@ pub(crate) mod conformance {
             Decision::Allow => panic!("the fourth request of a burst of 3 must wait"),
         }
         assert_eq!(limiter.check("b", q).await.unwrap(), Decision::Allow);
+    }
+
+    /// A group counts each of its requests in order, as one at a time would.
+    pub async fn groups_count_in_order(limiter: &dyn RateLimiter) {
+        let q = Quota {
+            per_second: 2.0,
+            burst: 2,
+        };
+        let item = |k: &str| (k.to_string(), q);
+        let found = limiter
+            .check_many(&[item("g1"), item("g2"), item("g1"), item("g1")])
+            .await
+            .unwrap();
+        assert_eq!(&found[..3], &[Decision::Allow; 3]);
+        assert!(
+            matches!(found[3], Decision::Deny { .. }),
+            "the third of a burst of 2: {:?}",
+            found[3]
+        );
+        assert!(matches!(
+            limiter.check("g1", q).await.unwrap(),
+            Decision::Deny { .. }
+        ));
+        assert_eq!(limiter.check_many(&[]).await.unwrap(), Vec::new());
     }
 }
 

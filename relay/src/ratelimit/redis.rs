@@ -1,5 +1,6 @@
-//! GCRA in Redis: one script call per request, the clock read inside the
-//! script (Redis `TIME`) so nodes with skewed clocks still share one limit.
+//! GCRA in Redis: one script call per request (a group of them in one
+//! pipeline), the clock read inside the script (Redis `TIME`) so nodes with
+//! skewed clocks still share one limit.
 
 use std::time::Duration;
 
@@ -54,17 +55,59 @@ impl RateLimiter for RedisRateLimiter {
             .arg(quota.burst.max(1))
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| RateLimitError {
-                backend: "redis",
-                source: Box::new(e),
-            })?;
-        Ok(if allowed == 1 {
-            Decision::Allow
-        } else {
-            Decision::Deny {
-                retry_after: Duration::from_micros(wait_us.max(0) as u64),
+            .map_err(unavailable)?;
+        Ok(decision((allowed, wait_us)))
+    }
+
+    async fn check_many(&self, items: &[(String, Quota)]) -> Result<Vec<Decision>, RateLimitError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut loaded = false;
+        loop {
+            let mut pipe = redis::pipe();
+            for (key, quota) in items {
+                pipe.cmd("EVALSHA")
+                    .arg(self.script.get_hash())
+                    .arg(1)
+                    .arg(format!("{}ratelimit:{key}", self.prefix))
+                    .arg(quota.interval().as_micros() as u64)
+                    .arg(quota.burst.max(1));
             }
-        })
+            match pipe.query_async::<Vec<(i64, i64)>>(&mut conn).await {
+                Ok(answers) => return Ok(answers.into_iter().map(decision).collect()),
+                // Redis restarted or its scripts were flushed: load it, once.
+                Err(e) if !loaded && e.kind() == redis::ErrorKind::NoScriptError => {
+                    let _: String = redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(GCRA)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                    loaded = true;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> RateLimitError {
+    RateLimitError {
+        backend: "redis",
+        source: Box::new(e),
+    }
+}
+
+/// The script's `{allowed, wait µs}`.
+fn decision((allowed, wait_us): (i64, i64)) -> Decision {
+    if allowed == 1 {
+        Decision::Allow
+    } else {
+        Decision::Deny {
+            retry_after: Duration::from_micros(wait_us.max(0) as u64),
+        }
     }
 }
 
@@ -77,6 +120,31 @@ mod tests {
         let (conn, prefix) = crate::testing::redis().await;
         let limiter = RedisRateLimiter::new(conn, &prefix);
         super::super::conformance::burst_then_deny(&limiter).await;
+        super::super::conformance::groups_count_in_order(&limiter).await;
+    }
+
+    /// A group after Redis lost its scripts (a restart, `SCRIPT FLUSH`)
+    /// loads the script again instead of failing.
+    #[tokio::test]
+    async fn a_group_reloads_a_flushed_script() {
+        let (conn, prefix) = crate::testing::redis().await;
+        let limiter = RedisRateLimiter::new(conn.clone(), &prefix);
+        let mut c = conn;
+        let () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let q = Quota {
+            per_second: 1.0,
+            burst: 1,
+        };
+        let found = limiter
+            .check_many(&[("f".into(), q), ("f".into(), q)])
+            .await
+            .unwrap();
+        assert_eq!(found[0], Decision::Allow);
+        assert!(matches!(found[1], Decision::Deny { .. }));
     }
 
     /// Two nodes (two connections) draw from one limit.
