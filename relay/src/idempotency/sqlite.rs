@@ -1,8 +1,8 @@
 //! Keys in the embedded default's SQLite history file (table
 //! `idempotency_keys`, SQLite migration `0008_idempotency.sql`), so that a
 //! restart remembers them as Redis does in production. One connection of
-//! its own; each reservation is one `IMMEDIATE` transaction, which makes
-//! exactly one concurrent request the owner of a key.
+//! its own; each group of reservations is one `IMMEDIATE` transaction,
+//! which makes exactly one concurrent request the owner of a key.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,45 +65,74 @@ impl SqliteIdempotency {
     }
 }
 
+/// Reserve `key` inside `tx` (an `IMMEDIATE` transaction: the write lock is
+/// held from the read to the insert).
+fn reserve_in(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    fingerprint: &str,
+    now: i64,
+) -> rusqlite::Result<Reservation> {
+    let found: Option<Record> = tx
+        .prepare_cached(
+            "SELECT fingerprint, status, body FROM idempotency_keys \
+             WHERE key = ?1 AND expires_ms > ?2",
+        )?
+        .query_row(params![key, now], |r| {
+            let status: Option<u16> = r.get(1)?;
+            let body: Option<String> = r.get(2)?;
+            Ok(Record {
+                fingerprint: r.get(0)?,
+                response: status
+                    .zip(body)
+                    .map(|(status, body)| StoredResponse { status, body }),
+            })
+        })
+        .optional()?;
+    Ok(match found {
+        Some(rec) => rec.reservation(fingerprint),
+        None => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency_keys \
+                 (key, fingerprint, status, body, expires_ms) VALUES (?1, ?2, NULL, NULL, ?3)",
+            )?
+            .execute(params![key, fingerprint, now + ms(PENDING_TTL)])?;
+            Reservation::New
+        }
+    })
+}
+
 #[async_trait]
 impl IdempotencyStore for SqliteIdempotency {
     async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError> {
-        let sweep =
-            self.since_sweep.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
-        let (key, fingerprint) = (key.to_string(), fingerprint.to_string());
+        let mut found = self
+            .reserve_many(&[(key.to_string(), fingerprint.to_string())])
+            .await?;
+        Ok(found.pop().unwrap_or(Reservation::InFlight))
+    }
+
+    /// One `IMMEDIATE` transaction (one lock, one synced commit) for the
+    /// whole group, not one per request.
+    async fn reserve_many(
+        &self,
+        items: &[(String, String)],
+    ) -> Result<Vec<Reservation>, IdempotencyError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every SWEEP_EVERY-th reservation (counted one by one) sweeps.
+        let before = self.since_sweep.fetch_add(items.len(), Ordering::Relaxed);
+        let sweep = before / SWEEP_EVERY != (before + items.len()) / SWEEP_EVERY;
+        let items = items.to_vec();
         self.run(move |c, now| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if sweep {
                 tx.execute("DELETE FROM idempotency_keys WHERE expires_ms <= ?1", [now])?;
             }
-            let found: Option<Record> = tx
-                .query_row(
-                    "SELECT fingerprint, status, body FROM idempotency_keys \
-                     WHERE key = ?1 AND expires_ms > ?2",
-                    params![key, now],
-                    |r| {
-                        let status: Option<u16> = r.get(1)?;
-                        let body: Option<String> = r.get(2)?;
-                        Ok(Record {
-                            fingerprint: r.get(0)?,
-                            response: status
-                                .zip(body)
-                                .map(|(status, body)| StoredResponse { status, body }),
-                        })
-                    },
-                )
-                .optional()?;
-            let out = match found {
-                Some(rec) => rec.reservation(&fingerprint),
-                None => {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO idempotency_keys \
-                         (key, fingerprint, status, body, expires_ms) VALUES (?1, ?2, NULL, NULL, ?3)",
-                        params![key, fingerprint, now + ms(PENDING_TTL)],
-                    )?;
-                    Reservation::New
-                }
-            };
+            let out = items
+                .iter()
+                .map(|(key, fingerprint)| reserve_in(&tx, key, fingerprint, now))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             tx.commit()?;
             Ok(out)
         })
