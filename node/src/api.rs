@@ -22,9 +22,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/payments", get(list_payments))
-        .route("/api/payments/:id", get(get_payment))
+        .route("/api/payments/:payment_id", get(get_payment))
+        .route("/api/observer/dead-letters", get(observer_dead_letters))
         .merge(crate::delivery::router())
-        .route("/api/payments/:id/proof", get(crate::verifier::get_proof))
+        .route(
+            "/api/payments/:payment_id/proof",
+            get(crate::verifier::get_proof),
+        )
         .merge(crate::relay::http::router())
         .route("/api/openapi.json", get(crate::openapi::document))
         .layer(axum::middleware::from_fn_with_state(
@@ -199,7 +203,17 @@ pub struct PaymentView {
     pub confirmations: u64,
 }
 
-async fn tip_height(app: &App) -> Result<u64, StoreError> {
+/// The payment's record: the state store is the fast path; settled records
+/// expire from Redis after 24 h, history keeps them.
+pub(crate) async fn load_payment(app: &App, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
+    match app.ingestor.state().get(id).await? {
+        Some(p) => Ok(Some(p)),
+        None => app.ingestor.history().get_payment(id).await,
+    }
+}
+
+/// The height of the node's canonical tip (0 before the first block).
+pub(crate) async fn tip_height(app: &App) -> Result<u64, StoreError> {
     Ok(app
         .ingestor
         .history()
@@ -223,8 +237,8 @@ fn view(p: Payment, tip: u64) -> PaymentView {
 }
 
 /// One payment: its record, its event log, and the relay's broadcasts of its transactions.
-#[utoipa::path(get, path = "/api/payments/{id}", tag = "payments",
-    params(("id" = String, Path, description = "0x + 64 hex digits")),
+#[utoipa::path(get, path = "/api/payments/{payment_id}", tag = "payments",
+    params(("payment_id" = String, Path, description = "0x + 64 hex digits")),
     responses(
         (status = 200, description = "The payment", body = crate::openapi::PaymentDetail),
         (status = 400, description = "Not a payment id", body = crate::openapi::ErrorBody),
@@ -239,12 +253,7 @@ pub(crate) async fn get_payment(
         .map_err(|e: nexus_indexer::domain::PaymentIdError| {
             ApiError::bad_request("payment_id", e.to_string())
         })?;
-    // The state store is the fast path; settled records expire from Redis after 24 h.
-    let payment = match app.ingestor.state().get(&id).await? {
-        Some(p) => Some(p),
-        None => app.ingestor.history().get_payment(&id).await?,
-    };
-    let Some(payment) = payment else {
+    let Some(payment) = load_payment(&app, &id).await? else {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
             temporary: false,
@@ -320,4 +329,43 @@ pub(crate) async fn list_payments(
     let tip = tip_height(&app).await?;
     let views: Vec<PaymentView> = payments.into_iter().map(|p| view(p, tip)).collect();
     Ok(Json(json!({ "payments": views, "next": next })).into_response())
+}
+
+/// Query of `GET /api/observer/dead-letters`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadLetterQuery {
+    /// 1..=500, default 100.
+    limit: Option<u32>,
+}
+
+/// Observer payloads (and import lines) that could never be processed, with
+/// the reason, newest first (admin: they hold whole payloads).
+#[utoipa::path(get, path = "/api/observer/dead-letters", tag = "node", params(DeadLetterQuery),
+    responses(
+        (status = 200, description = "`{dead_letters: [{id, source, reason, payload, at}]}`", body = Object),
+        (status = 400, description = "A bad limit", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
+        (status = 403, description = "No api_keys configured", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub(crate) async fn observer_dead_letters(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<DeadLetterQuery>,
+) -> Result<Response, ApiError> {
+    if let Err(denied) =
+        crate::relay::guard::authorize(&app, &headers, crate::relay::guard::Access::Admin)
+    {
+        return Ok(denied.into_response());
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "limit",
+            "limit must be between 1 and 500".into(),
+        ));
+    }
+    let dead = app.ingestor.history().dead_letters(limit).await?;
+    Ok(Json(json!({ "dead_letters": dead })).into_response())
 }

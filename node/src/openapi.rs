@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use nexus_indexer::domain::{Payment, PaymentEvent, Proof};
+use nexus_indexer::domain::{Payment, PaymentEvent, Proof, ProofView};
 
 use crate::api::PaymentView;
 
@@ -31,7 +31,7 @@ pub struct ErrorDetail {
     pub retry_after_seconds: Option<u64>,
 }
 
-/// `GET /api/payments/{id}`.
+/// `GET /api/payments/{payment_id}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentDetail {
     pub payment: PaymentView,
@@ -48,10 +48,10 @@ pub struct PaymentList {
     pub next: Option<String>,
 }
 
-/// `GET /api/payments/{id}/proof`.
+/// `GET /api/payments/{payment_id}/proof`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProofResponse {
-    pub proof: Proof,
+    pub proof: ProofView,
 }
 
 /// Links of an accepted payment.
@@ -101,6 +101,7 @@ impl Modify for BearerAuth {
         crate::api::metrics,
         crate::api::list_payments,
         crate::api::get_payment,
+        crate::api::observer_dead_letters,
         crate::verifier::get_proof,
         crate::relay::http::submit,
         crate::relay::http::provider_stats,
@@ -109,7 +110,7 @@ impl Modify for BearerAuth {
         crate::delivery::webhook::api::retry,
         document,
     ),
-    components(schemas(ErrorBody, ErrorDetail, PaymentDetail, PaymentList, ProofResponse, Accepted, Links, PaymentView, PaymentEvent, Payment, Proof, crate::relay::http::SubmitBody)),
+    components(schemas(ErrorBody, ErrorDetail, PaymentDetail, PaymentList, ProofResponse, Accepted, Links, PaymentView, PaymentEvent, Payment, Proof, ProofView, crate::relay::http::SubmitBody)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -146,11 +147,12 @@ mod tests {
             ("/metrics", "get"),
             ("/api/payments", "get"),
             ("/api/payments", "post"),
-            ("/api/payments/{id}", "get"),
-            ("/api/payments/{id}/proof", "get"),
+            ("/api/payments/{payment_id}", "get"),
+            ("/api/payments/{payment_id}/proof", "get"),
             ("/api/stats/providers", "get"),
             ("/api/webhooks/dead-letters", "get"),
             ("/api/webhooks/dead-letters/{id}/retry", "post"),
+            ("/api/observer/dead-letters", "get"),
             ("/ws", "get"),
             ("/api/openapi.json", "get"),
         ] {

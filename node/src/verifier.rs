@@ -297,9 +297,12 @@ pub async fn watch_leader(mut rx: watch::Receiver<Role>, metrics: VerifierMetric
     }
 }
 
-/// `GET /api/payments/{id}/proof`: the stored proof of settlement.
-#[utoipa::path(get, path = "/api/payments/{id}/proof", tag = "payments",
-    params(("id" = String, Path, description = "0x + 64 hex digits")),
+/// `GET /api/payments/{payment_id}/proof`: the verifier's proof of settlement, as of
+/// now ([`nexus_indexer::domain::Proof::current`]: status, position and depth from the payment's
+/// record and the node's tip, so it never goes stale once the payment
+/// settles or turns final).
+#[utoipa::path(get, path = "/api/payments/{payment_id}/proof", tag = "payments",
+    params(("payment_id" = String, Path, description = "0x + 64 hex digits")),
     responses(
         (status = 200, description = "`{proof: ...}`", body = crate::openapi::ProofResponse),
         (status = 404, description = "Not confirmed on chain, or not verified yet", body = crate::openapi::ErrorBody),
@@ -313,17 +316,23 @@ pub async fn get_proof(
         .map_err(|e: nexus_indexer::domain::PaymentIdError| {
             crate::api::ApiError::bad_request("payment_id", e.to_string())
         })?;
-    match app.ingestor.history().get_proof(&id).await? {
+    let stored = app.ingestor.history().get_proof(&id).await?;
+    let record = crate::api::load_payment(&app, &id).await?;
+    let tip = crate::api::tip_height(&app).await?;
+    let view = stored
+        .zip(record)
+        .and_then(|(proof, record)| proof.current(&record, tip, app.config.confirmation_depth));
+    match view {
         Some(proof) => Ok(Json(json!({ "proof": proof })).into_response()),
-        None => Ok((
+        None => Err(crate::api::ApiError::new(
             StatusCode::NOT_FOUND,
-            Json(json!({"error": {
-                "type": "permanent",
-                "code": "not_found",
-                "message": format!("no proof of settlement for {id} (not confirmed on chain, or not verified yet)"),
-            }})),
-        )
-            .into_response()),
+            false,
+            "not_found",
+            format!(
+                "no proof of settlement for {id} (not confirmed on chain, or not verified yet)"
+            ),
+            None,
+        )),
     }
 }
 

@@ -405,6 +405,43 @@ async fn api_errors(stores: Stores) {
     node.stop().await;
 }
 
+/// Observer dead letters are listed for an admin, newest first, and only for one.
+async fn observer_dead_letters_endpoint(stores: Stores) {
+    const ADMIN: &str = "observer-admin-key";
+    let (node, _) = node_with_history(stores, |c| c.api_keys = vec![ADMIN.into()]).await;
+    let before = snapshot(&node).await;
+    assert_poison(&node, &before, "/new_block", b"{not json".to_vec()).await;
+    assert_poison(&node, &before, "/new_mempool_tx", b"[1,".to_vec()).await;
+    let url = format!("http://{}/api/observer/dead-letters", node.api);
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401, "an admin endpoint");
+    let resp = client
+        .get(format!("{url}?limit=1"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let listed = body["dead_letters"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{body}");
+    assert_eq!(
+        listed[0]["source"], "/new_mempool_tx",
+        "newest first: {body}"
+    );
+    assert_eq!(listed[0]["payload"], "[1,");
+    assert!(!listed[0]["reason"].as_str().unwrap().is_empty());
+    let bad = client
+        .get(format!("{url}?limit=0"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    node.stop().await;
+}
+
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         $(
@@ -430,4 +467,5 @@ both_stores!(
     oversize_body,
     other_observer_paths,
     api_errors,
+    observer_dead_letters_endpoint,
 );

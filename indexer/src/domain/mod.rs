@@ -8,4 +8,4 @@ mod proof;
 
 pub use event::{EventSource, EventType, PaymentEvent, RetryInfo, Reverted};
 pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus};
-pub use proof::Proof;
+pub use proof::{Proof, ProofView};

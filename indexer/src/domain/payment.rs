@@ -231,6 +231,18 @@ impl Payment {
         self.settled_in.as_ref().or(self.created_in.as_ref())
     }
 
+    /// Where the transition to the current status was mined: the claim or
+    /// refund for a settled payment, the create for a confirmed one. `None`
+    /// when it is not known, as for a settlement learned from the contract's
+    /// state (then the create's position would mislead).
+    pub fn status_pos(&self) -> Option<&ChainPos> {
+        match self.status {
+            PaymentStatus::Claimed | PaymentStatus::Refunded => self.settled_in.as_ref(),
+            PaymentStatus::Confirmed => self.created_in.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Derived flag: locked funds that the sender may now take back.
     pub fn expired(&self, tip_height: u64) -> bool {
         self.status == PaymentStatus::Confirmed && self.expires_at.is_some_and(|e| tip_height >= e)

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{ChainPos, PaymentId, PaymentStatus};
+use super::{ChainPos, Payment, PaymentId, PaymentStatus};
 
 /// Proof of settlement: where a payment's latest on-chain transition was
 /// mined, and the chain state at which the verifier last saw the escrow
@@ -34,7 +34,70 @@ pub struct Proof {
     pub verified_at: String,
 }
 
+/// A proof as `GET /api/payments/{id}/proof` shows it: the verifier's last
+/// check, brought up to date with the payment's record and the node's tip
+/// ([`Proof::current`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ProofView {
+    /// `status`, the position fields, `confirmations` and `final` describe
+    /// the payment now; `verified_*` the chain state the escrow was last read at.
+    #[serde(flatten)]
+    pub proof: Proof,
+    /// The status the escrow held at `verified_tip`: equal to `status` once
+    /// the verifier has checked the latest transition (within a cycle).
+    pub verified_status: PaymentStatus,
+}
+
 impl Proof {
+    /// The stored proof as of now. A proof is written when the verifier
+    /// checks a payment, and the payment may have moved since (claimed,
+    /// refunded, buried deeper, final), so the parts the record knows come
+    /// from the record: status, the latest transition's position, its depth
+    /// below `tip_height` and finality. `None` when the record is in no state
+    /// the escrow holds (a reorg took it back to `pending`): nothing to prove.
+    pub fn current(self, record: &Payment, tip_height: u64, depth: u64) -> Option<ProofView> {
+        if !matches!(
+            record.status,
+            PaymentStatus::Confirmed | PaymentStatus::Claimed | PaymentStatus::Refunded
+        ) {
+            return None;
+        }
+        let verified_status = self.status;
+        let same_transition = self.status == record.status
+            && record.status_pos().map(|p| &p.txid) == self.txid.as_ref();
+        let mut proof = self;
+        proof.status = record.status;
+        if let Some(pos) = record.status_pos() {
+            let deep = tip_height.saturating_sub(pos.block_height) + 1;
+            proof.confirmations = if same_transition {
+                deep.max(proof.confirmations)
+            } else {
+                deep
+            };
+            proof.is_final = record.is_final || proof.confirmations >= depth;
+            proof = proof.with_position(Some(pos));
+        } else if !same_transition {
+            // Settled as the contract says, mined where we do not know: the
+            // last check's position (the create's) would mislead.
+            proof = Proof {
+                txid: None,
+                tx_index: None,
+                block_height: None,
+                index_block_hash: None,
+                block_hash: None,
+                burn_block_height: None,
+                burn_block_hash: None,
+                confirmations: 0,
+                is_final: record.is_final,
+                ..proof
+            };
+        }
+        Some(ProofView {
+            proof,
+            verified_status,
+        })
+    }
+
     /// The position fields from a stored transition.
     pub fn with_position(mut self, pos: Option<&ChainPos>) -> Self {
         if let Some(p) = pos {
@@ -47,5 +110,116 @@ impl Proof {
             self.burn_block_hash = Some(p.burn_block_hash.clone());
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(txid: &str, height: u64) -> ChainPos {
+        ChainPos {
+            txid: txid.into(),
+            tx_index: 0,
+            block_height: height,
+            index_block_hash: format!("0x{height:064x}"),
+            block_hash: format!("0x{height:064x}"),
+            burn_block_height: 100 + height,
+            burn_block_hash: format!("0x{:064x}", 100 + height),
+        }
+    }
+
+    fn record(status: PaymentStatus, created: u64, settled: Option<(&str, u64)>) -> Payment {
+        let mut p = Payment::new(PaymentId([7; 32]), status, "2026-01-01T00:00:00Z");
+        p.created_in = Some(pos("0xc0", created));
+        p.settled_in = settled.map(|(t, h)| pos(t, h));
+        p
+    }
+
+    /// What the verifier wrote when it checked `p` at `tip`.
+    fn checked(p: &Payment, tip: u64) -> Proof {
+        let at = p.latest_pos().unwrap();
+        Proof {
+            payment_id: p.payment_id,
+            status: p.status,
+            txid: None,
+            tx_index: None,
+            block_height: None,
+            index_block_hash: None,
+            block_hash: None,
+            burn_block_height: None,
+            burn_block_hash: None,
+            confirmations: tip - at.block_height + 1,
+            is_final: false,
+            verified_tip_height: tip,
+            verified_tip: format!("0x{tip:064x}"),
+            verified_at: "2026-01-01T00:00:00Z".into(),
+        }
+        .with_position(Some(at))
+    }
+
+    #[test]
+    fn a_final_claim_is_shown_final_at_the_current_tip() {
+        // Claimed at 67 and checked there; the node is now at 93.
+        let mut claimed = record(PaymentStatus::Claimed, 60, Some(("0xc1", 67)));
+        let stored = checked(&claimed, 67);
+        claimed.is_final = true;
+        let v = stored.current(&claimed, 93, 6).unwrap();
+        assert_eq!(v.proof.confirmations, 93 - 67 + 1);
+        assert!(v.proof.is_final);
+        assert_eq!(v.proof.verified_tip_height, 67, "when the escrow was read");
+        assert_eq!(v.verified_status, PaymentStatus::Claimed);
+    }
+
+    #[test]
+    fn a_refund_after_the_last_check_shows_the_refund_not_the_create() {
+        let confirmed = record(PaymentStatus::Confirmed, 50, None);
+        let stored = checked(&confirmed, 150);
+        let mut refunded = record(PaymentStatus::Refunded, 50, Some(("0xef", 157)));
+        refunded.is_final = true;
+        let v = stored.current(&refunded, 170, 6).unwrap();
+        assert_eq!(v.proof.status, PaymentStatus::Refunded);
+        assert_eq!(v.proof.txid.as_deref(), Some("0xef"), "the refund's txid");
+        assert_eq!(v.proof.block_height, Some(157));
+        assert_eq!(v.proof.confirmations, 170 - 157 + 1);
+        assert!(v.proof.is_final);
+        assert_eq!(
+            v.verified_status,
+            PaymentStatus::Confirmed,
+            "the escrow has not been read since the refund"
+        );
+    }
+
+    #[test]
+    fn a_claim_learned_from_the_contract_has_no_position_not_the_creates() {
+        let confirmed = record(PaymentStatus::Confirmed, 50, None);
+        let stored = checked(&confirmed, 55);
+        let mut claimed = confirmed.clone();
+        claimed.status = PaymentStatus::Claimed;
+        let v = stored.current(&claimed, 60, 6).unwrap();
+        assert_eq!(v.proof.status, PaymentStatus::Claimed);
+        assert_eq!(v.proof.txid, None, "not the create's txid");
+        assert_eq!(v.proof.block_height, None);
+        assert_eq!(v.verified_status, PaymentStatus::Confirmed);
+        assert_eq!(claimed.status_pos(), None);
+    }
+
+    #[test]
+    fn a_reverted_payment_has_no_proof() {
+        let confirmed = record(PaymentStatus::Confirmed, 50, None);
+        let stored = checked(&confirmed, 55);
+        let mut back = confirmed.clone();
+        back.status = PaymentStatus::Pending;
+        back.created_in = None;
+        assert_eq!(stored.current(&back, 56, 6), None);
+    }
+
+    #[test]
+    fn a_node_tip_behind_the_verifier_never_lowers_the_depth() {
+        let confirmed = record(PaymentStatus::Confirmed, 50, None);
+        let stored = checked(&confirmed, 60);
+        let v = stored.current(&confirmed, 55, 6).unwrap();
+        assert_eq!(v.proof.confirmations, 11);
+        assert!(v.proof.is_final);
     }
 }

@@ -230,11 +230,18 @@ impl Reconciler {
                 _ = ticker.tick() => {}
                 _ = self.wake.notified() => {}
                 changed = role.changed(), if role_open => {
+                    if changed.is_err() {
+                        // The sender is gone (a fixed role): nothing changed,
+                        // so no extra cycle; keep ticking with the last role.
+                        role_open = false;
+                        continue;
+                    }
                     // Leadership changed: act on it at once (a new leader reconciles now).
-                    role_open = changed.is_ok();
                 }
             }
-            let current = role.borrow().clone();
+            // Marks the role seen: a change this cycle acts on does not
+            // trigger a second cycle right after it.
+            let current = role.borrow_and_update().clone();
             let Role::Leader(fence) = current else {
                 self.set_status(|s| s.leader = false);
                 // A follower forgets: when it becomes leader it reloads from history.
@@ -429,7 +436,7 @@ impl Reconciler {
                         // Settled and final (or settled where no block is known): done.
                         // Confirmed payments stay: a claim or refund can come at any block.
                         if t.payment.status.is_settled()
-                            && (proof.is_final || t.payment.latest_pos().is_none())
+                            && (proof.is_final || t.payment.status_pos().is_none())
                         {
                             leave.push(t.payment.payment_id);
                         }
@@ -557,7 +564,9 @@ impl Reconciler {
         {
             return None;
         }
-        let pos = p.latest_pos();
+        // Only where this status's own transition was mined: a claim learned
+        // from the contract's state has no position, not the create's.
+        let pos = p.status_pos();
         let confirmations = pos
             .map(|pos| tip.height.saturating_sub(pos.block_height) + 1)
             .unwrap_or(0);

@@ -43,13 +43,18 @@ pub struct Tracked {
 ///
 /// Open: `pending`, `submitted`, every `confirmed` (funds are locked: a
 /// claim or refund can come at any block, final or not, expired or not), and
-/// `claimed`/`refunded` until final (their proof is re-checked until then).
+/// `claimed`/`refunded` until the loop has written their final proof: a
+/// payment can settle and turn final between two cycles (2 s blocks, a 10 s
+/// cycle), and its proof must still be brought up to the settlement.
 pub fn is_open(p: &Payment) -> bool {
-    match p.status {
-        PaymentStatus::Pending | PaymentStatus::Submitted | PaymentStatus::Confirmed => true,
-        PaymentStatus::Claimed | PaymentStatus::Refunded => !p.is_final,
-        PaymentStatus::Failed | PaymentStatus::Dropped => false,
-    }
+    !matches!(p.status, PaymentStatus::Failed | PaymentStatus::Dropped)
+}
+
+/// Loaded at the start of a leadership term: the open ones, less the
+/// settled ones already final (history holds every one of those; their last
+/// proof stands, and the API brings it up to the record when it is read).
+fn is_open_at_load(p: &Payment) -> bool {
+    is_open(p) && !(p.status.is_settled() && p.is_final)
 }
 
 /// The watched set and where in the event log it is up to.
@@ -90,7 +95,7 @@ impl WorkSet {
                     n += page.len();
                     let full = page.len() as u32 == LOAD_PAGE;
                     after = page.last().map(|p| p.payment_id.to_string());
-                    for p in page {
+                    for p in page.into_iter().filter(is_open_at_load) {
                         self.upsert(p);
                     }
                     if !full {
