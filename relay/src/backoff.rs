@@ -75,6 +75,18 @@ impl RetryPolicy {
         Some(jittered.min(left).max(floor))
     }
 
+    /// The wait after every provider's breaker refused the attempt, so that
+    /// nothing was sent: exactly `breaker_wait` (until the first breaker lets
+    /// a call through), not a backoff step, within the time bound. The
+    /// attempt bound is not checked: no node saw this attempt.
+    pub fn after_open_breakers(
+        &self,
+        elapsed: Duration,
+        breaker_wait: Duration,
+    ) -> Option<Duration> {
+        (elapsed + breaker_wait <= self.max_total).then_some(breaker_wait)
+    }
+
     /// `min(max_delay, initial * 2^(attempt-1))`, without overflow.
     fn ceiling(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1);
@@ -177,6 +189,22 @@ mod tests {
                 .unwrap();
             assert_eq!(d, Duration::from_secs(30), "the first ceiling is 500 ms");
         }
+    }
+
+    #[test]
+    fn open_breakers_are_waited_out_exactly_whatever_the_attempt() {
+        let p = RetryPolicy::default();
+        let wait = Duration::from_millis(29);
+        assert_eq!(
+            p.after_open_breakers(Duration::from_secs(5), wait),
+            Some(wait),
+            "not a backoff step: the moment the first breaker half-opens"
+        );
+        assert_eq!(
+            p.after_open_breakers(p.max_total, wait),
+            None,
+            "the time bound still holds"
+        );
     }
 
     #[test]

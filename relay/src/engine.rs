@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use nexus_indexer::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
-use nexus_verifier::rpc::Providers;
+use nexus_verifier::rpc::{Providers, RpcError};
 
 use crate::backoff::RetryPolicy;
 use crate::classify::{classify, Disposition};
@@ -236,13 +236,18 @@ impl Engine {
             }
             Disposition::Retry => {
                 let elapsed = Duration::from_millis((at - b.created_ms).max(0) as u64);
-                let delay = self.cfg.retry.next_delay(
-                    n,
-                    elapsed,
-                    c.retry_after,
-                    self.stats.slowness(&c.reason),
-                    &mut rand::thread_rng(),
-                );
+                let delay = match &outcome {
+                    Err(RpcError::AllOpen { retry_after }) => {
+                        self.cfg.retry.after_open_breakers(elapsed, *retry_after)
+                    }
+                    _ => self.cfg.retry.next_delay(
+                        n,
+                        elapsed,
+                        c.retry_after,
+                        self.stats.slowness(&c.reason),
+                        &mut rand::thread_rng(),
+                    ),
+                };
                 match delay {
                     Some(d) => {
                         attempt.next_delay_ms = Some(d.as_millis() as u64);

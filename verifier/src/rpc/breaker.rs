@@ -10,6 +10,11 @@
 //! ```
 //! A `Retry-After` from the provider (429, 503) opens the breaker at once for
 //! that long: the provider asked not to be called, so it is not.
+//!
+//! While the probe is out, callers are told to come back when it must have
+//! answered (its call's timeout), not after another cooldown: a probe
+//! usually answers in milliseconds, and a relayed transaction refused
+//! meanwhile should go as soon as the breaker closes.
 
 use std::time::Duration;
 
@@ -59,7 +64,7 @@ enum Inner {
         until: Instant,
     },
     /// `since`: when the probe was let through. A probe whose caller was
-    /// cancelled never reports; after a cooldown another one may go.
+    /// cancelled never reports; once it must have timed out another one may go.
     HalfOpen {
         since: Instant,
     },
@@ -71,6 +76,9 @@ pub struct CircuitBreaker {
     inner: Inner,
     threshold: u32,
     cooldown: Duration,
+    /// The longest a probe call can take (its timeout): after that it has
+    /// answered or never will.
+    probe_timeout: Duration,
 }
 
 impl Default for CircuitBreaker {
@@ -85,7 +93,14 @@ impl CircuitBreaker {
             inner: Inner::Closed { failures: 0 },
             threshold: threshold.max(1),
             cooldown,
+            probe_timeout: cooldown,
         }
+    }
+
+    /// Bound a probe by its call's timeout (default: the cooldown).
+    pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout.min(self.cooldown);
+        self
     }
 
     /// May a call go out now? Moves Open → HalfOpen when the cooldown is over
@@ -98,7 +113,7 @@ impl CircuitBreaker {
                 true
             }
             Inner::Open { .. } => false,
-            Inner::HalfOpen { since } if now >= since + self.cooldown => {
+            Inner::HalfOpen { since } if now >= since + self.probe_timeout => {
                 self.inner = Inner::HalfOpen { since: now };
                 true
             }
@@ -143,7 +158,9 @@ impl CircuitBreaker {
         match self.inner {
             Inner::Closed { .. } => Duration::ZERO,
             Inner::Open { until } => until.saturating_duration_since(now),
-            Inner::HalfOpen { since } => (since + self.cooldown).saturating_duration_since(now),
+            Inner::HalfOpen { since } => {
+                (since + self.probe_timeout).saturating_duration_since(now)
+            }
         }
     }
 }
@@ -175,6 +192,27 @@ mod tests {
         b.on_success();
         assert_eq!(b.state(t2), BreakerState::Closed);
         assert!(b.try_acquire(t2) && b.try_acquire(t2));
+    }
+
+    #[test]
+    fn while_the_probe_is_out_callers_wait_for_its_timeout_not_a_cooldown() {
+        let t0 = Instant::now();
+        let mut b = CircuitBreaker::default().with_probe_timeout(Duration::from_secs(5));
+        for _ in 0..3 {
+            b.on_failure(t0, None);
+        }
+        let t1 = t0 + Duration::from_secs(60);
+        assert!(b.try_acquire(t1), "the probe");
+        let t2 = t1 + Duration::from_millis(10);
+        assert!(!b.try_acquire(t2), "one probe at a time");
+        assert_eq!(
+            b.wait(t2),
+            Duration::from_millis(4_990),
+            "come back when the probe has answered"
+        );
+        // A probe that never reported (its caller was cancelled) is replaced
+        // once it must have timed out.
+        assert!(b.try_acquire(t1 + Duration::from_secs(5)));
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl Providers {
             .map(|u| {
                 Ok(Slot {
                     provider: HttpProvider::new(u, auth_token.clone(), timeout)?,
-                    breaker: Mutex::new(CircuitBreaker::new(threshold, cooldown)),
+                    // A probe is one call: the longest one is a block replay.
+                    breaker: Mutex::new(
+                        CircuitBreaker::new(threshold, cooldown)
+                            .with_probe_timeout(timeout.max(super::http::REPLAY_TIMEOUT)),
+                    ),
                     counts: Mutex::new((0, 0)),
                 })
             })
@@ -195,11 +199,20 @@ impl Providers {
                 (before != after).then_some(after)
             };
             if let Some(state) = state {
-                tracing::warn!(
-                    provider = name,
-                    breaker = state.as_str(),
-                    "RPC provider breaker changed"
-                );
+                // Recovery is good news: only a breaker leaving `closed` warns.
+                if state == BreakerState::Closed {
+                    tracing::info!(
+                        provider = name,
+                        breaker = state.as_str(),
+                        "RPC provider breaker changed"
+                    );
+                } else {
+                    tracing::warn!(
+                        provider = name,
+                        breaker = state.as_str(),
+                        "RPC provider breaker changed"
+                    );
+                }
                 self.observer.breaker(name, state);
             }
             match result {
