@@ -11,8 +11,8 @@ use serde_json::{json, Value as Json};
 
 use nexus_indexer::decode::tx::txid_of;
 use nexus_indexer::decode::{
-    decode_block, decode_escrow_call, decode_print, decode_tx_hex, ContractId, EscrowFunction,
-    EscrowPrint, EscrowTx, PaymentPrint, PrintKind, TxOutcome,
+    decode_block, decode_escrow_call, decode_print, decode_tx_hex, Abort, ContractId,
+    EscrowFunction, EscrowPrint, EscrowTx, PaymentPrint, PrintKind, TxOutcome,
 };
 use nexus_indexer::domain::{EventSource, EventType, PaymentId, PaymentStatus};
 use nexus_indexer::machine::{apply_block, Ctx};
@@ -36,13 +36,11 @@ fn simnet() -> Json {
     read_json(repo_root().join("tests/fixtures/escrow-simnet.json"))
 }
 
-/// The shared fixtures live next to the repository (`/work/shared`).
+/// A captured mocknet payload (not in the repository: `nexus_testkit`).
 fn mocknet(name: &str) -> Json {
-    read_json(
-        repo_root()
-            .join("../shared/fixtures/stacks-node-events/stacks-node-mocknet")
-            .join(name),
-    )
+    read_json(nexus_testkit::captured(&format!(
+        "stacks-node-mocknet/{name}"
+    )))
 }
 
 fn ours() -> ContractId {
@@ -261,6 +259,7 @@ fn new_block(v: Json) -> NewBlock {
 
 #[test]
 fn mocknet_escrow_block_is_not_ours() {
+    nexus_testkit::needs_captured!();
     let raw = mocknet("new_block_escrow_create_print_event.json");
     let b = new_block(raw.clone());
     assert_eq!(b.block_time, None, "recorded with block_time null");
@@ -298,6 +297,7 @@ fn mocknet_escrow_block_is_not_ours() {
 
 #[test]
 fn mocknet_escrow_print_of_the_wrong_shape_is_a_problem_not_a_crash() {
+    nexus_testkit::needs_captured!();
     let b = new_block(mocknet("new_block_escrow_create_print_event.json"));
     let print_ev = b
         .events
@@ -320,6 +320,7 @@ fn mocknet_escrow_print_of_the_wrong_shape_is_a_problem_not_a_crash() {
 
 #[test]
 fn every_mocknet_block_decodes_without_panicking() {
+    nexus_testkit::needs_captured!();
     for name in [
         "new_block_contract_deploy.json",
         "new_block_empty_coinbase_only.json",
@@ -338,6 +339,7 @@ fn every_mocknet_block_decodes_without_panicking() {
 
 #[test]
 fn mocknet_mempool_contract_call_is_a_tx_but_not_ours() {
+    nexus_testkit::needs_captured!();
     let raw = mocknet("new_mempool_tx_contract_call.json");
     let txs = raw
         .as_array()
@@ -493,7 +495,10 @@ fn decode_block_puts_shuffled_events_in_chain_order() {
         "event_index order within a tx"
     );
     assert!(d.txs[3].prints.is_empty());
-    assert_eq!(d.txs[3].outcome, TxOutcome::Aborted("(err u102)".into()));
+    assert_eq!(
+        d.txs[3].outcome,
+        TxOutcome::Aborted(Abort::by_response("(err u102)"))
+    );
     let zero_call = d.txs[3].call.as_ref().unwrap();
     assert_eq!(zero_call.function, EscrowFunction::CreatePayment);
     assert_eq!(zero_call.amount, Some(0));
@@ -684,6 +689,6 @@ fn simnet_scenario_through_decode_and_machine() {
     assert_eq!(by_step(13), PaymentStatus::Claimed); // p7
     let paused =
         &current[&PaymentId::from_slice(&buf_arg(&fx["transactions"][10]["args"][0])).unwrap()];
-    assert_eq!(paused.reason.as_deref(), Some("(err u101)"));
+    assert_eq!(paused.reason.as_deref(), Some("AbortByResponse"));
     assert!(all.iter().all(|e| e.confirmations == 1));
 }

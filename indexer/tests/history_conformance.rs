@@ -482,7 +482,11 @@ async fn nul_bytes_inside_json_bodies(h: Arc<dyn History>) {
     let mut e = event(pid(1), EventType::Failed, PaymentStatus::Failed);
     e.reason = p.reason.clone();
     let mut tx = escrow_tx(0, pid(1));
-    tx.outcome = TxOutcome::Aborted("vm\u{0}error".into());
+    tx.outcome = TxOutcome::Aborted(nexus_indexer::decode::Abort {
+        kind: nexus_indexer::decode::AbortKind::AbortByResponse,
+        result: None,
+        vm_error: Some("vm\u{0}error".into()),
+    });
     let b = block(1, 0, true);
     let c = h
         .commit(CommitBatch {

@@ -28,8 +28,10 @@ struct Expected {
     sender: String,
     recipient: String,
     amount: String,
-    /// Only for `payment:failed`: the call's `(err uN)`.
+    /// Only for `payment:failed`: which abort it was.
     reason: Option<String>,
+    /// Only for `payment:failed`: the call's `(err uN)`, kept as a detail.
+    result: Option<String>,
 }
 
 impl Expected {
@@ -45,6 +47,11 @@ impl Expected {
             recipient: e.recipient.clone().unwrap_or_default(),
             amount: e.amount.clone().unwrap_or_default(),
             reason: e.reason.clone(),
+            result: e
+                .reason_data
+                .as_ref()
+                .and_then(|d| d["result"].as_str())
+                .map(str::to_string),
         }
     }
 }
@@ -59,7 +66,8 @@ fn hex_of(s: &str) -> String {
 ///
 /// * every `create-payment` seen in the mempool: `payment:submitted`;
 /// * mined `create-payment`: `payment:confirmed` if it succeeded, else
-///   `payment:failed` with the call's result as the reason;
+///   `payment:failed` with reason `AbortByResponse` and the call's result
+///   as its detail;
 /// * successful `claim-payment` / `refund-expired`: `payment:claimed` / `payment:refunded`;
 /// * failed claims and `pause`/`unpause`: nothing (no payment changes);
 /// * after each block: `payment:final` for every payment whose latest
@@ -159,6 +167,7 @@ fn expected_events(fixture: &Value) -> Vec<Expected> {
                 recipient,
                 amount,
                 reason: None,
+                result: None,
             });
         }
     }
@@ -197,7 +206,8 @@ fn push(
         sender,
         recipient,
         amount,
-        reason: (status == "failed").then(|| s(&t["result_repr"])),
+        reason: (status == "failed").then(|| "AbortByResponse".to_string()),
+        result: (status == "failed").then(|| s(&t["result_repr"])),
     });
 }
 

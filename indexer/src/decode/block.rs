@@ -28,9 +28,118 @@ pub struct BlockRef {
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]
 pub enum TxOutcome {
     Success,
-    /// `abort_by_response` / `abort_by_post_condition`, with the node's reason
-    /// (the `(err uN)` result or `vm_error`).
-    Aborted(String),
+    /// `abort_by_response` / `abort_by_post_condition`.
+    Aborted(Abort),
+}
+
+/// Which kind of abort the node reported (the observer's `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbortKind {
+    /// The call returned `(err ...)`: the contract refused.
+    AbortByResponse,
+    /// The post-conditions refused what the call did, whatever it returned
+    /// (the node reports `(ok true)` then: the result alone would mislead).
+    AbortByPostCondition,
+}
+
+/// An aborted transaction: the kind names it, the rest is detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AbortRepr")]
+pub struct Abort {
+    pub kind: AbortKind,
+    /// The call's result as Clarity (`(err u104)`, `(ok true)`), when it decodes.
+    pub result: Option<String>,
+    /// The node's `vm_error`, control characters removed.
+    pub vm_error: Option<String>,
+}
+
+/// Stored block rows written before the kind was kept hold the reason string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AbortRepr {
+    Full {
+        kind: AbortKind,
+        result: Option<String>,
+        vm_error: Option<String>,
+    },
+    Reason(String),
+}
+
+impl From<AbortRepr> for Abort {
+    fn from(r: AbortRepr) -> Self {
+        match r {
+            AbortRepr::Full {
+                kind,
+                result,
+                vm_error,
+            } => Abort {
+                kind,
+                result,
+                vm_error,
+            },
+            AbortRepr::Reason(s) if s == "abort_by_post_condition" => Abort {
+                kind: AbortKind::AbortByPostCondition,
+                result: None,
+                vm_error: None,
+            },
+            AbortRepr::Reason(s) => Abort {
+                kind: AbortKind::AbortByResponse,
+                result: Some(s),
+                vm_error: None,
+            },
+        }
+    }
+}
+
+impl Abort {
+    /// From the observer's `status`, `raw_result` and `vm_error`.
+    pub fn from_observer(status: &str, raw_result: Option<&str>, vm_error: Option<&str>) -> Self {
+        Abort {
+            kind: if status == "abort_by_post_condition" {
+                AbortKind::AbortByPostCondition
+            } else {
+                AbortKind::AbortByResponse
+            },
+            result: raw_result
+                .and_then(|r| Value::try_deserialize_hex_untyped(r).ok())
+                .map(|v| v.to_string()),
+            // vm_error may carry control characters and NULs (fuzzed-transactions-1.tsv).
+            vm_error: vm_error
+                .map(|e| e.chars().filter(|c| !c.is_control()).collect::<String>())
+                .filter(|e| !e.is_empty()),
+        }
+    }
+
+    /// An `abort_by_response` with this result (tests and the simnet recorder).
+    pub fn by_response(result: &str) -> Self {
+        Abort {
+            kind: AbortKind::AbortByResponse,
+            result: Some(result.to_string()),
+            vm_error: None,
+        }
+    }
+
+    /// The failure reason: which abort it was (`AbortByResponse`,
+    /// `AbortByPostCondition`), named like the node's other reasons.
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            AbortKind::AbortByResponse => "AbortByResponse",
+            AbortKind::AbortByPostCondition => "AbortByPostCondition",
+        }
+    }
+
+    /// The `reason_data` of the failure: the raw result and VM error.
+    pub fn detail(&self) -> serde_json::Value {
+        let mut d = serde_json::Map::new();
+        if let Some(r) = &self.result {
+            d.insert("result".into(), r.clone().into());
+        }
+        if let Some(e) = &self.vm_error {
+            d.insert("vm_error".into(), e.clone().into());
+        }
+        serde_json::Value::Object(d)
+    }
 }
 
 /// One transaction of a block that concerns the escrow.
@@ -167,10 +276,10 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         let outcome = if t.status == "success" {
             TxOutcome::Success
         } else {
-            TxOutcome::Aborted(abort_reason(
+            TxOutcome::Aborted(Abort::from_observer(
+                &t.status,
                 t.raw_result.as_deref(),
                 t.vm_error.as_deref(),
-                &t.status,
             ))
         };
         let (mut payment_prints, mut admin) = (Vec::new(), Vec::new());
@@ -198,18 +307,6 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
     }
 }
 
-/// `(err u104)` from the result when it decodes, else the VM error, else the status.
-fn abort_reason(raw_result: Option<&str>, vm_error: Option<&str>, status: &str) -> String {
-    if let Some(v) = raw_result.and_then(|r| Value::try_deserialize_hex_untyped(r).ok()) {
-        return v.to_string();
-    }
-    match vm_error {
-        // vm_error may carry control characters and NULs (fuzzed-transactions-1.tsv).
-        Some(e) if !e.is_empty() => e.chars().filter(|c| !c.is_control()).collect(),
-        _ => status.to_string(),
-    }
-}
-
 /// `Display` of an error and its sources, joined by `: `.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -220,4 +317,48 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = src.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_post_condition_abort_is_named_and_its_ok_result_kept_as_detail() {
+        // What stacks-node sent for a create whose post-conditions refused
+        // it: status abort_by_post_condition with raw_result (ok true).
+        let a = Abort::from_observer("abort_by_post_condition", Some("0x0703"), None);
+        assert_eq!(a.reason(), "AbortByPostCondition");
+        assert_eq!(a.detail(), serde_json::json!({"result": "(ok true)"}));
+    }
+
+    #[test]
+    fn a_response_abort_is_named_and_keeps_the_error_and_vm_error() {
+        // (err u104) is 0x08 (err) 0x01 (uint) + 16 bytes.
+        let a = Abort::from_observer(
+            "abort_by_response",
+            Some("0x080100000000000000000000000000000068"),
+            Some("some\u{0}error"),
+        );
+        assert_eq!(a.reason(), "AbortByResponse");
+        assert_eq!(
+            a.detail(),
+            serde_json::json!({"result": "(err u104)", "vm_error": "someerror"})
+        );
+    }
+
+    #[test]
+    fn stored_outcomes_read_in_both_shapes() {
+        let now = TxOutcome::Aborted(Abort::from_observer(
+            "abort_by_post_condition",
+            Some("0x0703"),
+            None,
+        ));
+        let json = serde_json::to_string(&now).unwrap();
+        assert_eq!(serde_json::from_str::<TxOutcome>(&json).unwrap(), now);
+        // Rows written before the kind was kept hold the reason string.
+        let old: TxOutcome =
+            serde_json::from_str(r#"{"status":"aborted","reason":"(err u104)"}"#).unwrap();
+        assert_eq!(old, TxOutcome::Aborted(Abort::by_response("(err u104)")));
+    }
 }

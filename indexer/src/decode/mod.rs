@@ -9,7 +9,10 @@ pub mod contract;
 pub mod print;
 pub mod tx;
 
-pub use block::{decode_block, BlockRef, DecodeStats, DecodedBlock, EscrowTx, Problem, TxOutcome};
+pub use block::{
+    decode_block, Abort, AbortKind, BlockRef, DecodeStats, DecodedBlock, EscrowTx, Problem,
+    TxOutcome,
+};
 pub use contract::{ContractId, ContractIdError};
 pub use print::{decode_print, AdminPrint, EscrowPrint, PaymentPrint, PrintError, PrintKind};
 pub use tx::{decode_escrow_call, decode_tx_hex, EscrowCall, EscrowFunction, TxDecodeError};

@@ -118,7 +118,8 @@ pub struct PaymentEvent {
     /// RFC 3339 time the node recorded the event.
     pub at: String,
     /// For a relay's `payment:failed`: the node's rejection details as it sent
-    /// them (e.g. `{"expected": 4, "actual": 2}` for `BadNonce`).
+    /// them (e.g. `{"expected": 4, "actual": 2}` for `BadNonce`); for a
+    /// create aborted on chain: `{"result": "(err u104)", "vm_error": ...}`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     #[schema(value_type = Option<Object>)]
     pub reason_data: Option<serde_json::Value>,

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use crate::decode::{
-    BlockRef, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint, PrintKind,
+    Abort, BlockRef, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint, PrintKind,
     TxOutcome,
 };
 use crate::domain::{
@@ -30,7 +30,7 @@ pub enum Input<'a> {
         block: &'a BlockRef,
         tx: &'a EscrowTx,
         call: &'a EscrowCall,
-        reason: &'a str,
+        abort: &'a Abort,
     },
 }
 
@@ -147,7 +147,7 @@ pub fn step(
             block,
             tx,
             call,
-            reason,
+            abort,
         } => {
             // Only the payment's own create can fail it: a replayed id (err u104)
             // from someone else's transaction leaves the real payment alone.
@@ -171,7 +171,7 @@ pub fn step(
             p.amount = call.amount.map(|a| a.to_string());
             p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
             p.create_txid = Some(tx.txid.clone());
-            p.reason = Some(reason.to_string());
+            p.reason = Some(abort.reason().to_string());
             let here = pos(block, tx);
             (p, EventType::Failed, (Some(tx.txid.clone()), Some(here)))
         }
@@ -208,7 +208,11 @@ pub fn step(
         },
         reverted: None,
         at: ctx.now.clone(),
-        reason_data: None,
+        // What the node said beside the abort's kind: the raw result.
+        reason_data: match input {
+            Input::CreateAborted { abort, .. } => Some(abort.detail()),
+            _ => None,
+        },
         retry: None,
     };
     Some((next, event))
@@ -239,7 +243,7 @@ pub fn apply_block(
                     )
                 })
                 .collect(),
-            (TxOutcome::Aborted(reason), Some(call))
+            (TxOutcome::Aborted(abort), Some(call))
                 if call.function == EscrowFunction::CreatePayment =>
             {
                 vec![(
@@ -248,7 +252,7 @@ pub fn apply_block(
                         block: &block.block,
                         tx,
                         call,
-                        reason,
+                        abort,
                     },
                 )]
             }

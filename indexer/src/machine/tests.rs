@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::decode::{
-    BlockRef, DecodeStats, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint,
+    Abort, BlockRef, DecodeStats, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint,
     PrintKind, TxOutcome,
 };
 use crate::domain::{
@@ -238,10 +238,11 @@ fn run(prev: Option<&Payment>, kind: Kind, ctx: &Ctx) -> Option<(Payment, Paymen
         Kind::CreateAborted(who) => {
             let sender = if who == Who::Own { PAYER } else { INTRUDER };
             let call = create_call(txid, ID, sender);
+            let abort = Abort::by_response("(err u104)");
             let tx = escrow_tx(
                 txid,
                 4,
-                TxOutcome::Aborted("(err u104)".into()),
+                TxOutcome::Aborted(abort.clone()),
                 Some(call.clone()),
                 Vec::new(),
             );
@@ -252,7 +253,7 @@ fn run(prev: Option<&Payment>, kind: Kind, ctx: &Ctx) -> Option<(Payment, Paymen
                     block: &b,
                     tx: &tx,
                     call: &call,
-                    reason: "(err u104)",
+                    abort: &abort,
                 },
                 ctx,
             )
@@ -391,7 +392,7 @@ fn check_event_matches_record(p: &Payment, ev: &PaymentEvent, kind: Kind, ctx: &
             assert_eq!(p.replaced_by.as_deref(), Some(TX_X));
         }
         EventType::Failed => {
-            assert_eq!(p.reason.as_deref(), Some("(err u104)"));
+            assert_eq!(p.reason.as_deref(), Some("AbortByResponse"));
             assert_eq!(p.create_txid.as_deref(), Some(txid_for(kind)));
             assert_eq!(p.created_in, None);
         }
@@ -592,7 +593,7 @@ fn replayed_payment_id_does_not_fail_a_confirmed_payment() {
         txs: vec![escrow_tx(
             TX_X,
             0,
-            TxOutcome::Aborted("(err u104)".into()),
+            TxOutcome::Aborted(Abort::by_response("(err u104)")),
             Some(replay),
             Vec::new(),
         )],
@@ -613,7 +614,12 @@ fn replayed_payment_id_does_not_fail_a_submitted_payment() {
     assert!(run(Some(&before), Kind::CreateAborted(Who::Other), &ctx(TIP)).is_none());
     let (p, ev) = run(Some(&before), Kind::CreateAborted(Who::Own), &ctx(TIP)).unwrap();
     assert_eq!(p.status, PaymentStatus::Failed);
-    assert_eq!(ev.reason.as_deref(), Some("(err u104)"));
+    assert_eq!(ev.reason.as_deref(), Some("AbortByResponse"));
+    assert_eq!(
+        ev.reason_data,
+        Some(serde_json::json!({"result": "(err u104)"})),
+        "the raw result is kept as a detail"
+    );
 }
 
 #[test]
@@ -699,7 +705,7 @@ fn apply_block_processes_txs_in_order_and_every_print() {
             escrow_tx(
                 &txid(4),
                 3,
-                TxOutcome::Aborted("(err u110)".into()),
+                TxOutcome::Aborted(Abort::by_response("(err u110)")),
                 Some(create_call(&txid(4), p4, PAYER)),
                 Vec::new(),
             ),
@@ -707,7 +713,7 @@ fn apply_block_processes_txs_in_order_and_every_print() {
             escrow_tx(
                 &txid(5),
                 4,
-                TxOutcome::Aborted("(err u106)".into()),
+                TxOutcome::Aborted(Abort::by_response("(err u106)")),
                 Some(claim_call(&txid(5), p5)),
                 Vec::new(),
             ),
@@ -715,7 +721,7 @@ fn apply_block_processes_txs_in_order_and_every_print() {
             escrow_tx(
                 &txid(6),
                 5,
-                TxOutcome::Aborted("(err u104)".into()),
+                TxOutcome::Aborted(Abort::by_response("(err u104)")),
                 None,
                 Vec::new(),
             ),
@@ -753,7 +759,7 @@ fn apply_block_processes_txs_in_order_and_every_print() {
     assert_eq!(status(p3), PaymentStatus::Confirmed);
     assert_eq!(status(p4), PaymentStatus::Failed);
     assert_eq!(status(p5), PaymentStatus::Refunded);
-    assert_eq!(current[&p4].reason.as_deref(), Some("(err u110)"));
+    assert_eq!(current[&p4].reason.as_deref(), Some("AbortByResponse"));
     assert_eq!(current[&p5].created_in, p5_rec.created_in, "kept");
     assert_eq!(current[&p1].created_in.as_ref().unwrap().tx_index, 0);
     assert_eq!(current[&p1].settled_in.as_ref().unwrap().tx_index, 1);
