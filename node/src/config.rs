@@ -191,12 +191,46 @@ pub enum ConfigError {
     Contract(#[source] nexus_indexer::decode::ContractIdError),
 }
 
+/// The prefix of the node's environment variables.
+const ENV_PREFIX: &str = "NEXUS_";
+
+/// Every configuration key (the fields of [`Config`]), lowercase.
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(m)) => m.into_iter().map(|(k, _)| k).collect(),
+        _ => unreachable!("Config serializes to an object"),
+    }
+}
+
+/// `NEXUS_*` environment variables that are not configuration keys: ignored
+/// by [`Config::load`], named once in a warning at start-up.
+pub fn ignored_env_vars() -> Vec<String> {
+    let known = known_keys();
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| {
+            k.strip_prefix(ENV_PREFIX)
+                .is_some_and(|rest| !known.contains(&rest.to_ascii_lowercase()))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 impl Config {
     /// Layer defaults, the TOML file (if it exists), `NEXUS_*` env vars and `overrides`.
     pub fn load(file: &std::path::Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let known = known_keys();
         let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("NEXUS_"))
+            // Only our keys: NEXUS_BIN, or the NEXUS_HOME of a Sonatype Nexus
+            // on the same host, is not a typo of ours and must not stop the
+            // node (`ignored_env_vars` names them for a warning). A typo in
+            // nexus.toml is still refused.
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .filter(move |k| known.iter().any(|n| n.eq_ignore_ascii_case(k.as_str()))),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
@@ -310,6 +344,23 @@ mod tests {
                 cfg.rpc_provider_urls(),
                 vec!["http://a:20443", "http://b:20443"]
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_environment_variables_are_ignored_and_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("NEXUS_BIN", "/usr/local/bin/nexus-node");
+            jail.set_env("NEXUS_HOME", "/opt/sonatype/nexus");
+            jail.set_env("NEXUS_REDIS_PREFIX", "env:");
+            let cfg = Config::load("absent.toml".as_ref(), &Overrides::default())
+                .expect("unknown NEXUS_* variables do not stop the node");
+            assert_eq!(cfg.redis_prefix, "env:", "known ones still apply");
+            let ignored = ignored_env_vars();
+            assert!(ignored.contains(&"NEXUS_BIN".to_string()), "{ignored:?}");
+            assert!(ignored.contains(&"NEXUS_HOME".to_string()), "{ignored:?}");
+            assert!(!ignored.contains(&"NEXUS_REDIS_PREFIX".to_string()));
             Ok(())
         });
     }

@@ -70,6 +70,17 @@ enum Command {
     },
 }
 
+/// `NEXUS_*` variables that are not ours were ignored: say so once.
+fn warn_ignored_env() {
+    let ignored = nexus_node::config::ignored_env_vars();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            variables = %ignored.join(", "),
+            "ignoring NEXUS_* environment variables that are not configuration keys"
+        );
+    }
+}
+
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -140,6 +151,7 @@ async fn main() -> ExitCode {
                 std::env::set_var("RUST_LOG", "warn");
             }
             init_logs(cfg.log_format == "json");
+            warn_ignored_env();
             match import::run(&cfg, &file, import::ImportOptions { quiet }).await {
                 Ok(summary) => {
                     println!("import finished: {summary}");
@@ -175,6 +187,7 @@ async fn main() -> ExitCode {
                 }
             };
             init_logs(cfg.log_format == "json");
+            warn_ignored_env();
             let node = match server::start(cfg).await {
                 Ok(n) => n,
                 Err(e) => {
