@@ -44,9 +44,11 @@ pub enum RelayError {
 impl RelayError {
     /// A retry (same key, same body) can succeed.
     pub fn is_temporary(&self) -> bool {
+        // Every 503 is temporary: a provider can be configured (and the
+        // node restarted), a store comes back, another node takes over.
         matches!(
             self,
-            Self::InProgress(_) | Self::Unavailable(_) | Self::ShuttingDown
+            Self::InProgress(_) | Self::Unavailable(_) | Self::ShuttingDown | Self::NoProvider
         )
     }
 
@@ -90,6 +92,10 @@ impl RelayError {
 
     /// How long to wait before retrying, for temporary errors.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.is_temporary().then_some(Duration::from_secs(1))
+        match self {
+            // Only an operator can fix it: do not invite a tight loop.
+            Self::NoProvider => Some(Duration::from_secs(60)),
+            _ => self.is_temporary().then_some(Duration::from_secs(1)),
+        }
     }
 }

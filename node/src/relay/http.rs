@@ -148,6 +148,11 @@ async fn submit_inner(
         Err(e) => return refused(e, "validation_error"),
     };
     let Some(acceptor) = &app.relay.acceptor else {
+        // Validate first: a request that could never be relayed is a 400
+        // whether or not a provider is configured.
+        if let Err(v) = nexus_relay::validate::validate(&tx, &app.relay.policy) {
+            return refused(relay_error(&RelayError::Invalid(v)), "validation_error");
+        }
         return refused(relay_error(&RelayError::NoProvider), "relay_unavailable");
     };
     let idempotency_key = match headers.get("idempotency-key").map(|v| v.to_str()) {

@@ -35,6 +35,9 @@ use crate::config::Config;
 pub struct Relay {
     /// `None` without an RPC provider: `POST /api/payments` answers 503.
     pub acceptor: Option<Arc<Acceptor>>,
+    /// What a relayable transaction is: checked first, with or without a
+    /// provider, so a bad request is a 400 whatever else is wrong.
+    pub policy: RelayPolicy,
     pub store: Arc<dyn BroadcastStore>,
     pub stats: Arc<ProviderStats>,
     pub limiter: Arc<dyn RateLimiter>,
@@ -133,14 +136,14 @@ pub async fn start(
     let outcomes = Arc::new(Outcomes::new());
     // Room for a few engine rounds; past it, fresh broadcasts are claimed.
     let handoff = Arc::new(Handoff::new(cfg.relay_concurrency.max(1) * 8 * 4, lease));
+    let policy = RelayPolicy::new(
+        cfg.contract().expect("validated at load"),
+        cfg.relay_chain_id(),
+    );
     let acceptor = providers.as_ref().map(|_| {
-        let policy = RelayPolicy::new(
-            cfg.contract().expect("validated at load"),
-            cfg.relay_chain_id(),
-        );
         Acceptor::start(
             AcceptConfig {
-                policy,
+                policy: policy.clone(),
                 batch_max: cfg.relay_batch_max.max(1),
                 duplicate_patience: Duration::from_secs(5),
             },
@@ -183,6 +186,7 @@ pub async fn start(
     }
     Ok(Relay {
         acceptor,
+        policy,
         store,
         stats,
         limiter,
