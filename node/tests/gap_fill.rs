@@ -436,8 +436,17 @@ async fn fills_on_the_next_block_after_the_rpc_recovers(stores: Stores) {
     rpc.state.mode.store(SERVE, Ordering::SeqCst);
     // The 503 said `Retry-After: 1`: the provider's breaker keeps the node
     // from asking again before that, and a block delivered meanwhile stays
-    // held. Wait it out, as stacks-node's next block would.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // held. Wait until the breaker lets a probe through, as stacks-node's
+    // next block would.
+    common::eventually(
+        "the provider's breaker half-opens",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, stats) = node.get("/api/stats/providers").await;
+            stats["providers"][0]["breaker"] != "open"
+        },
+    )
+    .await;
     deliver(&node, &all, 7).await;
     assert!(health_gaps(&node).await.is_empty());
     let (_, health) = node.get("/health").await;

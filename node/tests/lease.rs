@@ -98,6 +98,37 @@ async fn lease_token(prefix: &str) -> Option<u64> {
     v?.rsplit_once('|')?.1.parse().ok()
 }
 
+/// The lease key's remaining time to live, in ms.
+async fn lease_pttl(prefix: &str) -> Option<i64> {
+    let client = redis::Client::open(common::redis_url()).ok()?;
+    let mut con = client.get_multiplexed_async_connection().await.ok()?;
+    redis::cmd("PTTL")
+        .arg(format!("{prefix}verifier:lease"))
+        .query_async(&mut con)
+        .await
+        .ok()
+}
+
+/// Wait until the leader has renewed its lease `n` times: each renewal
+/// resets the key's TTL, so its remaining time goes up.
+async fn renewals(prefix: &str, n: u32) {
+    let start = Instant::now();
+    let mut seen = 0;
+    let mut last = lease_pttl(prefix).await.unwrap_or(0);
+    while seen < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {n} lease renewals"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = lease_pttl(prefix).await.unwrap_or(0);
+        if now > last {
+            seen += 1;
+        }
+        last = now;
+    }
+}
+
 async fn fence_in_history(db_url: &str) -> Option<i64> {
     let mut c = sqlx::PgConnection::connect(db_url).await.ok()?;
     sqlx::query_scalar("SELECT token FROM fences WHERE name = 'reconciler'")
@@ -218,7 +249,7 @@ async fn one_leader_a_killed_leader_is_replaced_within_a_lease_and_its_token_is_
     })
     .await;
     // Stable: still exactly one a few renewals later.
-    tokio::time::sleep(Duration::from_millis(TTL_MS * 2)).await;
+    renewals(&prefix, 3).await;
     assert_eq!(
         is_leader(&client, a.as_ref().unwrap()).await,
         Some(leader_is_a)

@@ -138,9 +138,18 @@ async fn three_failures_then_one_success(stores: Stores) {
     })
     .await;
     one_payment(&node).await;
-    eventually("4 attempts", WAIT, || async { rx.got().len() >= 4 }).await;
-    // Nothing more after the success.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The node writes delivered_ms only after the 2xx: once the store says
+    // delivered, the delivery is over and nothing more can be sent.
+    let store = node.app().delivery.webhooks.store.clone();
+    eventually("delivered in the store", WAIT, || async {
+        store
+            .deliveries_of(1)
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.delivered_ms.is_some())
+    })
+    .await;
     let got = rx.got();
     assert_eq!(
         got.iter().map(|g| g.status).collect::<Vec<_>>(),
@@ -202,11 +211,18 @@ async fn delivered_rows_are_pruned(stores: Stores) {
     })
     .await;
     one_payment(&node).await;
-    eventually("delivered and failed once", WAIT, || async {
-        !ok.got().is_empty() && !down.got().is_empty()
+    // Wait for the store, not the receivers: the node records an attempt
+    // only after the receiver has answered it.
+    let store = node.app().delivery.webhooks.store.clone();
+    eventually("delivered and failed once, in the store", WAIT, || async {
+        let rows = store.deliveries_of(1).await.unwrap();
+        rows.iter()
+            .any(|r| r.endpoint == "merchant" && r.delivered_ms.is_some())
+            && rows.iter().any(|r| r.endpoint == "down" && r.attempts == 1)
     })
     .await;
-    let store = node.app().delivery.webhooks.store.clone();
+    assert_eq!(ok.got().len(), 1, "one delivery to merchant");
+    assert_eq!(down.got().len(), 1, "one failed attempt to down");
     let rows = store.deliveries_of(1).await.unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     let delivered = rows
