@@ -330,12 +330,21 @@ impl Ingestor {
             state_seq
         };
         let payments = self.history.payments_changed_since(from).await?;
-        tracing::warn!(
-            state_seq,
-            history_seq = cur.history_seq,
-            payments = payments.len(),
-            "state store behind history; rebuilding from history"
-        );
+        if state_seq == 0 && !self.state.keeps_data() {
+            // The embedded default's memory state at start: nothing was lost.
+            tracing::info!(
+                history_seq = cur.history_seq,
+                payments = payments.len(),
+                "loading the in-memory state from history"
+            );
+        } else {
+            tracing::warn!(
+                state_seq,
+                history_seq = cur.history_seq,
+                payments = payments.len(),
+                "state store behind history; rebuilding from history"
+            );
+        }
         self.state.apply(&payments, cur.history_seq, &[]).await?;
         self.rebuilds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -94,6 +94,10 @@ impl MemoryState {
 
 #[async_trait]
 impl StateStore for MemoryState {
+    fn keeps_data(&self) -> bool {
+        false
+    }
+
     async fn get_many(&self, ids: &[PaymentId]) -> Result<Vec<Option<Payment>>, StoreError> {
         let now = Instant::now();
         let inner = self.read();

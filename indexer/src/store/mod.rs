@@ -51,6 +51,12 @@ pub trait StateStore: Send + Sync + 'static {
     async fn last_seq(&self) -> Result<u64, StoreError>;
     /// Cheap reachability check for `/health`.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the store keeps its data across a restart. An empty store
+    /// that keeps data (Redis) has lost it; one that does not (memory)
+    /// starts empty every time, and loading it from history is routine.
+    fn keeps_data(&self) -> bool {
+        true
+    }
     /// Read a `metric:{name}` counter.
     async fn counter(&self, name: &str) -> Result<u64, StoreError>;
 
