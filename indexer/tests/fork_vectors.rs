@@ -17,7 +17,6 @@
 //! stacks-blockchain-api (`mainnet-reorg-scenario{1,2}.tsv`).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 
 use nexus_indexer::chain::{plan, Header, Plan};
 
@@ -518,11 +517,7 @@ struct Captured {
 }
 
 fn captured_blocks(name: &str) -> Vec<Captured> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/stacks-node-events/stacks-blockchain-api")
-        .join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = nexus_testkit::read_captured(&format!("stacks-blockchain-api/{name}"));
     text.lines()
         .filter_map(|line| {
             let mut cols = line.splitn(4, '\t');
@@ -602,6 +597,7 @@ fn assert_full_chain(t: &Tree, by_hash: &HashMap<String, Captured>, lowest: u64,
 /// ```
 #[test]
 fn v17_mainnet_reorg_scenario1() {
+    nexus_testkit::needs_captured!();
     let (t, by_hash, reorgs) = replay("mainnet-reorg-scenario1.tsv");
     assert_eq!(
         reorgs,
@@ -637,6 +633,7 @@ fn v17_mainnet_reorg_scenario1() {
 /// ```
 #[test]
 fn v18_mainnet_reorg_scenario2() {
+    nexus_testkit::needs_captured!();
     let (t, by_hash, reorgs) = replay("mainnet-reorg-scenario2.tsv");
     assert_eq!(
         reorgs,

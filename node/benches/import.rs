@@ -353,9 +353,7 @@ impl Generator {
             OK_TRUE_HEX,
         )];
         let mut events = Vec::new();
-        // `is_multiple_of` is newer than the workspace's rust-version (1.80).
-        #[allow(clippy::manual_is_multiple_of)]
-        let escrow_block = h % ESCROW_EVERY == 0;
+        let escrow_block = h.is_multiple_of(ESCROW_EVERY);
         if escrow_block {
             let round = h / ESCROW_EVERY;
             for i in 0..CREATES_PER_BLOCK {

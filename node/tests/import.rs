@@ -19,10 +19,12 @@ use nexus_indexer::store::sqlite::SqliteHistory;
 use nexus_indexer::store::{History, StateStore};
 use sqlx::Connection;
 
-const SCENARIO2: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/stacks-node-events/stacks-blockchain-api/mainnet-reorg-scenario2.tsv"
-);
+/// A captured mainnet reorg (not in the repository: `nexus_testkit`).
+fn mainnet_reorg(n: u8) -> std::path::PathBuf {
+    nexus_testkit::captured(&format!(
+        "stacks-blockchain-api/mainnet-reorg-scenario{n}.tsv"
+    ))
+}
 const ESCROW: &str = include_str!("../../tests/fixtures/escrow-simnet.json");
 
 /// Run `nexus-node import` with `args`; the config file is absent on purpose
@@ -133,10 +135,12 @@ fn escrow_tsv(dir: &Path) -> (PathBuf, Vec<u64>) {
 
 #[test]
 fn mainnet_reorg_capture_imports_once() {
+    nexus_testkit::needs_captured!();
     let dir = tempfile::tempdir().expect("tmp");
     let db = dir.path().join("history.sqlite");
     let db_arg = db.to_str().expect("utf-8 path");
-    let file = Path::new(SCENARIO2);
+    let scenario2 = mainnet_reorg(2);
+    let file = scenario2.as_path();
 
     let first = summary(&import(file, &["--sqlite-path", db_arg], &[]));
     // 5 × /new_block (two siblings at height 2; height 3 builds on the later one) + 1 × /new_microblocks.
@@ -384,11 +388,13 @@ async fn grouped_delivery_commits_exactly_what_single_delivery_commits() {
         .into_iter()
         .map(|d| (d.route, d.body))
         .collect();
-    let reorg = std::fs::read_to_string(SCENARIO2.replace("scenario2", "scenario1"))
-        .expect("mainnet reorg capture");
-    for line in reorg.lines().filter(|l| !l.is_empty()) {
-        let f: Vec<&str> = line.splitn(4, '\t').collect();
-        items.push((Route::from_path(f[2]), f[3].as_bytes().to_vec()));
+    // A real mainnet reorg too, where the captured payloads are at hand.
+    if nexus_testkit::captured_available() {
+        let reorg = std::fs::read_to_string(mainnet_reorg(1)).expect("mainnet reorg capture");
+        for line in reorg.lines().filter(|l| !l.is_empty()) {
+            let f: Vec<&str> = line.splitn(4, '\t').collect();
+            items.push((Route::from_path(f[2]), f[3].as_bytes().to_vec()));
+        }
     }
     items.push((Route::NewBlock, b"{\"block_height\": ".to_vec()));
     let again: Vec<(Route, Vec<u8>)> = items[..6].to_vec();

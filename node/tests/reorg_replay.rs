@@ -172,6 +172,7 @@ async fn replay_again_changes_nothing(node: &TestNode, file: &str) {
 ///                                       └─ 0x5b3b (h45)        └─ 0x68fb (h47)
 /// ```
 async fn mainnet_reorg_scenario1(stores: Stores) {
+    nexus_testkit::needs_captured!();
     let node = start_node(stores, |_| {}).await;
     let answers = replay(&node, "mainnet-reorg-scenario1.tsv").await;
     assert_eq!(answers.len(), 50);
@@ -224,6 +225,7 @@ async fn mainnet_reorg_scenario1(stores: Stores) {
 ///     └─ 0x9f79 (h2) ─ h3 ─ 0x6815 (h4) ◄ tip
 /// ```
 async fn mainnet_reorg_scenario2(stores: Stores) {
+    nexus_testkit::needs_captured!();
     let node = start_node(stores, |_| {}).await;
     let answers = replay(&node, "mainnet-reorg-scenario2.tsv").await;
     assert_eq!(answers.len(), 5);

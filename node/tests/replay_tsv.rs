@@ -1,7 +1,9 @@
 //! Real stacks-node payloads replayed through the real HTTP observer, into
 //! both store kinds: every stacks-blockchain-api event-replay dump in file
 //! order (never a 5xx, never a panic), plus the stacks-node mocknet captures.
-//! See `../shared/fixtures/stacks-node-events/SOURCES.md` for what each holds.
+//! See `SOURCES.md` in the captured folder for what each holds; every test
+//! here needs that folder (`nexus_testkit`) and passes without running when
+//! it is absent.
 
 mod common;
 
@@ -31,6 +33,7 @@ async fn replay(node: &TestNode, file: &str) -> Vec<serde_json::Value> {
 /// Replay a whole dump: all 200, the node still healthy, and nothing
 /// inconsistent between the state store and history.
 async fn replays_cleanly(stores: Stores, file: &str) {
+    nexus_testkit::needs_captured!();
     let node = start_node(stores, |_| {}).await;
     replay(&node, file).await;
     let (code, health) = node.get("/health").await;
@@ -72,6 +75,7 @@ replay_tests!(
 /// `poisonmicroblock.tsv` delivers the same block twice: the second answer
 /// says `duplicate`, and it changes nothing.
 async fn poisonmicroblock_duplicate_is_idempotent(stores: Stores) {
+    nexus_testkit::needs_captured!();
     let node = start_node(stores, |_| {}).await;
     let lines = read_tsv("poisonmicroblock.tsv");
     assert_eq!(lines.len(), 2);
@@ -110,6 +114,7 @@ async fn poisonmicroblock_duplicate_is_idempotent(stores: Stores) {
 /// of control characters and `\u0000` (PostgreSQL TEXT rejects NUL), and a
 /// `/drop_mempool_tx`. Every block is committed, the drop acknowledged.
 async fn fuzzed_transactions_are_committed(stores: Stores) {
+    nexus_testkit::needs_captured!();
     let node = start_node(stores, |_| {}).await;
     let lines = read_tsv("fuzzed-transactions-1.tsv");
     let nul_line = lines
@@ -155,6 +160,7 @@ async fn fuzzed_transactions_are_committed(stores: Stores) {
 /// The stacks-node 4.x mocknet captures: three blocks and a mempool tx. The
 /// mocknet escrow is another contract, so our state stays empty.
 async fn mocknet_captures(stores: Stores) {
+    nexus_testkit::needs_captured!();
     let node = start_node(stores, |_| {}).await;
     for (path, file) in [
         ("/new_block", "new_block_empty_coinbase_only.json"),

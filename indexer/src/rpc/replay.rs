@@ -171,19 +171,18 @@ mod tests {
     use super::*;
     use crate::decode::{decode_block, decode_tx_hex, ContractId};
 
-    const EXAMPLE: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/stacks-node-events/stacks-core-rpc-examples/block-replay.example.json"
-    ));
-
-    /// The `value` of the openapi example (the file wraps it in `summary`/`value`).
+    /// The `value` of stacks-core's openapi example (the file wraps it in
+    /// `summary`/`value`; read at run time: it is not in the repository).
     fn example_body() -> Vec<u8> {
-        let v: serde_json::Value = serde_json::from_str(EXAMPLE).expect("example json");
+        let text =
+            nexus_testkit::read_captured("stacks-core-rpc-examples/block-replay.example.json");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("example json");
         serde_json::to_vec(&v["value"]).expect("json")
     }
 
     #[test]
     fn maps_the_stacks_core_example() {
+        nexus_testkit::needs_captured!();
         let nb = new_block_from_replay(&example_body()).expect("maps");
         assert_eq!(
             nb.index_block_hash,
@@ -324,6 +323,7 @@ mod tests {
 
     #[test]
     fn older_nodes_without_result_hex_and_bad_events_are_errors() {
+        nexus_testkit::needs_captured!();
         let mut v: serde_json::Value = serde_json::from_slice(&example_body()).unwrap();
         v["transactions"][0]
             .as_object_mut()

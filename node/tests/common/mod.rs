@@ -336,12 +336,6 @@ where
 // ---------------------------------------------------------------------------
 // Fixtures
 
-/// Directory of the shared stacks-node event captures.
-pub const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/stacks-node-events"
-);
-
 /// One line of a stacks-blockchain-api event-replay dump.
 #[derive(Debug, Clone)]
 pub struct TsvEvent {
@@ -353,10 +347,11 @@ pub struct TsvEvent {
     pub body: String,
 }
 
-/// Read `stacks-blockchain-api/<name>`: 4 TAB-separated fields a line, no header.
+/// Read the captured `stacks-blockchain-api/<name>` (not in the repository:
+/// call `nexus_testkit::needs_captured!()` first): 4 TAB-separated fields a
+/// line, no header.
 pub fn read_tsv(name: &str) -> Vec<TsvEvent> {
-    let path = format!("{FIXTURES}/stacks-blockchain-api/{name}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = nexus_testkit::read_captured(&format!("stacks-blockchain-api/{name}"));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
@@ -380,8 +375,7 @@ pub fn read_tsv(name: &str) -> Vec<TsvEvent> {
 
 /// A file of `stacks-node-mocknet/`.
 pub fn read_mocknet(name: &str) -> String {
-    let path = format!("{FIXTURES}/stacks-node-mocknet/{name}");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    nexus_testkit::read_captured(&format!("stacks-node-mocknet/{name}"))
 }
 
 /// The recorded escrow scenario (`tests/fixtures/escrow-simnet.json`).

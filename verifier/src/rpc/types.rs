@@ -241,20 +241,17 @@ pub fn encode_value(v: &Value) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/stacks-node-events/stacks-core-rpc-examples"
-    );
-
+    /// stacks-core's openapi example `name` (captured, read at run time).
     fn example(name: &str) -> serde_json::Value {
-        let text = std::fs::read_to_string(format!("{FIXTURES}/{name}.example.json"))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let text =
+            nexus_testkit::read_captured(&format!("stacks-core-rpc-examples/{name}.example.json"));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         v["value"].clone()
     }
 
     #[test]
     fn node_info_example_parses_and_names_its_tip() {
+        nexus_testkit::needs_captured!();
         let info: NodeInfo = serde_json::from_value(example("node-info")).unwrap();
         assert_eq!(info.stacks_tip_height, 1_832_097);
         assert!(!info.is_fully_synced);
@@ -272,6 +269,7 @@ mod tests {
 
     #[test]
     fn read_only_examples_parse() {
+        nexus_testkit::needs_captured!();
         let ok: CallReadResponse =
             serde_json::from_value(example("read-only-function-success")).unwrap();
         assert!(ok.okay);
@@ -287,6 +285,7 @@ mod tests {
 
     #[test]
     fn broadcast_rejection_example_parses_whole() {
+        nexus_testkit::needs_captured!();
         let body = serde_json::to_vec(&example("transaction-submission-error")).unwrap();
         let answer = parse_broadcast_rejection(&body).expect("a rejection");
         let BroadcastAnswer::Rejected {
