@@ -26,6 +26,7 @@ test-contract:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO=$(CARGO) scripts/check-core-purity.sh
 
 # Captured stacks-node payloads (third-party data, not in the repository).
 NEXUS_CAPTURED_FIXTURES ?= $(abspath ../shared/fixtures/stacks-node-events)

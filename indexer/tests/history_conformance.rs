@@ -7,8 +7,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_indexer::decode::{BlockRef, EscrowTx, PaymentPrint, PrintKind, TxOutcome};
-use nexus_indexer::domain::{
+use nexus_core::decode::{BlockRef, EscrowTx, PaymentPrint, PrintKind, TxOutcome};
+use nexus_core::domain::{
     EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, Proof,
 };
 use nexus_indexer::store::postgres::PgHistory;
@@ -482,8 +482,8 @@ async fn nul_bytes_inside_json_bodies(h: Arc<dyn History>) {
     let mut e = event(pid(1), EventType::Failed, PaymentStatus::Failed);
     e.reason = p.reason.clone();
     let mut tx = escrow_tx(0, pid(1));
-    tx.outcome = TxOutcome::Aborted(nexus_indexer::decode::Abort {
-        kind: nexus_indexer::decode::AbortKind::AbortByResponse,
+    tx.outcome = TxOutcome::Aborted(nexus_core::decode::Abort {
+        kind: nexus_core::decode::AbortKind::AbortByResponse,
         result: None,
         vm_error: Some("vm\u{0}error".into()),
     });

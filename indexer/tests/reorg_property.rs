@@ -11,7 +11,7 @@
 //! parents-first order, with random re-deliveries. After each delivery:
 //!
 //! * the tip is the highest delivered block, the first delivered on a tie
-//!   (the longest-chain rule of `nexus_indexer::chain`);
+//!   (the longest-chain rule of `nexus_core::chain`);
 //! * every payment in the state store matches the oracle: `apply_block`
 //!   folded over the tip's ancestry from the root, then `finalize` at the
 //!   tip; a payment the oracle does not know is absent or `pending` off-chain;
@@ -39,14 +39,14 @@ use std::sync::{Arc, Mutex};
 
 use clarity::vm::types::{PrincipalData, TupleData, Value};
 use clarity::vm::ClarityName;
-use nexus_indexer::decode::{decode_block, ContractId};
-use nexus_indexer::domain::{
+use nexus_core::decode::{decode_block, ContractId};
+use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
 };
+use nexus_core::machine::{apply_block, finalize, Ctx};
+use nexus_core::observer::NewBlock;
+use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry};
 use nexus_indexer::ingest::{EventBus, FixedClock, Ingestor, Route};
-use nexus_indexer::machine::{apply_block, finalize, Ctx};
-use nexus_indexer::observer::NewBlock;
-use nexus_indexer::simnet::{block_envelope, index_hash, print_entry, tx_entry};
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;

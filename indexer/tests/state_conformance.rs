@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_indexer::domain::{ChainPos, Payment, PaymentId, PaymentStatus};
+use nexus_core::domain::{ChainPos, Payment, PaymentId, PaymentStatus};
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::redis::{RedisState, SETTLED_TTL_SECS};
 use nexus_indexer::store::{StateStore, StoreError};

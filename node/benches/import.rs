@@ -47,9 +47,9 @@ use stacks_codec::codec::{
     TransactionVersion,
 };
 
-use nexus_indexer::domain::{EventSource, EventType, PaymentEvent, PaymentId};
+use nexus_core::domain::{EventSource, EventType, PaymentEvent, PaymentId};
+use nexus_core::simnet::{block_envelope, tx_entry};
 use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Route, SystemClock};
-use nexus_indexer::simnet::{block_envelope, tx_entry};
 use nexus_indexer::store::redis::RedisState;
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 use nexus_node::import::{self, ImportOptions};
@@ -137,7 +137,7 @@ async fn run(blocks: u64) -> Report {
         Err(e) => {
             eprintln!(
                 "bench-import: reorg measurement FAILED: {}",
-                nexus_node::observer::error_chain(&e)
+                nexus_core::error_chain(&e)
             );
             None
         }
@@ -265,7 +265,7 @@ async fn round_trips() -> serde_json::Value {
     let (state, history) = nexus_node::server::open_stores(&stores.config())
         .await
         .expect("stores");
-    let hash = nexus_indexer::simnet::index_hash("probe", 1);
+    let hash = nexus_core::simnet::index_hash("probe", 1);
     let t0 = Instant::now();
     for _ in 0..N {
         state.last_seq().await.expect("redis");
@@ -442,7 +442,7 @@ impl Generator {
             created_at + TIMEOUT,
             height,
         );
-        events.push(nexus_indexer::simnet::print_entry(
+        events.push(nexus_core::simnet::print_entry(
             &txid,
             events.len() as u32,
             &self.contract,
@@ -503,7 +503,7 @@ fn coinbase_hex(h: u64) -> String {
 }
 
 fn fake_txid(fork: &str, h: u64, i: u64) -> String {
-    nexus_indexer::simnet::fake_hash(&format!("tx:{fork}"), h * 1_000 + i)
+    nexus_core::simnet::fake_hash(&format!("tx:{fork}"), h * 1_000 + i)
 }
 
 fn payment_id(n: u64) -> PaymentId {

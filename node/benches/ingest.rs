@@ -45,8 +45,8 @@ use stacks_codec::codec::{
     TransactionVersion,
 };
 
-use nexus_indexer::domain::{PaymentId, PaymentStatus};
-use nexus_indexer::simnet::{block_envelope, index_hash, print_entry, tx_entry};
+use nexus_core::domain::{PaymentId, PaymentStatus};
+use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry};
 use nexus_indexer::store::redis::RedisState;
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 
@@ -190,7 +190,7 @@ async fn run(blocks: usize, txs: usize) -> serde_json::Value {
     // Warm-up payments are never claimed.
     let confirmed = state.get(&plan.payment_id(0, txs - 1)).await;
     let status =
-        |r: Result<Option<nexus_indexer::domain::Payment>, _>| r.ok().flatten().map(|p| p.status);
+        |r: Result<Option<nexus_core::domain::Payment>, _>| r.ok().flatten().map(|p| p.status);
     if plan.claim_blocks() > 0 {
         assert_eq!(status(claimed), Some(PaymentStatus::Claimed));
     }

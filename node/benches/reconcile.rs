@@ -15,14 +15,14 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_indexer::domain::{
+use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
 };
+use nexus_core::escrow::{ChainPayment, ChainStatus};
 use nexus_indexer::ingest::{BroadcastBus, Ingestor, SystemClock};
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;
 use nexus_indexer::store::{CommitBatch, History};
-use nexus_verifier::chain::{ChainPayment, ChainStatus};
 use nexus_verifier::reconcile::{NoReconcileObserver, ReconcileConfig, Reconciler};
 use nexus_verifier::rpc::{NoObserver, Providers};
 use nexus_verifier::scripted;

@@ -33,9 +33,9 @@ use stacks_codec::codec::{
     TransactionPostCondition, TransactionPostConditionMode, TransactionVersion,
 };
 
+use nexus_core::validate::{validate, RelayPolicy};
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 use nexus_relay::ratelimit::Quota;
-use nexus_relay::validate::{validate, RelayPolicy};
 use nexus_verifier::scripted;
 
 #[path = "relay/floor.rs"]

@@ -10,11 +10,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use nexus_indexer::domain::{Payment, PaymentId, PaymentStatus};
+use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
 use nexus_indexer::store::{PaymentFilter, StoreError};
 
-use crate::observer::error_chain;
 use crate::server::App;
+use nexus_core::error_chain;
 
 /// Router for the API listener.
 pub fn router(app: Arc<App>) -> Router {
@@ -250,7 +250,7 @@ pub(crate) async fn get_payment(
 ) -> Result<Response, ApiError> {
     let id: PaymentId = id
         .parse()
-        .map_err(|e: nexus_indexer::domain::PaymentIdError| {
+        .map_err(|e: nexus_core::domain::PaymentIdError| {
             ApiError::bad_request("payment_id", e.to_string())
         })?;
     let Some(payment) = load_payment(&app, &id).await? else {

@@ -188,7 +188,7 @@ pub enum ConfigError {
     #[error("invalid configuration")]
     Invalid(#[source] Box<figment::Error>),
     #[error("invalid contract_id")]
-    Contract(#[source] nexus_indexer::decode::ContractIdError),
+    Contract(#[source] nexus_core::decode::ContractIdError),
 }
 
 /// The prefix of the node's environment variables.
@@ -241,7 +241,7 @@ impl Config {
     /// The parsed contract id.
     pub fn contract(
         &self,
-    ) -> Result<nexus_indexer::decode::ContractId, nexus_indexer::decode::ContractIdError> {
+    ) -> Result<nexus_core::decode::ContractId, nexus_core::decode::ContractIdError> {
         self.contract_id.parse()
     }
 

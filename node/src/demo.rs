@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use nexus_indexer::domain::PaymentEvent;
-use nexus_indexer::simnet::Scenario;
+use nexus_core::domain::PaymentEvent;
+use nexus_core::simnet::Scenario;
 use serde_json::Value;
 
 use crate::config::Config;

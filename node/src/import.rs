@@ -37,14 +37,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use nexus_indexer::domain::{EventSource, PaymentEvent};
+use nexus_core::domain::{EventSource, PaymentEvent};
 use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Outcome, Route, SystemClock};
 use nexus_indexer::store::types::sanitize_text;
 use nexus_indexer::store::DeadLetter;
 
 use crate::config::Config;
-use crate::observer::error_chain;
 use crate::server::{open_stores, StartError};
+use nexus_core::error_chain;
 
 /// Waits before each retry of a line after a temporary storage failure
 /// (~8.5 s in all: long enough for a Redis or PostgreSQL restart to finish).

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nexus_core::error_chain;
 use nexus_node::config::{Config, Overrides};
-use nexus_node::observer::error_chain;
 use nexus_node::{demo, import, server};
 
 #[derive(Parser)]

@@ -17,6 +17,7 @@
 //! `/stackerdb_chunks`, `/proposal_response`, `/mined_*` and other paths are
 //! acknowledged with 200 without processing (after a JSON well-formedness check).
 
+use nexus_core::error_chain;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +29,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 
-use nexus_indexer::ingest::Route;
+use nexus_core::observer::Route;
 
 use crate::metrics::{PathLabel, RequestLabel};
 use crate::server::App;
@@ -133,16 +134,4 @@ async fn reconcile_after_rebuild(app: &App) {
             "state store rebuilt from history; not reconciled yet (not the leader, or the cycle is slow)"
         );
     }
-}
-
-/// `Display` of an error and its sources.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-        cur = src.source();
-    }
-    s
 }

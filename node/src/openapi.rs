@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use nexus_indexer::domain::{Payment, PaymentEvent, Proof, ProofView};
+use nexus_core::domain::{Payment, PaymentEvent, Proof, ProofView};
 
 use crate::api::PaymentView;
 

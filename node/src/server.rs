@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::EventSource;
+use nexus_core::domain::EventSource;
 use nexus_indexer::ingest::{BroadcastBus, IngestError, Ingestor, SystemClock};
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::postgres::PgHistory;
@@ -46,7 +46,7 @@ pub enum StartError {
     #[error("could not listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
-    Config(#[from] nexus_indexer::decode::ContractIdError),
+    Config(#[from] nexus_core::decode::ContractIdError),
     #[error("could not start event delivery")]
     Delivery(#[from] crate::delivery::DeliveryError),
     #[error("invalid rpc_url or rpc_urls")]

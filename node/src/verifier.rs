@@ -18,9 +18,9 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::sync::watch;
 
-use nexus_indexer::domain::{PaymentId, PaymentStatus};
+use nexus_core::decide::Rules;
+use nexus_core::domain::{PaymentId, PaymentStatus};
 use nexus_indexer::ingest::{Ingestor, SystemClock};
-use nexus_verifier::decide::Rules;
 use nexus_verifier::lease::{self, RedisLease, Role};
 use nexus_verifier::reconcile::{CycleReport, ReconcileConfig, ReconcileObserver, Reconciler};
 use nexus_verifier::rpc::{breaker, BreakerState, Providers, RpcError, RpcObserver};
@@ -298,7 +298,7 @@ pub async fn watch_leader(mut rx: watch::Receiver<Role>, metrics: VerifierMetric
 }
 
 /// `GET /api/payments/{payment_id}/proof`: the verifier's proof of settlement, as of
-/// now ([`nexus_indexer::domain::Proof::current`]: status, position and depth from the payment's
+/// now ([`nexus_core::domain::Proof::current`]: status, position and depth from the payment's
 /// record and the node's tip, so it never goes stale once the payment
 /// settles or turns final).
 #[utoipa::path(get, path = "/api/payments/{payment_id}/proof", tag = "payments",
@@ -313,7 +313,7 @@ pub async fn get_proof(
 ) -> Result<Response, crate::api::ApiError> {
     let id: PaymentId = id
         .parse()
-        .map_err(|e: nexus_indexer::domain::PaymentIdError| {
+        .map_err(|e: nexus_core::domain::PaymentIdError| {
             crate::api::ApiError::bad_request("payment_id", e.to_string())
         })?;
     let stored = app.ingestor.history().get_proof(&id).await?;

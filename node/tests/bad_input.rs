@@ -6,9 +6,9 @@
 mod common;
 
 use common::{snapshot, start_node, Snapshot, Stores, TestNode, SCENARIO};
-use nexus_indexer::domain::{EventType, PaymentStatus};
-use nexus_indexer::ingest::Route;
-use nexus_indexer::simnet::{block_envelope, print_entry, tx_entry, RecordedTx, Scenario};
+use nexus_core::domain::{EventType, PaymentStatus};
+use nexus_core::observer::Route;
+use nexus_core::simnet::{block_envelope, print_entry, tx_entry, RecordedTx, Scenario};
 use nexus_node::config::Config;
 use serde_json::{json, Value};
 

@@ -29,9 +29,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_indexer::domain::{Payment, PaymentEvent};
-use nexus_indexer::ingest::Route;
-use nexus_indexer::simnet::{block_envelope, Delivery, Scenario};
+use nexus_core::domain::{Payment, PaymentEvent};
+use nexus_core::observer::Route;
+use nexus_core::simnet::{block_envelope, Delivery, Scenario};
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;
 use nexus_indexer::store::sqlite::SqliteHistory;

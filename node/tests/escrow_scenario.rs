@@ -11,8 +11,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::{snapshot, start_node, Snapshot, Stores, TestNode, SCENARIO};
-use nexus_indexer::domain::{EventSource, PaymentEvent};
-use nexus_indexer::simnet::Scenario;
+use nexus_core::domain::{EventSource, PaymentEvent};
+use nexus_core::simnet::Scenario;
 use serde_json::Value;
 
 /// One expected payment event.

@@ -25,9 +25,9 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use common::{snapshot, start_node, Stores, TestNode, SCENARIO};
-use nexus_indexer::domain::PaymentEvent;
-use nexus_indexer::ingest::Route;
-use nexus_indexer::simnet::{index_hash, Delivery, Scenario};
+use nexus_core::domain::PaymentEvent;
+use nexus_core::observer::Route;
+use nexus_core::simnet::{index_hash, Delivery, Scenario};
 
 const TOKEN: &str = "replay-s3cret";
 
@@ -508,7 +508,7 @@ async fn a_hanging_rpc_does_not_stall_the_delivery() {
 /// deepest missing one.
 #[tokio::test]
 async fn a_long_gap_is_filled_over_several_deliveries() {
-    use nexus_indexer::simnet::block_envelope;
+    use nexus_core::simnet::block_envelope;
     let all = deliveries_by_height();
     // Empty blocks 4..=108 exist only on the RPC; 109 and 110 are delivered.
     let missing: Vec<Value> = (4..=108)

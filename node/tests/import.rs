@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nexus_indexer::simnet::Scenario;
+use nexus_core::simnet::Scenario;
 use nexus_indexer::store::redis::RedisState;
 use nexus_indexer::store::sqlite::SqliteHistory;
 use nexus_indexer::store::{History, StateStore};
@@ -400,7 +400,7 @@ async fn grouped_delivery_commits_exactly_what_single_delivery_commits() {
     let again: Vec<(Route, Vec<u8>)> = items[..6].to_vec();
     items.extend(again);
 
-    let contract: nexus_indexer::decode::ContractId = nexus_node::config::DEFAULT_CONTRACT_ID
+    let contract: nexus_core::decode::ContractId = nexus_node::config::DEFAULT_CONTRACT_ID
         .parse()
         .expect("contract id");
     let start = || async {
@@ -411,7 +411,7 @@ async fn grouped_delivery_commits_exactly_what_single_delivery_commits() {
             Arc::new(BroadcastBus::new(16)),
             Arc::new(FixedClock("2026-01-01T00:00:00.000Z".into())),
             contract.clone(),
-            nexus_indexer::domain::EventSource::Import,
+            nexus_core::domain::EventSource::Import,
         )
         .await
         .expect("ingestor")

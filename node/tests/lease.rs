@@ -7,12 +7,12 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nexus_indexer::domain::{
+use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, Proof,
 };
+use nexus_core::escrow::{ChainPayment, ChainStatus};
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::{CommitBatch, Fence, History, StoreError};
-use nexus_verifier::chain::{ChainPayment, ChainStatus};
 use nexus_verifier::scripted;
 use serde_json::Value;
 use sqlx::Connection;

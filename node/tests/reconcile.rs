@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, snapshot, start_node, Stores, TestNode};
-use nexus_indexer::domain::{
+use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
 };
+use nexus_core::escrow::{ChainPayment, ChainStatus};
 use nexus_indexer::ingest::Correction;
-use nexus_verifier::chain::{ChainPayment, ChainStatus};
 use nexus_verifier::reconcile::Reconciler;
 use nexus_verifier::scripted::{self, Mode, ScriptedNode};
 use serde_json::json;

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{snapshot, start_node, Stores, SCENARIO};
-use nexus_indexer::simnet::Scenario;
+use nexus_core::simnet::Scenario;
 use nexus_indexer::store::redis::RedisState;
 use nexus_indexer::store::StateStore;
 

@@ -19,10 +19,8 @@ mod common;
 use std::collections::HashSet;
 
 use common::{read_tsv, snapshot, start_node, Snapshot, Stores, TestNode, SCENARIO};
-use nexus_indexer::domain::PaymentEvent;
-use nexus_indexer::simnet::{
-    block_envelope, index_hash, print_entry, tx_entry, RecordedTx, Scenario,
-};
+use nexus_core::domain::PaymentEvent;
+use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry, RecordedTx, Scenario};
 use nexus_indexer::store::BlockRecord;
 use serde_json::{json, Value};
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::proxy::Proxy;
 use common::{pg_admin_url, redis_url, snapshot, start_node, via, Stores, TestNode, SCENARIO};
-use nexus_indexer::domain::PaymentEvent;
-use nexus_indexer::simnet::{Delivery, Scenario};
+use nexus_core::domain::PaymentEvent;
+use nexus_core::simnet::{Delivery, Scenario};
 
 /// Longest a 503 may take: the stores give up after 2-3 s.
 const OUTAGE_ANSWER_WITHIN: Duration = Duration::from_secs(6);

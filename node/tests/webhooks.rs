@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::Router;
 use common::blocks::{payment_id, Chain, NewPayment};
 use common::{eventually, split, start_node, Stores, TestNode};
-use nexus_indexer::domain::PaymentEvent;
+use nexus_core::domain::PaymentEvent;
 use nexus_node::config::Config;
 use nexus_node::delivery::webhook::signature::verify_at;
 use nexus_node::delivery::webhook::{

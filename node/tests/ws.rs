@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::blocks::{payment_id, principal_of, Chain, NewPayment};
 use common::{eventually, start_node, Stores, TestNode};
 use futures::{SinkExt, StreamExt};
-use nexus_indexer::domain::PaymentId;
+use nexus_core::domain::PaymentId;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

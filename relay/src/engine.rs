@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
+use nexus_core::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
 use nexus_verifier::rpc::{Providers, RpcError};
 
 use crate::backoff::RetryPolicy;
@@ -25,7 +25,7 @@ use crate::handoff::Handoff;
 use crate::outcomes::Outcomes;
 use crate::stats::ProviderStats;
 use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastStore, Next};
-use nexus_verifier::error_chain;
+use nexus_core::error_chain;
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -340,7 +340,7 @@ pub(crate) fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, P
         burn_block_height: None,
         confirmations: 0,
         is_final: p.is_final,
-        source: nexus_indexer::domain::EventSource::Relay,
+        source: nexus_core::domain::EventSource::Relay,
         reason,
         reverted: None,
         at: at.to_string(),

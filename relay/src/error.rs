@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::validate::ValidationError;
+use nexus_core::validate::ValidationError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

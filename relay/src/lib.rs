@@ -3,7 +3,7 @@
 //! to the stacks-node(s) with an adaptive retry engine until the node has
 //! them. The indexer and the verifier take the payment from there.
 //!
-//! * [`validate`]: pure; is this a well-formed call to our escrow?
+//! * `nexus_core::validate`: pure; is this a well-formed call to our escrow?
 //! * [`classify`]: pure; what a broadcast outcome means (retry, fail, done).
 //! * [`backoff`]: pure; when to try again.
 //! * [`stats`]: per provider and reason success and latency (adaptive choice).
@@ -27,7 +27,6 @@ pub mod ratelimit;
 pub mod service;
 pub mod stats;
 pub mod store;
-pub mod validate;
 
 #[cfg(test)]
 mod testing;

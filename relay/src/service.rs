@@ -24,13 +24,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::decode::{EscrowCall, EscrowFunction};
-use nexus_indexer::domain::{
-    EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
-};
+use nexus_core::decode::{EscrowCall, EscrowFunction};
+use nexus_core::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus};
 use nexus_indexer::ingest::{Decision, Ingestor};
 
-use nexus_verifier::error_chain;
+use nexus_core::error_chain;
 
 use crate::engine::Done;
 use crate::error::RelayError;
@@ -38,7 +36,7 @@ use crate::handoff::Handoff;
 use crate::idempotency::{reserve_or_wait, IdempotencyStore, Reservation, StoredResponse};
 use crate::outcomes::Outcomes;
 use crate::store::{schedule_rows, NewBroadcast};
-use crate::validate::{validate, RelayPolicy, ValidTx};
+use nexus_core::validate::{validate, RelayPolicy, ValidTx};
 
 /// A request as the HTTP layer hands it over.
 #[derive(Debug, Clone)]
@@ -286,7 +284,7 @@ async fn reserver(
 
 fn check_key(k: String) -> Result<String, RelayError> {
     if k.is_empty() || k.len() > MAX_KEY_LEN || !k.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(crate::validate::ValidationError {
+        return Err(nexus_core::validate::ValidationError {
             field: "Idempotency-Key",
             message: format!(
                 "must be 1 to {MAX_KEY_LEN} visible ASCII characters (no spaces), got {} bytes",

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastState, Next};
-use nexus_indexer::decode::EscrowCall;
+use nexus_core::decode::EscrowCall;
 
 const AT: &str = "2026-11-23T00:00:00.000Z";
 const NOW: i64 = 1_000;

@@ -172,7 +172,7 @@ impl RedisLease {
                     Role::Follower
                 }
                 Err(e) => {
-                    tracing::warn!(error = %crate::error_chain(&e), "lease renewal failed");
+                    tracing::warn!(error = %nexus_core::error_chain(&e), "lease renewal failed");
                     let expired = last_ok.is_none_or(|t| t.elapsed() >= self.ttl);
                     if expired {
                         Role::Follower
@@ -200,7 +200,7 @@ impl RedisLease {
         if matches!(*tx.borrow(), Role::Leader(_)) {
             let _ = tx.send(Role::Follower);
             if let Err(e) = self.release().await {
-                tracing::warn!(error = %crate::error_chain(&e), "could not release the lease; it expires by itself");
+                tracing::warn!(error = %nexus_core::error_chain(&e), "could not release the lease; it expires by itself");
             }
         }
     }

@@ -25,10 +25,10 @@ use serde_json::json;
 use sha2::{Digest, Sha512_256};
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::PaymentId;
+use nexus_core::domain::PaymentId;
 
-use crate::chain::{encode_get_payment, ChainPayment};
 use crate::rpc::types::{decode_value, encode_value, index_block_hash};
+use nexus_core::escrow::{encode_get_payment, ChainPayment};
 
 /// How the node behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

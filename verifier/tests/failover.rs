@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nexus_indexer::domain::PaymentId;
-use nexus_verifier::chain::{decode_get_payment, payment_id_arg, ChainPayment, ChainStatus};
+use nexus_core::domain::PaymentId;
+use nexus_core::escrow::{decode_get_payment, payment_id_arg, ChainPayment, ChainStatus};
 use nexus_verifier::rpc::{
     BreakerState, ContractRef, NoObserver, Providers, RpcError, RpcObserver, StacksRpc,
 };

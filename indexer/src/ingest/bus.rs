@@ -1,6 +1,6 @@
 use tokio::sync::broadcast;
 
-use crate::domain::PaymentEvent;
+use nexus_core::domain::PaymentEvent;
 
 /// Where committed payment events go (WebSocket, webhooks, other instances).
 pub trait EventBus: Send + Sync + 'static {

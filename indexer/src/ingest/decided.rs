@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use super::{IngestError, Ingestor};
-use crate::domain::{Payment, PaymentEvent, PaymentId};
 use crate::store::{AttachedRows, CommitBatch};
+use nexus_core::domain::{Payment, PaymentEvent, PaymentId};
 
 /// What a decision commits, and what it hands back to its caller.
 #[derive(Debug, Clone)]

@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use super::cursor::Cursor;
 use super::ingestor::Outcome;
 use super::{IngestError, Ingestor, Route};
-use crate::chain::{plan, Header, Plan};
-use crate::decode::{decode_block, DecodedBlock};
-use crate::domain::{Payment, PaymentEvent, PaymentId};
-use crate::machine::{apply_block, block_payment_ids, finalize, revert};
-use crate::observer::NewBlock;
 use crate::rpc::{BlockSource, RpcError};
 use crate::store::types::sanitize_text;
 use crate::store::{BlockRecord, CommitBatch, DeadLetter, UndoRecord};
+use nexus_core::chain::{plan, Header, Plan};
+use nexus_core::decode::{decode_block, DecodedBlock};
+use nexus_core::domain::{Payment, PaymentEvent, PaymentId};
+use nexus_core::machine::{apply_block, block_payment_ids, finalize, revert};
+use nexus_core::observer::NewBlock;
 
 /// How many held descendants one delivery may connect (the rest wait for the next one).
 const MAX_CONNECT: usize = 1_000;
@@ -103,12 +103,7 @@ impl Ingestor {
             Ok(b) => b,
             Err(e) => {
                 return self
-                    .poison(
-                        cur,
-                        Route::NewBlock,
-                        body,
-                        crate::decode::block::error_chain(&e),
-                    )
+                    .poison(cur, Route::NewBlock, body, nexus_core::error_chain(&e))
                     .await
             }
         };
@@ -651,7 +646,7 @@ fn same_hash(a: &str, b: &str) -> bool {
 fn stop_detail(stop: &Stop) -> String {
     match stop {
         Stop::NotFound(b) => format!("the RPC does not have block {b}"),
-        Stop::Rpc(e) => crate::decode::block::error_chain(e),
+        Stop::Rpc(e) => nexus_core::error_chain(e),
         Stop::Deadline => "out of time for this delivery".to_string(),
         Stop::Limit => format!("read {MAX_FILL} blocks; the next delivery goes on"),
     }

@@ -6,13 +6,13 @@ use tokio::sync::Mutex;
 use super::cursor::{Cursor, Group};
 
 use super::{Clock, EventBus, IngestError, Route};
-use crate::decode::block::error_chain;
-use crate::decode::{decode_escrow_call, decode_tx_hex, ContractId, DecodeStats};
-use crate::domain::{EventSource, Payment, PaymentEvent, PaymentId};
-use crate::machine::{step, Ctx, Input};
-use crate::observer::{DropMempoolTx, NewBurnBlock};
 use crate::store::types::sanitize_text;
 use crate::store::{CommitBatch, DeadLetter, History, MempoolRecord, StateStore, StoreError};
+use nexus_core::decode::{decode_escrow_call, decode_tx_hex, ContractId, DecodeStats};
+use nexus_core::domain::{EventSource, Payment, PaymentEvent, PaymentId};
+use nexus_core::error_chain;
+use nexus_core::machine::{step, Ctx, Input};
+use nexus_core::observer::{DropMempoolTx, NewBurnBlock};
 
 /// What one delivery did (for the HTTP answer, logs and metrics).
 #[derive(Debug, Clone, Default)]
@@ -542,7 +542,7 @@ impl Ingestor {
         let mut out = Outcome::default();
         let mut calls = Vec::new();
         for hex_tx in &txs {
-            if !hex_tx.contains(&self.contract.name_hex) {
+            if !hex_tx.contains(self.contract.name_hex()) {
                 continue;
             }
             let tx = match decode_tx_hex(hex_tx) {

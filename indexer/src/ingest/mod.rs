@@ -11,7 +11,6 @@ mod error;
 mod external;
 mod follow;
 mod ingestor;
-mod route;
 
 pub use bus::{BroadcastBus, EventBus};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -19,4 +18,4 @@ pub use decided::Decision;
 pub use error::IngestError;
 pub use external::{Correction, CorrectionOutcome};
 pub use ingestor::{Ingestor, Outcome, DEFAULT_CONFIRMATION_DEPTH, DEFAULT_DELIVERY_TIMEOUT};
-pub use route::Route;
+pub use nexus_core::observer::Route;

@@ -1,4 +1,4 @@
-use super::replay::ReplayError;
+use nexus_core::replay::ReplayError;
 
 /// Why a missing block could not be read. Whether a retry can help is part
 /// of the value ([`RpcError::is_temporary`]), not a string to parse.

@@ -9,14 +9,13 @@
 //! * [`error`]: [`RpcError`], temporary vs permanent.
 
 pub mod error;
-pub mod replay;
 
 use async_trait::async_trait;
 
-use crate::observer::NewBlock;
+use nexus_core::observer::NewBlock;
 
 pub use error::RpcError;
-pub use replay::{new_block_from_replay, ReplayError, ReplayedBlock, ReplayedTx};
+pub use nexus_core::replay::{new_block_from_replay, ReplayError, ReplayedBlock, ReplayedTx};
 
 /// Where missing blocks come from when the observer skipped some (a gap).
 #[async_trait]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::redis::SETTLED_TTL_SECS;
 use super::{StateStore, StoreError};
-use crate::domain::{Payment, PaymentId};
+use nexus_core::domain::{Payment, PaymentId};
 
 /// How often `apply` sweeps expired settled payments out of the map.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -169,7 +169,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::PaymentStatus;
+    use nexus_core::domain::PaymentStatus;
 
     fn payment(n: u8, status: PaymentStatus) -> Payment {
         Payment::new(PaymentId([n; 32]), status, "2025-01-01T00:00:00Z")

@@ -32,7 +32,7 @@ pub use types::{
     UndoRecord,
 };
 
-use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
+use nexus_core::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 /// Current payment records (`payment:{id}`), plus the `seq` they reflect.
 #[async_trait]
@@ -124,7 +124,7 @@ pub trait History: Send + Sync + 'static {
     async fn block_txs(
         &self,
         index_block_hash: &str,
-    ) -> Result<Vec<crate::decode::EscrowTx>, StoreError>;
+    ) -> Result<Vec<nexus_core::decode::EscrowTx>, StoreError>;
     /// The before-images recorded when a block was applied (to roll it back).
     async fn undo(&self, index_block_hash: &str) -> Result<Vec<UndoRecord>, StoreError>;
     /// The `limit` highest blocks (canonical or not), to warm the header cache.
@@ -145,7 +145,7 @@ pub trait History: Send + Sync + 'static {
     async fn block_txs_many(
         &self,
         hashes: &[String],
-    ) -> Result<HashMap<String, Vec<crate::decode::EscrowTx>>, StoreError>;
+    ) -> Result<HashMap<String, Vec<nexus_core::decode::EscrowTx>>, StoreError>;
     /// [`History::undo`] for many blocks at once, by block hash.
     async fn undo_many(
         &self,

@@ -26,8 +26,8 @@ use super::{
     AttachedRows, AttachedValues, BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History,
     HistoryGroup, PaymentFilter, StoreError, UndoRecord,
 };
-use crate::decode::{BlockRef, EscrowTx};
-use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
+use nexus_core::decode::{BlockRef, EscrowTx};
+use nexus_core::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 mod rows;
 

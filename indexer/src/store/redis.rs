@@ -20,7 +20,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ErrorKind, RedisError};
 
 use super::{StateStore, StoreError};
-use crate::domain::{Payment, PaymentId};
+use nexus_core::domain::{Payment, PaymentId};
 
 const BACKEND: &str = "redis";
 

@@ -22,8 +22,8 @@ use super::{
     AttachedRows, AttachedValues, BlockRecord, CommitBatch, Committed, DeadLetter, Fence, History,
     HistoryGroup, PaymentFilter, StoreError, UndoRecord,
 };
-use crate::decode::{BlockRef, EscrowTx};
-use crate::domain::{Payment, PaymentEvent, PaymentId, Proof};
+use nexus_core::decode::{BlockRef, EscrowTx};
+use nexus_core::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 const BACKEND: &str = "sqlite";
 

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{BlockRef, EscrowTx};
-use crate::domain::{Payment, PaymentEvent, PaymentId, PaymentStatus};
+use nexus_core::decode::{BlockRef, EscrowTx};
+use nexus_core::domain::{Payment, PaymentEvent, PaymentId, PaymentStatus};
 
 /// A block as the history keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,7 +17,7 @@ pub struct BlockRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MempoolRecord {
     pub txid: String,
-    pub payment_id: crate::domain::PaymentId,
+    pub payment_id: nexus_core::domain::PaymentId,
     pub function: String,
 }
 
@@ -68,7 +68,7 @@ pub struct Fence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndoRecord {
     pub index_block_hash: String,
-    pub payment_id: crate::domain::PaymentId,
+    pub payment_id: nexus_core::domain::PaymentId,
     /// `None`: the block introduced the payment.
     pub before: Option<Payment>,
 }

@@ -4,7 +4,7 @@
 use clarity::vm::types::{PrincipalData, StandardPrincipalData, TupleData, Value};
 use clarity::vm::ClarityName;
 
-use nexus_indexer::domain::PaymentId;
+use nexus_core::domain::PaymentId;
 
 /// `0x` + SIP-005 serialization of the contract's payment print tuple.
 #[allow(clippy::too_many_arguments)]

@@ -35,7 +35,7 @@ use redis::aio::MultiplexedConnection;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use nexus_relay::validate::{validate, RelayPolicy};
+use nexus_core::validate::{validate, RelayPolicy};
 
 /// Requests one group commit takes at most (the node's default batch).
 const GROUP_MAX: usize = 256;

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::PaymentEvent;
+use nexus_core::domain::PaymentEvent;
 use nexus_indexer::ingest::EventBus;
 
 use super::metrics::DeliveryMetrics;

@@ -1,6 +1,6 @@
 //! What a subscription (WebSocket or webhook) wants to see. Pure.
 
-use nexus_indexer::domain::{EventType, PaymentEvent, PaymentId};
+use nexus_core::domain::{EventType, PaymentEvent, PaymentId};
 
 /// Which events a subscription matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn valid_principal(s: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;
-    use nexus_indexer::domain::{EventSource, PaymentStatus};
+    use nexus_core::domain::{EventSource, PaymentStatus};
 
     /// A confirmed event of payment `[1; 32]` between two fixed principals.
     pub(crate) fn event(seq: u64) -> PaymentEvent {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::PaymentEvent;
+use nexus_core::domain::PaymentEvent;
 use nexus_indexer::store::{History, StoreError};
 
 use super::filter::Filter;
@@ -138,7 +138,7 @@ impl Hub {
         }
         if event.seq > head + 1 {
             if let Err(e) = self.fill().await {
-                tracing::warn!(error = %crate::observer::error_chain(&e), "hub: cannot read the event log to fill a gap; retrying on the next check");
+                tracing::warn!(error = %nexus_core::error_chain(&e), "hub: cannot read the event log to fill a gap; retrying on the next check");
                 return;
             }
             if event.seq <= self.head() {
@@ -195,7 +195,7 @@ impl Hub {
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::debug!(missed = n, "hub lagged behind the bus; reading the log");
                         if let Err(e) = self.fill().await {
-                            tracing::warn!(error = %crate::observer::error_chain(&e), "hub: cannot read the event log");
+                            tracing::warn!(error = %nexus_core::error_chain(&e), "hub: cannot read the event log");
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => local_open = false,
@@ -210,7 +210,7 @@ impl Hub {
                     };
                     if behind {
                         if let Err(e) = self.fill().await {
-                            tracing::warn!(error = %crate::observer::error_chain(&e), "hub: cannot read the event log");
+                            tracing::warn!(error = %nexus_core::error_chain(&e), "hub: cannot read the event log");
                         }
                     }
                 }

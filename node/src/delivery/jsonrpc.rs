@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use nexus_indexer::domain::{PaymentEvent, PaymentId};
+use nexus_core::domain::{PaymentEvent, PaymentId};
 
 use super::filter::{valid_principal, Filter};
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use nexus_indexer::domain::{PaymentEvent, PaymentId};
+use nexus_core::domain::{PaymentEvent, PaymentId};
 
 use super::filter::Filter;
 

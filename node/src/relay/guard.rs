@@ -177,7 +177,7 @@ pub async fn rate_limit(State(app): State<Arc<App>>, req: Request, next: Next) -
             }
             Err(e) => {
                 app.metrics.relay.rate_limiter_errors.inc();
-                tracing::warn!(error = %crate::observer::error_chain(&e), "rate limiter unavailable; request let through");
+                tracing::warn!(error = %nexus_core::error_chain(&e), "rate limiter unavailable; request let through");
             }
         }
     }

@@ -73,7 +73,7 @@ fn tx_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
                     format!("expected {{\"tx\": \"0x…signed transaction hex…\"}}: {e}"),
                 )
             })?;
-            nexus_relay::validate::parse_hex(&parsed.tx)
+            nexus_core::validate::parse_hex(&parsed.tx)
                 .map_err(|v| ApiError::bad_request(v.field, v.message))
         }
         other => Err(ApiError::new(
@@ -150,7 +150,7 @@ async fn submit_inner(
     let Some(acceptor) = &app.relay.acceptor else {
         // Validate first: a request that could never be relayed is a 400
         // whether or not a provider is configured.
-        if let Err(v) = nexus_relay::validate::validate(&tx, &app.relay.policy) {
+        if let Err(v) = nexus_core::validate::validate(&tx, &app.relay.policy) {
             return refused(relay_error(&RelayError::Invalid(v)), "validation_error");
         }
         return refused(relay_error(&RelayError::NoProvider), "relay_unavailable");

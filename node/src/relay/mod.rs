@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use nexus_core::validate::RelayPolicy;
 use nexus_indexer::ingest::Ingestor;
 use nexus_indexer::store::StoreError;
 use nexus_relay::backoff::RetryPolicy;
@@ -26,7 +27,6 @@ use nexus_relay::ratelimit::{Grouped, MemoryRateLimiter, RateLimiter, RedisRateL
 use nexus_relay::service::{AcceptConfig, AcceptDeps, Acceptor};
 use nexus_relay::stats::ProviderStats;
 use nexus_relay::store::{BroadcastStore, PgBroadcasts, SqliteBroadcasts};
-use nexus_relay::validate::RelayPolicy;
 use nexus_verifier::rpc::Providers;
 
 use crate::config::Config;

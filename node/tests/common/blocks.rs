@@ -19,8 +19,8 @@ use stacks_codec::codec::{
     TransactionVersion,
 };
 
-use nexus_indexer::domain::PaymentId;
-use nexus_indexer::simnet::{block_envelope, print_entry, tx_entry};
+use nexus_core::domain::PaymentId;
+use nexus_core::simnet::{block_envelope, print_entry, tx_entry};
 use nexus_node::config::DEFAULT_CONTRACT_ID;
 
 use super::gen::{account, payment_print, principal, splitmix64};

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_indexer::domain::{Payment, PaymentEvent};
+use nexus_core::domain::{Payment, PaymentEvent};
 use nexus_indexer::store::{DeadLetter, PaymentFilter};
 use nexus_node::config::Config;
 use nexus_node::server::{self, App, Running};

@@ -77,7 +77,7 @@ impl Inner {
                 }
                 Err(e) => {
                     let backend = e.backend;
-                    let msg = nexus_verifier::error_chain(&e);
+                    let msg = nexus_core::error_chain(&e);
                     for w in group {
                         let _ = w.reply.send(Err(RateLimitError {
                             backend,

@@ -281,7 +281,7 @@ pub(crate) mod conformance {
         history: &dyn nexus_indexer::store::History,
         store: &dyn BroadcastStore,
     ) {
-        use nexus_indexer::domain::{Payment, PaymentId, PaymentStatus};
+        use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
         use nexus_indexer::store::{CommitBatch, Fence};
 
         let payment = |n: u8| Payment::new(PaymentId([n; 32]), PaymentStatus::Pending, "t");

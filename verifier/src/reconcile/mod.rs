@@ -23,14 +23,14 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::{PaymentId, PaymentStatus, Proof};
+use nexus_core::domain::{PaymentId, PaymentStatus, Proof};
 use nexus_indexer::ingest::{Clock, Correction, IngestError, Ingestor};
 use nexus_indexer::store::{Fence, StoreError};
 
-use crate::chain::{decode_get_payment, payment_id_arg, OnChain};
-use crate::decide::{correction, decide, Check, Decision, Rules};
 use crate::lease::Role;
 use crate::rpc::{ContractRef, RpcError, StacksRpc, Tip};
+use nexus_core::decide::{correction, decide, Check, Decision, Rules};
+use nexus_core::escrow::{decode_get_payment, payment_id_arg, OnChain};
 
 pub use workset::{is_open, Tracked, Verified, WorkSet};
 
@@ -267,8 +267,8 @@ impl Reconciler {
                     self.observer.cycle(&report, slow);
                 }
                 Err(e) => {
-                    tracing::error!(error = %crate::error_chain(&e), "reconcile cycle failed");
-                    self.set_status(|s| s.last_error = Some(crate::error_chain(&e)));
+                    tracing::error!(error = %nexus_core::error_chain(&e), "reconcile cycle failed");
+                    self.set_status(|s| s.last_error = Some(nexus_core::error_chain(&e)));
                 }
             }
         }
@@ -334,8 +334,8 @@ impl Reconciler {
             },
             Err(e) => {
                 report.rpc_errors += 1;
-                report.degraded = Some(crate::error_chain(&e));
-                tracing::warn!(error = %crate::error_chain(&e), "RPC unavailable; reconcile cycle changes nothing");
+                report.degraded = Some(nexus_core::error_chain(&e));
+                tracing::warn!(error = %nexus_core::error_chain(&e), "RPC unavailable; reconcile cycle changes nothing");
                 return Ok(report);
             }
         };
@@ -533,7 +533,7 @@ impl Reconciler {
                             tip,
                         )
                         .await
-                        .map_err(|e: RpcError| crate::error_chain(&e))
+                        .map_err(|e: RpcError| nexus_core::error_chain(&e))
                         .and_then(|v| decode_get_payment(&v).map_err(|e| e.to_string()));
                     (id, r)
                 }
@@ -551,7 +551,7 @@ impl Reconciler {
     /// the escrow holds (`confirmed`, `claimed`, `refunded`).
     fn proof_of(
         &self,
-        p: &nexus_indexer::domain::Payment,
+        p: &nexus_core::domain::Payment,
         on_chain: bool,
         tip: &Tip,
         now: &str,

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use clarity::vm::types::Value;
 
-use nexus_indexer::domain::{
+use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
 };
 use nexus_indexer::ingest::{BroadcastBus, FixedClock};
@@ -18,8 +18,8 @@ use nexus_indexer::store::sqlite::SqliteHistory;
 use nexus_indexer::store::{CommitBatch, History};
 
 use super::*;
-use crate::chain::{encode_get_payment, ChainPayment, ChainStatus};
 use crate::rpc::{Account, NodeInfo};
+use nexus_core::escrow::{encode_get_payment, ChainPayment, ChainStatus};
 
 const NOW: &str = "2026-01-01T00:00:00.000Z";
 const CONTRACT: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.x402-nexus-escrow";
@@ -500,9 +500,9 @@ async fn a_stale_leaders_writes_are_refused_by_its_fencing_token() {
     let seq = s.ingestor.history().last_seq().await.unwrap();
     let err = s.rec.cycle(Some(fence(5))).await.unwrap_err();
     assert!(
-        crate::error_chain(&err).contains("stale"),
+        nexus_core::error_chain(&err).contains("stale"),
         "{}",
-        crate::error_chain(&err)
+        nexus_core::error_chain(&err)
     );
     assert_eq!(s.ingestor.history().last_seq().await.unwrap(), seq);
     assert_eq!(

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use nexus_indexer::domain::{Payment, PaymentId, PaymentStatus};
+use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
 use nexus_indexer::ingest::Ingestor;
 use nexus_indexer::store::{PaymentFilter, StoreError};
 
-use crate::chain::OnChain;
+use nexus_core::escrow::OnChain;
 
 /// Events read per page while catching up with the log.
 const EVENT_PAGE: u32 = 5_000;

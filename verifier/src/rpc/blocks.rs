@@ -5,7 +5,7 @@
 //! RPC call (with a longer time bound: the node re-executes the block).
 
 use async_trait::async_trait;
-use nexus_indexer::observer::NewBlock;
+use nexus_core::observer::NewBlock;
 use nexus_indexer::rpc::{block_id, new_block_from_replay, BlockSource};
 
 use super::Providers;

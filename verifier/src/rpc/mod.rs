@@ -36,8 +36,8 @@ pub struct ContractRef {
     pub name: String,
 }
 
-impl From<&nexus_indexer::decode::ContractId> for ContractRef {
-    fn from(c: &nexus_indexer::decode::ContractId) -> Self {
+impl From<&nexus_core::decode::ContractId> for ContractRef {
+    fn from(c: &nexus_core::decode::ContractId) -> Self {
         ContractRef {
             address: c.address.clone(),
             name: c.name.clone(),

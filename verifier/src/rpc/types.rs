@@ -6,6 +6,8 @@ use clarity::vm::types::Value;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512_256};
 
+pub use nexus_core::domain::Tip;
+
 /// `GET /v2/info` (stacks-core `RPCPeerInfoData`), the fields we use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -32,24 +34,6 @@ impl NodeInfo {
             index_block_hash: index_block_hash(&self.stacks_tip, &self.stacks_tip_consensus_hash)?,
             burn_height: self.burn_block_height,
         })
-    }
-}
-
-/// One chain state: every read of a reconcile cycle is pinned to it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Tip {
-    pub height: u64,
-    /// `0x` + 64 lowercase hex (a `StacksBlockId`).
-    pub index_block_hash: String,
-    pub burn_height: u64,
-}
-
-impl Tip {
-    /// The `tip` query value stacks-core accepts: 64 hex digits, no `0x`.
-    pub fn query(&self) -> &str {
-        self.index_block_hash
-            .strip_prefix("0x")
-            .unwrap_or(&self.index_block_hash)
     }
 }
 
@@ -365,15 +349,16 @@ mod tests {
     /// The `hex`-crate shortcuts agree with the Clarity codec's own hex functions.
     #[test]
     fn hex_codec_matches_clarity() {
-        let tuple = crate::chain::encode_get_payment(Some(&crate::chain::ChainPayment {
-            sender: "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM".into(),
-            recipient: "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG".into(),
-            amount: 1_000,
-            memo: vec![0xab; 34],
-            created_at: 1,
-            expires_at: 2,
-            status: crate::chain::ChainStatus::Claimed,
-        }));
+        let tuple =
+            nexus_core::escrow::encode_get_payment(Some(&nexus_core::escrow::ChainPayment {
+                sender: "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM".into(),
+                recipient: "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG".into(),
+                amount: 1_000,
+                memo: vec![0xab; 34],
+                created_at: 1,
+                expires_at: 2,
+                status: nexus_core::escrow::ChainStatus::Claimed,
+            }));
         for v in [
             Value::buff_from(vec![0x5a; 32]).unwrap(),
             Value::none(),

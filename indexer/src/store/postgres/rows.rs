@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::PgConnection;
 
 use super::{from_json, insert_blocks, pg_err, to_i64, to_json, BACKEND};
-use crate::decode::EscrowTx;
-use crate::domain::{Payment, PaymentId};
 use crate::store::types::sanitize_text;
 use crate::store::{BlockRecord, CommitBatch, StoreError, UndoRecord};
+use nexus_core::decode::EscrowTx;
+use nexus_core::domain::{Payment, PaymentId};
 
 /// Rows waiting to be written; see the module doc.
 #[derive(Debug, Default)]

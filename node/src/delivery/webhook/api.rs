@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::store::RetryOutcome;
-use crate::observer::error_chain;
 use crate::relay::guard::{authorize, Access};
 use crate::server::App;
+use nexus_core::error_chain;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::domain::PaymentEvent;
+use nexus_core::domain::PaymentEvent;
 use nexus_indexer::store::History;
 
 use super::backoff::Backoff;
@@ -19,7 +19,7 @@ use super::store::{NewDelivery, PendingDelivery, WebhookStore};
 use super::Endpoint;
 use crate::delivery::hub::Item;
 use crate::delivery::metrics::DeliveryMetrics;
-use crate::observer::error_chain;
+use nexus_core::error_chain;
 
 /// Events read from the log per enqueue step.
 const PAGE: u32 = 500;
@@ -289,7 +289,7 @@ mod tests {
     use super::*;
     use crate::delivery::filter::tests_support::event_of;
     use crate::delivery::filter::{Filter, TypedFilter};
-    use nexus_indexer::domain::EventType;
+    use nexus_core::domain::EventType;
 
     fn ep(name: &str, filter: Filter, types: Vec<EventType>) -> Endpoint {
         Endpoint {

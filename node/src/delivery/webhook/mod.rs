@@ -35,7 +35,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use nexus_indexer::domain::{EventType, PaymentId};
+use nexus_core::domain::{EventType, PaymentId};
 use nexus_indexer::store::StoreError;
 
 use super::filter::{valid_principal, Filter, TypedFilter};

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
-use nexus_indexer::domain::PaymentEvent;
+use nexus_core::domain::PaymentEvent;
 
 use super::outgoing::Outgoing;
 use super::{
@@ -156,7 +156,7 @@ pub(super) async fn serve(socket: WebSocket, server: Arc<WsServer>, _permit: Own
 
 fn read_error(e: axum::Error) -> End {
     // tungstenite reports an oversized frame as a capacity error.
-    let text = crate::observer::error_chain(&e);
+    let text = nexus_core::error_chain(&e);
     if text.contains("Space limit exceeded")
         || text.contains("too long")
         || text.contains("Message too")
@@ -241,7 +241,7 @@ impl Conn {
                 .events_since(from, REPLAY_PAGE)
                 .await
                 .map_err(|e| {
-                    tracing::warn!(error = %crate::observer::error_chain(&e), "WebSocket replay: event log unavailable");
+                    tracing::warn!(error = %nexus_core::error_chain(&e), "WebSocket replay: event log unavailable");
                     End::Close(CLOSE_LOG_UNAVAILABLE, "event log unavailable; retry with since_seq".into())
                 })?;
             if page.is_empty() {

@@ -8,7 +8,7 @@
 //! sent once, and an event is never skipped as long as the caller offers
 //! every `seq` above the lowest cursor in order.
 
-use nexus_indexer::domain::PaymentEvent;
+use nexus_core::domain::PaymentEvent;
 
 use crate::delivery::filter::Filter;
 
@@ -104,7 +104,7 @@ impl Subscriptions {
 mod tests {
     use super::*;
     use crate::delivery::filter::tests_support::event_of;
-    use nexus_indexer::domain::PaymentId;
+    use nexus_core::domain::PaymentId;
 
     #[test]
     fn replay_then_live_sends_each_event_once() {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::ingest::Route;
+use crate::observer::Route;
 
 /// The fixture file.
 #[derive(Debug, Clone, Deserialize)]

@@ -26,8 +26,8 @@
 //!
 //! [SIP-005]: https://github.com/stacksgov/sips/blob/main/sips/sip-005/sip-005-blocks-and-transactions.md
 
+use crate::decode::{decode_escrow_call, ContractId, EscrowCall, EscrowFunction};
 use clarity::vm::types::{PrincipalData, SequenceData, TypeSignature, Value};
-use nexus_indexer::decode::{decode_escrow_call, ContractId, EscrowCall, EscrowFunction};
 use stacks_codec::codec::{
     StacksMessageCodec, StacksTransaction, TransactionAnchorMode, TransactionAuth,
     TransactionPayload, TransactionVersion,

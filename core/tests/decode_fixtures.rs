@@ -9,14 +9,14 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value as Json};
 
-use nexus_indexer::decode::tx::txid_of;
-use nexus_indexer::decode::{
+use nexus_core::decode::tx::txid_of;
+use nexus_core::decode::{
     decode_block, decode_escrow_call, decode_print, decode_tx_hex, Abort, ContractId,
     EscrowFunction, EscrowPrint, EscrowTx, PaymentPrint, PrintKind, TxOutcome,
 };
-use nexus_indexer::domain::{EventSource, EventType, PaymentId, PaymentStatus};
-use nexus_indexer::machine::{apply_block, Ctx};
-use nexus_indexer::observer::NewBlock;
+use nexus_core::domain::{EventSource, EventType, PaymentId, PaymentStatus};
+use nexus_core::machine::{apply_block, Ctx};
+use nexus_core::observer::NewBlock;
 
 const OURS: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.x402-nexus-escrow";
 const MOCKNET_ESCROW: &str = "ST3EQ88S02BXXD0T5ZVT3KW947CRMQ1C6DMQY8H19.escrow";

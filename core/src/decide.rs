@@ -12,12 +12,10 @@
 
 use std::time::Duration;
 
-use nexus_indexer::domain::{
-    EventSource, EventType, Payment, PaymentEvent, PaymentStatus, Reverted,
-};
+use crate::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentStatus, Reverted};
 
-use crate::chain::{ChainPayment, ChainStatus};
-use crate::rpc::Tip;
+use crate::domain::Tip;
+use crate::escrow::{ChainPayment, ChainStatus};
 
 /// Thresholds of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

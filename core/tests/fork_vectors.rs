@@ -1,4 +1,4 @@
-//! Fork-choice test vectors for [`nexus_indexer::chain::plan`].
+//! Fork-choice test vectors for [`nexus_core::chain::plan`].
 //!
 //! Each vector is a `#[test]` whose doc comment draws the block tree it builds
 //! (blocks are named `<height letter><branch digit>`, e.g. `B2` is the second
@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use nexus_indexer::chain::{plan, Header, Plan};
+use nexus_core::chain::{plan, Header, Plan};
 
 /// Parent of the first block of every synthetic tree: never delivered.
 const PRE_GENESIS: &str = "pre-genesis";

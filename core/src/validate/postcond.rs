@@ -25,8 +25,8 @@
 //!
 //! [`check_transaction_postconditions`]: https://github.com/stacks-network/stacks-core/blob/master/stackslib/src/chainstate/stacks/db/transactions.rs
 
+use crate::decode::{ContractId, EscrowCall, EscrowFunction};
 use clarity::types::chainstate::StacksAddress;
-use nexus_indexer::decode::{ContractId, EscrowCall, EscrowFunction};
 use stacks_codec::codec::{
     FungibleConditionCode, NonfungibleConditionCode, PostConditionPrincipal, StacksTransaction,
     TransactionPostCondition, TransactionPostConditionMode,

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use nexus_indexer::domain::{ChainPos, EventSource, EventType, Payment, PaymentId, PaymentStatus};
+use crate::domain::{ChainPos, EventSource, EventType, Payment, PaymentId, PaymentStatus};
 
 use super::*;
-use crate::chain::{ChainPayment, ChainStatus};
-use crate::rpc::Tip;
+use crate::domain::Tip;
+use crate::escrow::{ChainPayment, ChainStatus};
 
 const NOW: &str = "2026-01-01T00:00:00.000Z";
 

@@ -10,7 +10,7 @@ pub struct ContractId {
     pub address: String,
     pub name: String,
     /// Hex of the name's bytes: a cheap pre-filter on raw tx hex before decoding.
-    pub(crate) name_hex: String,
+    name_hex: String,
     full: String,
 }
 
@@ -18,6 +18,14 @@ pub struct ContractId {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("contract id must look like ADDRESS.contract-name, got {0:?}")]
 pub struct ContractIdError(pub String);
+
+impl ContractId {
+    /// Hex of the contract name's bytes: a raw transaction in hex that does
+    /// not contain it cannot call this contract (a pre-filter before decoding).
+    pub fn name_hex(&self) -> &str {
+        &self.name_hex
+    }
+}
 
 impl ContractId {
     /// The full `ADDRESS.name` string.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::print::{decode_print, AdminPrint, EscrowPrint, PaymentPrint};
 use super::tx::{decode_escrow_call, decode_tx_hex, EscrowCall};
 use super::ContractId;
+use crate::error_chain;
 use crate::observer::NewBlock;
 
 /// Identity and position of a Stacks block.
@@ -248,7 +249,7 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         let mentions = t
             .raw_tx
             .as_deref()
-            .is_some_and(|r| r.contains(&contract.name_hex));
+            .is_some_and(|r| r.contains(contract.name_hex()));
         if prints.is_empty() && !mentions {
             continue;
         }
@@ -305,18 +306,6 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         problems,
         stats,
     }
-}
-
-/// `Display` of an error and its sources, joined by `: `.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-        cur = src.source();
-    }
-    s
 }
 
 #[cfg(test)]

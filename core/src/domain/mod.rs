@@ -5,7 +5,9 @@
 mod event;
 mod payment;
 mod proof;
+mod tip;
 
 pub use event::{EventSource, EventType, PaymentEvent, RetryInfo, Reverted};
 pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus};
 pub use proof::{Proof, ProofView};
+pub use tip::Tip;

@@ -10,7 +10,7 @@ use clarity::vm::types::{BuffData, CharType, PrincipalData, SequenceData, TupleD
 use clarity::vm::ClarityName;
 use serde::{Deserialize, Serialize};
 
-use nexus_indexer::domain::PaymentId;
+use crate::domain::PaymentId;
 
 /// The escrow's status string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,7 +7,9 @@
 //! payloads captured from a real node (`shared/fixtures/.../stacks-node-mocknet`).
 
 mod payload;
+mod route;
 
 pub use payload::{
     BlockEvent, BlockTx, ContractEvent, DropMempoolTx, NewBlock, NewBurnBlock, StxTransferEvent,
 };
+pub use route::Route;
