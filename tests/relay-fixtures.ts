@@ -1,7 +1,7 @@
 /**
  * Records tests/fixtures/relay-txs.json: real signed transactions, valid and
  * invalid, that a client could POST to the relay. The Rust validator
- * (relay/src/validate.rs) must accept every "valid" case with the recorded
+ * (core/src/validate.rs) must accept every "valid" case with the recorded
  * fields and reject every other case on the recorded field with a message
  * containing the recorded text.
  *

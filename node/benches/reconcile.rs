@@ -23,9 +23,9 @@ use nexus_indexer::ingest::{BroadcastBus, Ingestor, SystemClock};
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;
 use nexus_indexer::store::{CommitBatch, History};
+use nexus_stacks::scripted;
+use nexus_stacks::{NoObserver, Providers};
 use nexus_verifier::reconcile::{NoReconcileObserver, ReconcileConfig, Reconciler};
-use nexus_verifier::rpc::{NoObserver, Providers};
-use nexus_verifier::scripted;
 use sqlx::Connection;
 
 const CONTRACT: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.x402-nexus-escrow";

@@ -36,7 +36,7 @@ use stacks_codec::codec::{
 use nexus_core::validate::{validate, RelayPolicy};
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 use nexus_relay::ratelimit::Quota;
-use nexus_verifier::scripted;
+use nexus_stacks::scripted;
 
 #[path = "relay/floor.rs"]
 mod floor;

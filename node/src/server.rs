@@ -29,7 +29,7 @@ pub struct App {
     /// WebSocket subscriptions, Redis fan-out and webhooks.
     pub delivery: crate::delivery::Delivery,
     /// The verifier's RPC providers (breakers, failover), when an RPC is configured.
-    pub rpc: Option<Arc<nexus_verifier::rpc::Providers>>,
+    pub rpc: Option<Arc<nexus_stacks::Providers>>,
     /// The reconcile loop, when an RPC is configured.
     pub reconciler: Option<Arc<nexus_verifier::reconcile::Reconciler>>,
     /// `POST /api/payments`: validation, idempotency, rate limits, broadcasts.
@@ -50,7 +50,7 @@ pub enum StartError {
     #[error("could not start event delivery")]
     Delivery(#[from] crate::delivery::DeliveryError),
     #[error("invalid rpc_url or rpc_urls")]
-    Rpc(#[source] nexus_verifier::rpc::RpcError),
+    Rpc(#[source] nexus_stacks::RpcError),
     #[error("could not reach Redis for the reconciler lease")]
     Lease(#[source] nexus_verifier::lease::LeaseError),
     #[error("could not start the relay")]

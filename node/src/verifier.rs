@@ -21,9 +21,9 @@ use tokio::sync::watch;
 use nexus_core::decide::Rules;
 use nexus_core::domain::{PaymentId, PaymentStatus};
 use nexus_indexer::ingest::{Ingestor, SystemClock};
+use nexus_stacks::{breaker, BreakerState, Providers, RpcError, RpcObserver};
 use nexus_verifier::lease::{self, RedisLease, Role};
 use nexus_verifier::reconcile::{CycleReport, ReconcileConfig, ReconcileObserver, Reconciler};
-use nexus_verifier::rpc::{breaker, BreakerState, Providers, RpcError, RpcObserver};
 
 use crate::config::Config;
 use crate::server::App;

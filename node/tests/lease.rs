@@ -13,7 +13,7 @@ use nexus_core::domain::{
 use nexus_core::escrow::{ChainPayment, ChainStatus};
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::{CommitBatch, Fence, History, StoreError};
-use nexus_verifier::scripted;
+use nexus_stacks::scripted;
 use serde_json::Value;
 use sqlx::Connection;
 

@@ -1,6 +1,6 @@
 //! The verifier inside a real node on real Redis + PostgreSQL, reading a
 //! stacks-node RPC test double that answers from a scripted chain state with
-//! the real Clarity serialization (`nexus_verifier::scripted`): drift
+//! the real Clarity serialization (`nexus_stacks::scripted`): drift
 //! corrected (the chain wins), RPC down (no state change, degraded), provider
 //! failover with breakers, a refund and a claim the store never saw, proofs.
 //!
@@ -20,8 +20,8 @@ use nexus_core::domain::{
 };
 use nexus_core::escrow::{ChainPayment, ChainStatus};
 use nexus_indexer::ingest::Correction;
+use nexus_stacks::scripted::{self, Mode, ScriptedNode};
 use nexus_verifier::reconcile::Reconciler;
-use nexus_verifier::scripted::{self, Mode, ScriptedNode};
 use serde_json::json;
 
 const SENDER: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM";

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{eventually, split, start_node, Stores, TestNode};
 use nexus_node::config::Config;
 use nexus_relay::ratelimit::Quota;
-use nexus_verifier::scripted::{self, BroadcastOutcome, ScriptedNode};
+use nexus_stacks::scripted::{self, BroadcastOutcome, ScriptedNode};
 use serde_json::{json, Value};
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/relay-txs.json");

@@ -53,7 +53,7 @@
 
 use std::time::Duration;
 
-use nexus_verifier::rpc::{BroadcastAnswer, RpcError};
+use nexus_stacks::{BroadcastAnswer, RpcError};
 use serde_json::Value;
 
 /// What to do with a transaction after one broadcast.

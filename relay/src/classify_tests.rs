@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use nexus_verifier::rpc::{HttpProvider, StacksRpc};
+use nexus_stacks::{HttpProvider, StacksRpc};
 use serde_json::json;
 
 use super::*;

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use nexus_core::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
-use nexus_verifier::rpc::{Providers, RpcError};
+use nexus_stacks::{Providers, RpcError};
 
 use crate::backoff::RetryPolicy;
 use crate::classify::{classify, Disposition};

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{ChainPos, Payment, PaymentId, PaymentStatus};
+use super::{ChainPos, Payment, PaymentId, PaymentStatus, Tip};
 
 /// Proof of settlement: where a payment's latest on-chain transition was
 /// mined, and the chain state at which the verifier last saw the escrow
@@ -49,6 +49,37 @@ pub struct ProofView {
 }
 
 impl Proof {
+    /// The proof of `status` as the verifier checked it at `tip`, where that
+    /// status's own transition was mined at `pos` (if known), with its depth
+    /// and finality (at least `depth` blocks, the transition's own included).
+    pub fn verified(
+        payment_id: PaymentId,
+        status: PaymentStatus,
+        pos: Option<&ChainPos>,
+        tip: &Tip,
+        depth: u64,
+        verified_at: &str,
+    ) -> Proof {
+        let mut proof = Proof {
+            payment_id,
+            status,
+            txid: None,
+            tx_index: None,
+            block_height: None,
+            index_block_hash: None,
+            block_hash: None,
+            burn_block_height: None,
+            burn_block_hash: None,
+            confirmations: 0,
+            is_final: false,
+            verified_tip_height: tip.height,
+            verified_tip: tip.index_block_hash.clone(),
+            verified_at: verified_at.to_string(),
+        };
+        proof.place(pos, tip.height, depth, false);
+        proof
+    }
+
     /// The stored proof as of now. A proof is written when the verifier
     /// checks a payment, and the payment may have moved since (claimed,
     /// refunded, buried deeper, final), so the parts the record knows come
@@ -67,30 +98,21 @@ impl Proof {
             && record.status_pos().map(|p| &p.txid) == self.txid.as_ref();
         let mut proof = self;
         proof.status = record.status;
-        if let Some(pos) = record.status_pos() {
-            let deep = tip_height.saturating_sub(pos.block_height) + 1;
-            proof.confirmations = if same_transition {
-                deep.max(proof.confirmations)
+        if record.status_pos().is_some() || !same_transition {
+            // A transition settled as the contract says, mined where we do
+            // not know, gets no position: the last check's (the create's)
+            // would mislead.
+            // A node tip behind the verifier's never lowers the depth.
+            let verified_depth = if same_transition {
+                proof.confirmations
             } else {
-                deep
+                0
             };
-            proof.is_final = record.is_final || proof.confirmations >= depth;
-            proof = proof.with_position(Some(pos));
-        } else if !same_transition {
-            // Settled as the contract says, mined where we do not know: the
-            // last check's position (the create's) would mislead.
-            proof = Proof {
-                txid: None,
-                tx_index: None,
-                block_height: None,
-                index_block_hash: None,
-                block_hash: None,
-                burn_block_height: None,
-                burn_block_hash: None,
-                confirmations: 0,
-                is_final: record.is_final,
-                ..proof
-            };
+            proof.place(record.status_pos(), tip_height, depth, record.is_final);
+            if proof.block_height.is_some() && verified_depth > proof.confirmations {
+                proof.confirmations = verified_depth;
+                proof.is_final |= verified_depth >= depth;
+            }
         }
         Some(ProofView {
             proof,
@@ -98,18 +120,20 @@ impl Proof {
         })
     }
 
-    /// The position fields from a stored transition.
-    pub fn with_position(mut self, pos: Option<&ChainPos>) -> Self {
-        if let Some(p) = pos {
-            self.txid = Some(p.txid.clone());
-            self.tx_index = Some(p.tx_index);
-            self.block_height = Some(p.block_height);
-            self.index_block_hash = Some(p.index_block_hash.clone());
-            self.block_hash = Some(p.block_hash.clone());
-            self.burn_block_height = Some(p.burn_block_height);
-            self.burn_block_hash = Some(p.burn_block_hash.clone());
-        }
-        self
+    /// Set the position fields, the depth below `tip_height` and finality
+    /// from `pos`, or clear them when it is unknown.
+    fn place(&mut self, pos: Option<&ChainPos>, tip_height: u64, depth: u64, is_final: bool) {
+        self.txid = pos.map(|p| p.txid.clone());
+        self.tx_index = pos.map(|p| p.tx_index);
+        self.block_height = pos.map(|p| p.block_height);
+        self.index_block_hash = pos.map(|p| p.index_block_hash.clone());
+        self.block_hash = pos.map(|p| p.block_hash.clone());
+        self.burn_block_height = pos.map(|p| p.burn_block_height);
+        self.burn_block_hash = pos.map(|p| p.burn_block_hash.clone());
+        self.confirmations = pos
+            .map(|p| tip_height.saturating_sub(p.block_height) + 1)
+            .unwrap_or(0);
+        self.is_final = is_final || (pos.is_some() && self.confirmations >= depth);
     }
 }
 
@@ -138,24 +162,19 @@ mod tests {
 
     /// What the verifier wrote when it checked `p` at `tip`.
     fn checked(p: &Payment, tip: u64) -> Proof {
-        let at = p.latest_pos().unwrap();
-        Proof {
-            payment_id: p.payment_id,
-            status: p.status,
-            txid: None,
-            tx_index: None,
-            block_height: None,
-            index_block_hash: None,
-            block_hash: None,
-            burn_block_height: None,
-            burn_block_hash: None,
-            confirmations: tip - at.block_height + 1,
-            is_final: false,
-            verified_tip_height: tip,
-            verified_tip: format!("0x{tip:064x}"),
-            verified_at: "2026-01-01T00:00:00Z".into(),
-        }
-        .with_position(Some(at))
+        let tip = Tip {
+            height: tip,
+            index_block_hash: format!("0x{tip:064x}"),
+            burn_height: 100 + tip,
+        };
+        Proof::verified(
+            p.payment_id,
+            p.status,
+            p.status_pos(),
+            &tip,
+            6,
+            "2026-01-01T00:00:00Z",
+        )
     }
 
     #[test]

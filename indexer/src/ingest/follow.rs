@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::cursor::Cursor;
 use super::ingestor::Outcome;
 use super::{IngestError, Ingestor, Route};
-use crate::rpc::{BlockSource, RpcError};
+use crate::rpc::{BlockReadError, BlockSource};
 use crate::store::types::sanitize_text;
 use crate::store::{BlockRecord, CommitBatch, DeadLetter, UndoRecord};
 use nexus_core::chain::{plan, Header, Plan};
@@ -51,7 +51,7 @@ enum Stop {
     /// The RPC does not have the block (404).
     NotFound(String),
     /// The RPC failed (down, timed out, refused us, answered garbage).
-    Rpc(RpcError),
+    Rpc(BlockReadError),
     /// The delivery's time for the fill ran out.
     Deadline,
     /// [`MAX_FILL`] blocks read; the next delivery goes on.
@@ -385,7 +385,7 @@ impl Ingestor {
                 Ok(Ok(Some(nb))) => nb,
             };
             if !same_hash(&nb.index_block_hash, &want) {
-                let e = RpcError::WrongBlock {
+                let e = BlockReadError::WrongBlock {
                     asked: want,
                     got: nb.index_block_hash,
                 };

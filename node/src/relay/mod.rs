@@ -27,7 +27,7 @@ use nexus_relay::ratelimit::{Grouped, MemoryRateLimiter, RateLimiter, RedisRateL
 use nexus_relay::service::{AcceptConfig, AcceptDeps, Acceptor};
 use nexus_relay::stats::ProviderStats;
 use nexus_relay::store::{BroadcastStore, PgBroadcasts, SqliteBroadcasts};
-use nexus_verifier::rpc::Providers;
+use nexus_stacks::Providers;
 
 use crate::config::Config;
 

@@ -28,9 +28,9 @@ use nexus_indexer::ingest::{Clock, Correction, IngestError, Ingestor};
 use nexus_indexer::store::{Fence, StoreError};
 
 use crate::lease::Role;
-use crate::rpc::{ContractRef, RpcError, StacksRpc, Tip};
 use nexus_core::decide::{correction, decide, Check, Decision, Rules};
 use nexus_core::escrow::{decode_get_payment, payment_id_arg, OnChain};
+use nexus_stacks::{ContractRef, RpcError, StacksRpc, Tip};
 
 pub use workset::{is_open, Tracked, Verified, WorkSet};
 
@@ -566,29 +566,14 @@ impl Reconciler {
         }
         // Only where this status's own transition was mined: a claim learned
         // from the contract's state has no position, not the create's.
-        let pos = p.status_pos();
-        let confirmations = pos
-            .map(|pos| tip.height.saturating_sub(pos.block_height) + 1)
-            .unwrap_or(0);
-        Some(
-            Proof {
-                payment_id: p.payment_id,
-                status: p.status,
-                txid: None,
-                tx_index: None,
-                block_height: None,
-                index_block_hash: None,
-                block_hash: None,
-                burn_block_height: None,
-                burn_block_hash: None,
-                confirmations,
-                is_final: pos.is_some() && confirmations >= self.cfg.confirmation_depth,
-                verified_tip_height: tip.height,
-                verified_tip: tip.index_block_hash.clone(),
-                verified_at: now.to_string(),
-            }
-            .with_position(pos),
-        )
+        Some(Proof::verified(
+            p.payment_id,
+            p.status,
+            p.status_pos(),
+            tip,
+            self.cfg.confirmation_depth,
+            now,
+        ))
     }
 }
 

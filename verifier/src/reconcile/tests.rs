@@ -18,8 +18,8 @@ use nexus_indexer::store::sqlite::SqliteHistory;
 use nexus_indexer::store::{CommitBatch, History};
 
 use super::*;
-use crate::rpc::{Account, NodeInfo};
 use nexus_core::escrow::{encode_get_payment, ChainPayment, ChainStatus};
+use nexus_stacks::{Account, NodeInfo};
 
 const NOW: &str = "2026-01-01T00:00:00.000Z";
 const CONTRACT: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.x402-nexus-escrow";

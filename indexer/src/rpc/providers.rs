@@ -6,11 +6,10 @@
 
 use async_trait::async_trait;
 use nexus_core::observer::NewBlock;
-use nexus_indexer::rpc::{block_id, new_block_from_replay, BlockSource};
+use nexus_core::replay::new_block_from_replay;
+use nexus_stacks::Providers;
 
-use super::Providers;
-
-type BlockError = nexus_indexer::rpc::RpcError;
+use super::{block_id, BlockReadError as BlockError, BlockSource};
 
 #[async_trait]
 impl BlockSource for Providers {
@@ -19,10 +18,7 @@ impl BlockSource for Providers {
         let body = self
             .with("block_replay", |p| Box::pin(p.block_replay(&id)))
             .await
-            .map_err(|e| BlockError::Client {
-                temporary: e.is_temporary(),
-                source: Box::new(e),
-            })?;
+            .map_err(BlockError::Rpc)?;
         let Some(body) = body else {
             return Ok(None);
         };
@@ -41,8 +37,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::rpc::http::REPLAY_TIMEOUT;
-    use crate::rpc::{breaker, NoObserver};
+    use nexus_stacks::http::REPLAY_TIMEOUT;
+    use nexus_stacks::{breaker, NoObserver};
 
     fn providers(urls: &[String]) -> Providers {
         Providers::new(
@@ -69,7 +65,7 @@ mod tests {
             .block(&format!("0x{}", "AB".repeat(32)))
             .await
             .unwrap_err();
-        assert!(matches!(err, BlockError::Client { .. }), "{err:?}");
+        assert!(matches!(err, BlockError::Rpc(_)), "{err:?}");
         assert!(err.is_temporary());
     }
 

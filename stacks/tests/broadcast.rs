@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nexus_verifier::rpc::{BroadcastAnswer, NoObserver, Providers, RpcError};
-use nexus_verifier::scripted::{self, txid_hex, BroadcastOutcome};
+use nexus_stacks::scripted::{self, txid_hex, BroadcastOutcome};
+use nexus_stacks::{BroadcastAnswer, NoObserver, Providers, RpcError};
 use serde_json::json;
 
 /// Not a real transaction: the double hashes whatever it is given, as the

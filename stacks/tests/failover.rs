@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use nexus_core::domain::PaymentId;
 use nexus_core::escrow::{decode_get_payment, payment_id_arg, ChainPayment, ChainStatus};
-use nexus_verifier::rpc::{
+use nexus_stacks::scripted::{self, Mode};
+use nexus_stacks::{
     BreakerState, ContractRef, NoObserver, Providers, RpcError, RpcObserver, StacksRpc,
 };
-use nexus_verifier::scripted::{self, Mode};
 
 fn contract() -> ContractRef {
     ContractRef {

@@ -1,5 +1,5 @@
 //! The stacks-node RPC, as the verifier, the relay and the ingest path's
-//! gap fill read it: the node's one RPC client.
+//! gap fill read it: the node's one RPC client, with one [`RpcError`].
 //!
 //! * [`StacksRpc`]: the narrow trait the reconciler depends on.
 //! * [`HttpProvider`]: one node over HTTP (reqwest), typed answers decoded
@@ -9,15 +9,18 @@
 //! * [`RpcError`]: temporary vs permanent, with `Retry-After`.
 //! * [`BroadcastAnswer`]: `POST /v2/transactions` accepted or rejected (an
 //!   answer, not a provider failure).
-//! * [`blocks`]: `Providers` as the ingest path's gap-fill `BlockSource`.
+//! * [`scripted`] (feature `test-server`): a stacks-node RPC double that
+//!   answers from a scripted chain state with the real Clarity codec, for
+//!   end-to-end tests and benchmarks. Never used by the binary.
 //!
 //! Endpoint shapes: stacks-core `docs/rpc/openapi.yaml`.
 
-pub mod blocks;
 pub mod breaker;
 mod error;
 pub mod failover;
 pub mod http;
+#[cfg(feature = "test-server")]
+pub mod scripted;
 pub mod types;
 
 use async_trait::async_trait;

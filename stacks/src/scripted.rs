@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use nexus_core::domain::PaymentId;
 
-use crate::rpc::types::{decode_value, encode_value, index_block_hash};
+use crate::types::{decode_value, encode_value, index_block_hash};
 use nexus_core::escrow::{encode_get_payment, ChainPayment};
 
 /// How the node behaves.
