@@ -16,13 +16,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use nexus_core::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
 use nexus_stacks::{Providers, RpcError};
 
 use crate::backoff::RetryPolicy;
 use crate::classify::{classify, Disposition};
 use crate::handoff::Handoff;
-use crate::outcomes::Outcomes;
+use crate::outcomes::{Done, Outcomes};
 use crate::stats::ProviderStats;
 use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastStore, Next};
 use nexus_core::error_chain;
@@ -287,68 +286,4 @@ impl Engine {
             next,
         }
     }
-}
-
-/// One attempt's outcome, waiting for the batch's bookkeeping.
-#[derive(Debug, Clone)]
-pub struct Done {
-    pub broadcast: Broadcast,
-    pub attempt: Attempt,
-    pub next: Next,
-}
-
-/// The payment event of an attempt, if it changes the payment.
-pub(crate) fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, PaymentEvent)> {
-    let (b, attempt, next) = (&d.broadcast, &d.attempt, &d.next);
-    let is_create = b.function == "create-payment";
-    // Only a create still waiting on us moves; anything the indexer or
-    // verifier has moved further is theirs.
-    let ours = is_create
-        && cur.status == PaymentStatus::Pending
-        && cur.create_txid.as_deref() == Some(&b.txid);
-    let (ty, status) = match next {
-        Next::Submitted if ours => (EventType::Submitted, PaymentStatus::Submitted),
-        Next::Failed { .. } if ours => (EventType::Failed, PaymentStatus::Failed),
-        Next::RetryAt(_) if ours || !is_create => (EventType::Retrying, cur.status),
-        _ => return None,
-    };
-    let mut p = cur.clone();
-    p.status = status;
-    p.updated_at = at.to_string();
-    let (reason, reason_data) = match next {
-        Next::Failed {
-            reason,
-            reason_data,
-        } => (Some(reason.clone()), reason_data.clone()),
-        Next::RetryAt(_) => (attempt.reason.clone(), None),
-        Next::Submitted => (None, None),
-    };
-    if ty == EventType::Failed {
-        p.reason = reason.clone();
-    }
-    let event = PaymentEvent {
-        seq: 0,
-        event_type: ty,
-        payment_id: cur.payment_id,
-        status,
-        sender: p.sender.clone(),
-        recipient: p.recipient.clone(),
-        amount: p.amount.clone(),
-        txid: Some(b.txid.clone()),
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
-        confirmations: 0,
-        is_final: p.is_final,
-        source: nexus_core::domain::EventSource::Relay,
-        reason,
-        reverted: None,
-        at: at.to_string(),
-        reason_data,
-        retry: attempt.next_delay_ms.map(|d| RetryInfo {
-            attempt: attempt.attempt,
-            next_delay_ms: d,
-        }),
-    };
-    Some((p, event))
 }

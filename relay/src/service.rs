@@ -30,10 +30,10 @@ use nexus_indexer::ingest::{Decision, Ingestor};
 
 use nexus_core::error_chain;
 
-use crate::engine::Done;
 use crate::error::RelayError;
 use crate::handoff::Handoff;
 use crate::idempotency::{reserve_or_wait, IdempotencyStore, Reservation, StoredResponse};
+use crate::outcomes::Done;
 use crate::outcomes::Outcomes;
 use crate::store::{schedule_rows, NewBroadcast};
 use nexus_core::validate::{validate, RelayPolicy, ValidTx};
@@ -594,7 +594,7 @@ fn decide(
             deferred.push(i);
             continue;
         }
-        if let Some((p, event)) = crate::engine::correction(d, cur, at) {
+        if let Some((p, event)) = crate::outcomes::correction(d, cur, at) {
             fresh.insert(p.payment_id, p.clone());
             changes.push((p, event));
         }
