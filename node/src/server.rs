@@ -16,25 +16,9 @@ use nexus_indexer::store::redis::RedisState;
 use nexus_indexer::store::sqlite::SqliteHistory;
 use nexus_indexer::store::{History, StateStore, StoreError};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::metrics::Metrics;
-
-/// Shared by every handler.
-pub struct App {
-    pub config: Config,
-    pub ingestor: Arc<Ingestor>,
-    pub metrics: Metrics,
-    /// In-process event fan-out (WebSocket and webhooks subscribe here).
-    pub bus: BroadcastBus,
-    /// WebSocket subscriptions, Redis fan-out and webhooks.
-    pub delivery: crate::delivery::Delivery,
-    /// The verifier's RPC providers (breakers, failover), when an RPC is configured.
-    pub rpc: Option<Arc<nexus_stacks::Providers>>,
-    /// The reconcile loop, when an RPC is configured.
-    pub reconciler: Option<Arc<nexus_verifier::reconcile::Reconciler>>,
-    /// `POST /api/payments`: validation, idempotency, rate limits, broadcasts.
-    pub relay: crate::relay::Relay,
-}
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -202,8 +186,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             Ok(())
         });
     }
-    let obs_router = crate::observer::router(app.clone(), cfg.body_limit_bytes);
-    let api_router = crate::api::router(app.clone());
+    let obs_router = crate::http::observer::router(app.clone(), cfg.body_limit_bytes);
+    let api_router = crate::http::api_router(app.clone());
     {
         let token = shutdown.clone();
         tasks.spawn(async move {

@@ -5,28 +5,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use serde_json::json;
 use tokio::sync::watch;
 
 use nexus_core::decide::Rules;
-use nexus_core::domain::{PaymentId, PaymentStatus};
+use nexus_core::domain::PaymentStatus;
 use nexus_indexer::ingest::{Ingestor, SystemClock};
 use nexus_stacks::{breaker, BreakerState, Providers, RpcError, RpcObserver};
 use nexus_verifier::lease::{self, RedisLease, Role};
 use nexus_verifier::reconcile::{CycleReport, ReconcileConfig, ReconcileObserver, Reconciler};
 
 use crate::config::Config;
-use crate::server::App;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabel {
@@ -295,58 +289,4 @@ pub async fn watch_leader(mut rx: watch::Receiver<Role>, metrics: VerifierMetric
             return;
         }
     }
-}
-
-/// `GET /api/payments/{payment_id}/proof`: the verifier's proof of settlement, as of
-/// now ([`nexus_core::domain::Proof::current`]: status, position and depth from the payment's
-/// record and the node's tip, so it never goes stale once the payment
-/// settles or turns final).
-#[utoipa::path(get, path = "/api/payments/{payment_id}/proof", tag = "payments",
-    params(("payment_id" = String, Path, description = "0x + 64 hex digits")),
-    responses(
-        (status = 200, description = "`{proof: ...}`", body = crate::openapi::ProofResponse),
-        (status = 404, description = "Not confirmed on chain, or not verified yet", body = crate::openapi::ErrorBody),
-    ))]
-pub async fn get_proof(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-) -> Result<Response, crate::api::ApiError> {
-    let id: PaymentId = id
-        .parse()
-        .map_err(|e: nexus_core::domain::PaymentIdError| {
-            crate::api::ApiError::bad_request("payment_id", e.to_string())
-        })?;
-    let stored = app.ingestor.history().get_proof(&id).await?;
-    let record = crate::api::load_payment(&app, &id).await?;
-    let tip = crate::api::tip_height(&app).await?;
-    let view = stored
-        .zip(record)
-        .and_then(|(proof, record)| proof.current(&record, tip, app.config.confirmation_depth));
-    match view {
-        Some(proof) => Ok(Json(json!({ "proof": proof })).into_response()),
-        None => Err(crate::api::ApiError::new(
-            StatusCode::NOT_FOUND,
-            false,
-            "not_found",
-            format!(
-                "no proof of settlement for {id} (not confirmed on chain, or not verified yet)"
-            ),
-            None,
-        )),
-    }
-}
-
-/// The reconciler's part of `/health`.
-pub fn health(app: &App) -> Option<serde_json::Value> {
-    let rec = app.reconciler.as_ref()?;
-    let st = rec.status();
-    let providers = app.rpc.as_ref().map(|p| p.status()).unwrap_or_default();
-    Some(json!({
-        "leader": st.leader,
-        "degraded": st.degraded,
-        "cycles": st.cycles,
-        "last_cycle": st.last_cycle,
-        "last_error": st.last_error,
-        "providers": providers,
-    }))
 }

@@ -274,14 +274,14 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
     cfg.webhooks = vec![endpoint(addr)];
     let start_ms = 1_800_000_000_000;
     let clock = Arc::new(SkipClock::new(start_ms));
-    let store = webhook::open_store(&cfg).await.expect("store");
+    let store = webhook::wiring::open_store(&cfg).await.expect("store");
     // A new scheduler starts at the log's head; this one from the start.
     assert_eq!(store.cursor(0).await.unwrap(), 0);
     let engine = Engine {
         store: store.clone(),
         history: node.app().ingestor.history().clone(),
-        endpoints: Arc::new(webhook::endpoints(&cfg).unwrap()),
-        settings: webhook::settings(&cfg),
+        endpoints: Arc::new(webhook::wiring::endpoints(&cfg).unwrap()),
+        settings: webhook::wiring::settings(&cfg),
         clock: clock.clone(),
         metrics: Default::default(),
         wake: Arc::new(tokio::sync::Notify::new()),

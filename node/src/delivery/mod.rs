@@ -120,9 +120,9 @@ impl Delivery {
             hub.clone()
                 .run(local_rx, remote, HUB_CHECK, shutdown.clone()),
         );
-        let endpoints = webhook::endpoints(cfg)?;
+        let endpoints = webhook::wiring::endpoints(cfg)?;
         let webhooks = webhook::Webhooks {
-            store: webhook::open_store(cfg).await?,
+            store: webhook::wiring::open_store(cfg).await?,
             clock: Arc::new(webhook::SystemClock),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
@@ -132,7 +132,7 @@ impl Delivery {
                 store: webhooks.store.clone(),
                 history: hub.history().clone(),
                 endpoints: Arc::new(endpoints),
-                settings: webhook::settings(cfg),
+                settings: webhook::wiring::settings(cfg),
                 clock: webhooks.clock.clone(),
                 metrics: metrics.clone(),
                 wake: webhooks.wake.clone(),
@@ -166,11 +166,4 @@ fn ws_config(cfg: &Config) -> WsConfig {
         ping_interval: Duration::from_millis(cfg.ws_ping_interval_ms.max(10)),
         ping_timeout: Duration::from_millis(cfg.ws_ping_timeout_ms.max(10)),
     }
-}
-
-/// Routes of the API listener: `/ws` and the webhook dead letters.
-pub fn router() -> axum::Router<Arc<crate::server::App>> {
-    axum::Router::new()
-        .route("/ws", axum::routing::get(ws::handler))
-        .merge(webhook::router())
 }

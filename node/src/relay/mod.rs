@@ -3,8 +3,6 @@
 //! rate limits; PostgreSQL or SQLite for the broadcast schedule), the accept path, the broadcast engine, and the HTTP
 //! endpoints and guards (request ids, API keys, rate limits).
 
-pub mod guard;
-pub mod http;
 pub mod metrics;
 
 use std::sync::Arc;

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use nexus_core::domain::{Payment, PaymentEvent};
 use nexus_indexer::store::{DeadLetter, PaymentFilter};
+use nexus_node::app::App;
 use nexus_node::config::Config;
-use nexus_node::server::{self, App, Running};
+use nexus_node::server::{self, Running};
 use serde_json::Value;
 use sqlx::Connection;
 

@@ -10,7 +10,6 @@
 //! The queue lives in the history database, so a restart resumes it.
 //! Receivers check requests with [`verify_webhook_signature`].
 
-pub(crate) mod api;
 pub mod backoff;
 pub mod clock;
 pub mod engine;
@@ -18,8 +17,8 @@ pub mod postgres;
 pub mod signature;
 pub mod sqlite;
 pub mod store;
+pub mod wiring;
 
-pub use api::router;
 pub use backoff::Backoff;
 pub use clock::{Clock, SkipClock, SystemClock};
 pub use engine::{Engine, Settings};
@@ -30,7 +29,6 @@ pub use signature::{
 pub use store::{RetryOutcome, WebhookDeadLetter, WebhookStore};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -39,7 +37,6 @@ use nexus_core::domain::{EventType, PaymentId};
 use nexus_indexer::store::StoreError;
 
 use super::filter::{valid_principal, Filter, TypedFilter};
-use crate::config::Config;
 
 /// One `[[webhooks]]` entry of the configuration.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -141,56 +138,6 @@ impl EndpointConfig {
             filter: TypedFilter { filter, types },
         })
     }
-}
-
-/// Check every endpoint (and that names are unique).
-pub fn endpoints(cfg: &Config) -> Result<Vec<Endpoint>, WebhookConfigError> {
-    let mut out: Vec<Endpoint> = Vec::new();
-    for c in &cfg.webhooks {
-        let e = c.endpoint()?;
-        if out.iter().any(|o| o.name == e.name) {
-            return Err(WebhookConfigError::Invalid {
-                name: e.name,
-                problem: "two webhooks with this name".into(),
-            });
-        }
-        out.push(e);
-    }
-    Ok(out)
-}
-
-/// The schedule and timeout the configuration asks for.
-pub fn settings(cfg: &Config) -> Settings {
-    Settings {
-        backoff: Backoff {
-            attempts: cfg.webhook_max_attempts.max(1),
-            initial: Duration::from_millis(cfg.webhook_initial_backoff_ms.max(1)),
-            max: Duration::from_millis(
-                cfg.webhook_max_backoff_ms
-                    .max(cfg.webhook_initial_backoff_ms.max(1)),
-            ),
-            jitter: 0.2,
-        },
-        timeout: Duration::from_millis(cfg.webhook_timeout_ms.max(1)),
-        retention: match cfg.webhook_retention_hours {
-            0 => None,
-            h => Some(Duration::from_secs(h.saturating_mul(3600))),
-        },
-    }
-}
-
-/// Open the delivery store next to the history the configuration names.
-pub async fn open_store(cfg: &Config) -> Result<Arc<dyn WebhookStore>, WebhookConfigError> {
-    Ok(match &cfg.database_url {
-        Some(url) => Arc::new(
-            postgres::PgWebhooks::connect(url)
-                .await
-                .map_err(WebhookConfigError::Store)?,
-        ),
-        None => Arc::new(
-            sqlite::SqliteWebhooks::open(&cfg.sqlite_path).map_err(WebhookConfigError::Store)?,
-        ),
-    })
 }
 
 /// What the API needs: the store, the clock, and a way to wake the sender.

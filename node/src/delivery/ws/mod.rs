@@ -20,18 +20,11 @@ pub use subs::{Subscriptions, TooMany};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
-use tokio::sync::Semaphore;
+use axum::extract::ws::WebSocket;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Hub;
-use crate::server::App;
-use conn::serve;
 
 /// Close code: the send queue stayed full (the client reads too slowly).
 /// Private-use range (4000-4999, RFC 6455 7.4.2).
@@ -77,6 +70,27 @@ pub struct WsServer {
 }
 
 impl WsServer {
+    /// A place for one more connection, or `None` at `max_connections`
+    /// (counted as rejected).
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            self.hub.metrics().ws_rejected.inc();
+        }
+        permit
+    }
+
+    /// Serve an upgraded socket until it closes; tracked, so shutdown waits
+    /// for its close frame to go out.
+    pub fn serve(
+        self: Arc<Self>,
+        socket: WebSocket,
+        permit: OwnedSemaphorePermit,
+    ) -> impl std::future::Future<Output = ()> {
+        let tracker = self.tracker.clone();
+        tracker.track_future(conn::serve(socket, self, permit))
+    }
+
     pub fn new(
         config: WsConfig,
         hub: Hub,
@@ -91,33 +105,4 @@ impl WsServer {
             tracker,
         }
     }
-}
-
-/// The `GET /ws` handler.
-#[utoipa::path(get, path = "/ws", tag = "events", responses(
-    (status = 101, description = "WebSocket upgrade. JSON-RPC 2.0: `subscribe` (filters, `since_seq` to resume), `unsubscribe`; notifications carry payment events"),
-    (status = 503, description = "Too many connections"),
-))]
-pub async fn handler(ws: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
-    let server = app.delivery.ws.clone();
-    let Ok(permit) = server.permits.clone().try_acquire_owned() else {
-        server.hub.metrics().ws_rejected.inc();
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": {
-                "type": "temporary",
-                "code": "too_many_connections",
-                "message": format!("at most {} WebSocket connections", server.config.max_connections),
-            }})),
-        )
-            .into_response();
-    };
-    let max = server.config.max_message_bytes;
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            let tracker = server.tracker.clone();
-            // Tracked so that shutdown waits for the close frames to go out.
-            tracker.track_future(serve(socket, server, permit))
-        })
 }

@@ -3,80 +3,14 @@
 //! types' `ToSchema` derives, so it cannot drift from the code.
 
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use nexus_core::domain::{Payment, PaymentEvent, Proof, ProofView};
 
-use crate::api::PaymentView;
-
-/// Every error body: `{"error": {...}}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// `temporary`: the same request may succeed later; `permanent`: it will not.
-    #[schema(example = "permanent")]
-    pub r#type: String,
-    /// Machine-readable, e.g. `validation_error`, `idempotency_conflict`, `rate_limited`.
-    pub code: String,
-    pub message: String,
-    /// The request field at fault.
-    pub field: Option<String>,
-    /// For 429 and temporary errors (also sent as `Retry-After`).
-    pub retry_after_seconds: Option<u64>,
-}
-
-/// `GET /api/payments/{payment_id}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentDetail {
-    pub payment: PaymentView,
-    pub events: Vec<PaymentEvent>,
-    /// The relay's broadcasts of this payment's transactions, each with `attempts_made`.
-    pub broadcasts: Vec<serde_json::Value>,
-}
-
-/// `GET /api/payments`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentList {
-    pub payments: Vec<PaymentView>,
-    /// Pass as `after` for the next page; absent on the last.
-    pub next: Option<String>,
-}
-
-/// `GET /api/payments/{payment_id}/proof`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProofResponse {
-    pub proof: ProofView,
-}
-
-/// Links of an accepted payment.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Links {
-    #[serde(rename = "self")]
-    pub this: String,
-    pub proof: String,
-}
-
-/// `POST /api/payments` → 202.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    pub payment_id: String,
-    pub txid: String,
-    /// `create-payment`, `claim-payment` or `refund-expired`.
-    pub function: String,
-    /// The payment's status (`pending` for a new create).
-    pub status: String,
-    /// `scheduled`: the broadcast engine has it.
-    pub broadcast: String,
-    pub request_id: Option<String>,
-    pub payment: Payment,
-    pub links: Links,
-}
+use super::schema::{
+    Accepted, ErrorBody, ErrorDetail, Links, PaymentDetail, PaymentList, PaymentView, ProofResponse,
+};
 
 struct BearerAuth;
 
@@ -97,20 +31,20 @@ impl Modify for BearerAuth {
         description = "Payment-reliability node for the x402 STX escrow on Stacks: payments, proofs, relay, webhooks. Every error body is `{\"error\": {type, code, message, field?, retry_after_seconds?}}`; every response carries `X-Request-Id`.",
     ),
     paths(
-        crate::api::health,
-        crate::api::metrics,
-        crate::api::list_payments,
-        crate::api::get_payment,
-        crate::api::observer_dead_letters,
-        crate::verifier::get_proof,
-        crate::relay::http::submit,
-        crate::relay::http::provider_stats,
-        crate::delivery::ws::handler,
-        crate::delivery::webhook::api::list,
-        crate::delivery::webhook::api::retry,
+        crate::http::api::health,
+        crate::http::api::metrics,
+        crate::http::api::list_payments,
+        crate::http::api::get_payment,
+        crate::http::api::observer_dead_letters,
+        crate::http::api::get_proof,
+        crate::http::relay::submit,
+        crate::http::relay::provider_stats,
+        crate::http::ws::handler,
+        crate::http::webhooks::list,
+        crate::http::webhooks::retry,
         document,
     ),
-    components(schemas(ErrorBody, ErrorDetail, PaymentDetail, PaymentList, ProofResponse, Accepted, Links, PaymentView, PaymentEvent, Payment, Proof, ProofView, crate::relay::http::SubmitBody)),
+    components(schemas(ErrorBody, ErrorDetail, PaymentDetail, PaymentList, ProofResponse, Accepted, Links, PaymentView, PaymentEvent, Payment, Proof, ProofView, crate::http::relay::SubmitBody)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -31,8 +31,8 @@ use serde_json::json;
 
 use nexus_core::observer::Route;
 
+use crate::app::App;
 use crate::metrics::{PathLabel, RequestLabel};
-use crate::server::App;
 
 /// Router for the observer listener.
 pub fn router(app: Arc<App>, body_limit: usize) -> Router {

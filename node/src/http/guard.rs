@@ -13,8 +13,8 @@ use tracing::Instrument;
 
 use nexus_relay::ratelimit::{Decision, Quota};
 
-use crate::api::ApiError;
-use crate::server::App;
+use crate::app::App;
+use crate::http::error::ApiError;
 
 /// `X-Request-Id` of the request being handled (accepted or generated).
 #[derive(Debug, Clone)]

@@ -1,132 +1,21 @@
-//! The HTTP API: health, payments, metrics.
+//! Health, metrics, payments and their proofs, observer dead letters.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use axum::Json;
+use serde::Deserialize;
 use serde_json::json;
 
 use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
 use nexus_indexer::store::{PaymentFilter, StoreError};
 
-use crate::server::App;
+use super::error::ApiError;
+use super::schema::PaymentView;
+use crate::app::App;
 use nexus_core::error_chain;
-
-/// Router for the API listener.
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/api/payments", get(list_payments))
-        .route("/api/payments/:payment_id", get(get_payment))
-        .route("/api/observer/dead-letters", get(observer_dead_letters))
-        .merge(crate::delivery::router())
-        .route(
-            "/api/payments/:payment_id/proof",
-            get(crate::verifier::get_proof),
-        )
-        .merge(crate::relay::http::router())
-        .route("/api/openapi.json", get(crate::openapi::document))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::relay::guard::rate_limit,
-        ))
-        // Outermost: every response, a 429 included, carries the request id.
-        .layer(axum::middleware::from_fn(crate::relay::guard::request_id))
-        .with_state(app)
-}
-
-/// The error body every endpoint uses.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    temporary: bool,
-    code: &'static str,
-    message: String,
-    field: Option<&'static str>,
-    /// For 429 and temporary errors: sent as `Retry-After` and `retry_after_seconds`.
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    /// Any error body; see the helpers below for the common ones.
-    pub(crate) fn new(
-        status: StatusCode,
-        temporary: bool,
-        code: &'static str,
-        message: String,
-        field: Option<&'static str>,
-    ) -> Self {
-        ApiError {
-            status,
-            temporary,
-            code,
-            message,
-            field,
-            retry_after: None,
-        }
-    }
-
-    /// Ask the client to come back in `secs` seconds.
-    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
-    }
-
-    pub(crate) fn bad_request(field: &'static str, message: String) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            temporary: false,
-            code: "validation_error",
-            message,
-            field: Some(field),
-            retry_after: None,
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError {
-            status: if e.is_temporary() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            },
-            temporary: e.is_temporary(),
-            code: "storage_error",
-            message: error_chain(&e),
-            field: None,
-            retry_after: e.is_temporary().then_some(1),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut err = json!({
-            "type": if self.temporary { "temporary" } else { "permanent" },
-            "code": self.code,
-            "message": self.message,
-        });
-        if let Some(f) = self.field {
-            err["field"] = json!(f);
-        }
-        if let Some(secs) = self.retry_after {
-            err["retry_after_seconds"] = json!(secs);
-        }
-        let mut resp = (self.status, Json(json!({ "error": err }))).into_response();
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-        }
-        resp
-    }
-}
 
 /// Store reachability, the chain tip, open gaps and the reconciler's state.
 #[utoipa::path(get, path = "/health", tag = "node", responses(
@@ -148,7 +37,7 @@ pub(crate) async fn health(State(app): State<Arc<App>>) -> Response {
     };
     // The reconciler cannot read the chain (RPC down): degraded, but the
     // node still ingests and serves, so the answer stays 200.
-    let reconciler = crate::verifier::health(&app);
+    let reconciler = reconciler_health(&app);
     let rpc_degraded = reconciler
         .as_ref()
         .is_some_and(|r| r["degraded"] == json!(true));
@@ -192,17 +81,6 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-/// A payment as the API shows it: the record plus derived fields.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PaymentView {
-    #[serde(flatten)]
-    pub payment: Payment,
-    /// `confirmed` and the chain has reached `expires_at`: refundable.
-    pub expired: bool,
-    /// Depth of the create-payment block below our tip.
-    pub confirmations: u64,
-}
-
 /// The payment's record: the state store is the fast path; settled records
 /// expire from Redis after 24 h, history keeps them.
 pub(crate) async fn load_payment(app: &App, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
@@ -223,26 +101,13 @@ pub(crate) async fn tip_height(app: &App) -> Result<u64, StoreError> {
         .unwrap_or(0))
 }
 
-fn view(p: Payment, tip: u64) -> PaymentView {
-    let confirmations = p
-        .created_in
-        .as_ref()
-        .map(|c| tip.saturating_sub(c.block_height) + 1)
-        .unwrap_or(0);
-    PaymentView {
-        expired: p.expired(tip),
-        confirmations,
-        payment: p,
-    }
-}
-
 /// One payment: its record, its event log, and the relay's broadcasts of its transactions.
 #[utoipa::path(get, path = "/api/payments/{payment_id}", tag = "payments",
     params(("payment_id" = String, Path, description = "0x + 64 hex digits")),
     responses(
-        (status = 200, description = "The payment", body = crate::openapi::PaymentDetail),
-        (status = 400, description = "Not a payment id", body = crate::openapi::ErrorBody),
-        (status = 404, description = "Unknown payment", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The payment", body = super::schema::PaymentDetail),
+        (status = 400, description = "Not a payment id", body = super::schema::ErrorBody),
+        (status = 404, description = "Unknown payment", body = super::schema::ErrorBody),
     ))]
 pub(crate) async fn get_payment(
     State(app): State<Arc<App>>,
@@ -254,19 +119,12 @@ pub(crate) async fn get_payment(
             ApiError::bad_request("payment_id", e.to_string())
         })?;
     let Some(payment) = load_payment(&app, &id).await? else {
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            temporary: false,
-            code: "not_found",
-            message: format!("no payment {id}"),
-            field: None,
-            retry_after: None,
-        });
+        return Err(ApiError::not_found(format!("no payment {id}")));
     };
     let events = app.ingestor.history().events_for_payment(&id).await?;
     // The relay's broadcasts of this payment's transactions, with every attempt.
     let broadcasts = app.relay.store.for_payment(&id.to_string()).await?;
-    let view = view(payment, tip_height(&app).await?);
+    let view = PaymentView::new(payment, tip_height(&app).await?);
     Ok(
         Json(json!({ "payment": view, "events": events, "broadcasts": broadcasts }))
             .into_response(),
@@ -289,8 +147,8 @@ pub struct ListQuery {
 /// Payments, filtered, in payment-id order (keyset pagination).
 #[utoipa::path(get, path = "/api/payments", tag = "payments", params(ListQuery),
     responses(
-        (status = 200, description = "A page; `next` is the cursor of the following one", body = crate::openapi::PaymentList),
-        (status = 400, description = "A bad filter", body = crate::openapi::ErrorBody),
+        (status = 200, description = "A page; `next` is the cursor of the following one", body = super::schema::PaymentList),
+        (status = 400, description = "A bad filter", body = super::schema::ErrorBody),
     ))]
 pub(crate) async fn list_payments(
     State(app): State<Arc<App>>,
@@ -327,7 +185,10 @@ pub(crate) async fn list_payments(
         .then(|| payments.last().map(|p| p.payment_id.to_string()))
         .flatten();
     let tip = tip_height(&app).await?;
-    let views: Vec<PaymentView> = payments.into_iter().map(|p| view(p, tip)).collect();
+    let views: Vec<PaymentView> = payments
+        .into_iter()
+        .map(|p| PaymentView::new(p, tip))
+        .collect();
     Ok(Json(json!({ "payments": views, "next": next })).into_response())
 }
 
@@ -344,9 +205,9 @@ pub struct DeadLetterQuery {
 #[utoipa::path(get, path = "/api/observer/dead-letters", tag = "node", params(DeadLetterQuery),
     responses(
         (status = 200, description = "`{dead_letters: [{id, source, reason, payload, at}]}`", body = Object),
-        (status = 400, description = "A bad limit", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "No api_keys configured", body = crate::openapi::ErrorBody),
+        (status = 400, description = "A bad limit", body = super::schema::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = super::schema::ErrorBody),
+        (status = 403, description = "No api_keys configured", body = super::schema::ErrorBody),
     ),
     security(("api_key" = [])))]
 pub(crate) async fn observer_dead_letters(
@@ -355,7 +216,7 @@ pub(crate) async fn observer_dead_letters(
     Query(q): Query<DeadLetterQuery>,
 ) -> Result<Response, ApiError> {
     if let Err(denied) =
-        crate::relay::guard::authorize(&app, &headers, crate::relay::guard::Access::Admin)
+        crate::http::guard::authorize(&app, &headers, crate::http::guard::Access::Admin)
     {
         return Ok(denied.into_response());
     }
@@ -368,4 +229,58 @@ pub(crate) async fn observer_dead_letters(
     }
     let dead = app.ingestor.history().dead_letters(limit).await?;
     Ok(Json(json!({ "dead_letters": dead })).into_response())
+}
+
+/// `GET /api/payments/{payment_id}/proof`: the verifier's proof of settlement, as of
+/// now ([`nexus_core::domain::Proof::current`]: status, position and depth from the payment's
+/// record and the node's tip, so it never goes stale once the payment
+/// settles or turns final).
+#[utoipa::path(get, path = "/api/payments/{payment_id}/proof", tag = "payments",
+    params(("payment_id" = String, Path, description = "0x + 64 hex digits")),
+    responses(
+        (status = 200, description = "`{proof: ...}`", body = super::schema::ProofResponse),
+        (status = 404, description = "Not confirmed on chain, or not verified yet", body = super::schema::ErrorBody),
+    ))]
+pub async fn get_proof(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: PaymentId = id
+        .parse()
+        .map_err(|e: nexus_core::domain::PaymentIdError| {
+            ApiError::bad_request("payment_id", e.to_string())
+        })?;
+    let stored = app.ingestor.history().get_proof(&id).await?;
+    let record = load_payment(&app, &id).await?;
+    let tip = tip_height(&app).await?;
+    let view = stored
+        .zip(record)
+        .and_then(|(proof, record)| proof.current(&record, tip, app.config.confirmation_depth));
+    match view {
+        Some(proof) => Ok(Json(json!({ "proof": proof })).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            false,
+            "not_found",
+            format!(
+                "no proof of settlement for {id} (not confirmed on chain, or not verified yet)"
+            ),
+            None,
+        )),
+    }
+}
+
+/// The reconciler's part of `/health`.
+fn reconciler_health(app: &App) -> Option<serde_json::Value> {
+    let rec = app.reconciler.as_ref()?;
+    let st = rec.status();
+    let providers = app.rpc.as_ref().map(|p| p.status()).unwrap_or_default();
+    Some(json!({
+        "leader": st.leader,
+        "degraded": st.degraded,
+        "cycles": st.cycles,
+        "last_cycle": st.last_cycle,
+        "last_error": st.last_error,
+        "providers": providers,
+    }))
 }

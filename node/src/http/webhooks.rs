@@ -5,47 +5,14 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::store::RetryOutcome;
-use crate::relay::guard::{authorize, Access};
-use crate::server::App;
-use nexus_core::error_chain;
-
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/webhooks/dead-letters", get(list))
-        .route("/api/webhooks/dead-letters/:id/retry", post(retry))
-}
-
-fn error(status: StatusCode, code: &str, message: String, temporary: bool) -> Response {
-    (
-        status,
-        Json(json!({"error": {
-            "type": if temporary { "temporary" } else { "permanent" },
-            "code": code,
-            "message": message,
-        }})),
-    )
-        .into_response()
-}
-
-fn store_error(e: nexus_indexer::store::StoreError) -> Response {
-    let temporary = e.is_temporary();
-    error(
-        if temporary {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        },
-        "storage_error",
-        error_chain(&e),
-        temporary,
-    )
-}
+use crate::app::App;
+use crate::delivery::webhook::RetryOutcome;
+use crate::http::error::ApiError;
+use crate::http::guard::{authorize, Access};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
@@ -58,8 +25,8 @@ pub(crate) struct ListQuery {
     params(("limit" = Option<u32>, Query, description = "1..=500, default 100")),
     responses(
         (status = 200, description = "`{dead_letters: [...]}`", body = Object),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
-        (status = 403, description = "No api_keys configured", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "No api_keys configured", body = crate::http::schema::ErrorBody),
     ),
     security(("api_key" = [])))]
 pub(crate) async fn list(
@@ -73,16 +40,12 @@ pub(crate) async fn list(
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "validation_error",
-            "limit must be between 1 and 500".into(),
-            false,
-        );
+        return ApiError::bad_request("limit", "limit must be between 1 and 500".into())
+            .into_response();
     }
     match app.delivery.webhooks.store.dead_letters(limit).await {
         Ok(dl) => Json(json!({ "dead_letters": dl })).into_response(),
-        Err(e) => store_error(e),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -91,9 +54,9 @@ pub(crate) async fn list(
     params(("id" = i64, Path, description = "Dead letter id")),
     responses(
         (status = 202, description = "Queued again", body = Object),
-        (status = 404, description = "No such dead letter", body = crate::openapi::ErrorBody),
-        (status = 409, description = "That event is already queued for that endpoint", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such dead letter", body = crate::http::schema::ErrorBody),
+        (status = 409, description = "That event is already queued for that endpoint", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = crate::http::schema::ErrorBody),
     ),
     security(("api_key" = [])))]
 pub(crate) async fn retry(
@@ -105,15 +68,14 @@ pub(crate) async fn retry(
         return denied.into_response();
     }
     let Ok(id) = id.parse::<i64>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "validation_error",
+        return ApiError::bad_request(
+            "id",
             format!(
                 "dead-letter id must be an integer, got {:?}",
                 id.chars().take(40).collect::<String>()
             ),
-            false,
-        );
+        )
+        .into_response();
     };
     let w = &app.delivery.webhooks;
     match w.store.retry_dead_letter(id, w.clock.now_ms()).await {
@@ -125,20 +87,19 @@ pub(crate) async fn retry(
             )
                 .into_response()
         }
-        Ok(RetryOutcome::NotFound) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no dead letter {id}"),
-            false,
-        ),
-        Ok(RetryOutcome::AlreadyQueued) => error(
+        Ok(RetryOutcome::NotFound) => {
+            ApiError::not_found(format!("no dead letter {id}")).into_response()
+        }
+        Ok(RetryOutcome::AlreadyQueued) => ApiError::new(
             StatusCode::CONFLICT,
+            false,
             "already_queued",
             format!(
                 "dead letter {id}: that event is already queued or delivered for that endpoint"
             ),
-            false,
-        ),
-        Err(e) => store_error(e),
+            None,
+        )
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

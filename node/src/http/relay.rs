@@ -16,8 +16,8 @@ use nexus_relay::service::Submission;
 use nexus_relay::RelayError;
 
 use super::guard::{authorize, Access, RequestId};
-use crate::api::ApiError;
-use crate::server::App;
+use crate::app::App;
+use crate::http::error::ApiError;
 
 /// Largest request body: a Stacks transaction is far below this.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -99,14 +99,14 @@ fn tx_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
         ("X-Request-Id" = Option<String>, Header, description = "Correlation id; generated when absent, always returned"),
     ),
     responses(
-        (status = 202, description = "Recorded (pending) and scheduled for broadcast; the same response is replayed for the same key and body", body = crate::openapi::Accepted),
-        (status = 400, description = "Not a transaction we relay (`field` says what to fix); nothing stored", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or invalid API key (when api_keys is set)", body = crate::openapi::ErrorBody),
-        (status = 404, description = "claim/refund of an unknown payment", body = crate::openapi::ErrorBody),
-        (status = 409, description = "idempotency_conflict, idempotency_in_progress, payment_exists or payment_settled", body = crate::openapi::ErrorBody),
-        (status = 415, description = "Neither JSON nor octet-stream", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Rate limited (Retry-After)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "No RPC provider, or a store is down (temporary)", body = crate::openapi::ErrorBody),
+        (status = 202, description = "Recorded (pending) and scheduled for broadcast; the same response is replayed for the same key and body", body = crate::http::schema::Accepted),
+        (status = 400, description = "Not a transaction we relay (`field` says what to fix); nothing stored", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "Missing or invalid API key (when api_keys is set)", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "claim/refund of an unknown payment", body = crate::http::schema::ErrorBody),
+        (status = 409, description = "idempotency_conflict, idempotency_in_progress, payment_exists or payment_settled", body = crate::http::schema::ErrorBody),
+        (status = 415, description = "Neither JSON nor octet-stream", body = crate::http::schema::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "No RPC provider, or a store is down (temporary)", body = crate::http::schema::ErrorBody),
     ),
     security((), ("api_key" = [])))]
 pub(crate) async fn submit(
@@ -137,7 +137,7 @@ async fn submit_inner(
         app.metrics
             .relay
             .refused
-            .get_or_create(&super::metrics::CodeLabel {
+            .get_or_create(&crate::relay::metrics::CodeLabel {
                 code: code.to_string(),
             })
             .inc();
