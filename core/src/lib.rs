@@ -13,8 +13,10 @@
 //!   the reconciler does when it disagrees with a stored record.
 //! * [`validate`]: is a client-signed transaction one the relay may send?
 //! * [`simnet`]: the recorded Clarinet simnet scenario as observer payloads.
+//! * [`clock`]: the one wall clock, behind a trait (test clocks included).
 
 pub mod chain;
+pub mod clock;
 pub mod decide;
 pub mod decode;
 pub mod domain;

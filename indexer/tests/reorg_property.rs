@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex};
 
 use clarity::vm::types::{PrincipalData, TupleData, Value};
 use clarity::vm::ClarityName;
+use nexus_core::clock::FixedClock;
 use nexus_core::decode::{decode_block, ContractId};
 use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
@@ -46,7 +47,7 @@ use nexus_core::domain::{
 use nexus_core::machine::{apply_block, finalize, Ctx};
 use nexus_core::observer::NewBlock;
 use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry};
-use nexus_indexer::ingest::{EventBus, FixedClock, Ingestor, Route};
+use nexus_indexer::ingest::{EventBus, Ingestor, Route};
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;

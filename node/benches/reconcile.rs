@@ -15,11 +15,12 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nexus_core::clock::SystemClock;
 use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
 };
 use nexus_core::escrow::{ChainPayment, ChainStatus};
-use nexus_indexer::ingest::{BroadcastBus, Ingestor, SystemClock};
+use nexus_indexer::ingest::{BroadcastBus, Ingestor};
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;
 use nexus_indexer::store::{CommitBatch, History};

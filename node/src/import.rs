@@ -37,8 +37,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use nexus_core::clock::SystemClock;
 use nexus_core::domain::{EventSource, PaymentEvent};
-use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Outcome, Route, SystemClock};
+use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Outcome, Route};
 use nexus_indexer::store::types::sanitize_text;
 use nexus_indexer::store::DeadLetter;
 

@@ -8,8 +8,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use nexus_core::clock::SystemClock;
 use nexus_core::domain::EventSource;
-use nexus_indexer::ingest::{BroadcastBus, IngestError, Ingestor, SystemClock};
+use nexus_indexer::ingest::{BroadcastBus, IngestError, Ingestor};
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::postgres::PgHistory;
 use nexus_indexer::store::redis::RedisState;

@@ -13,9 +13,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
+use nexus_core::clock::SystemClock;
 use nexus_core::decide::Rules;
 use nexus_core::domain::PaymentStatus;
-use nexus_indexer::ingest::{Ingestor, SystemClock};
+use nexus_indexer::ingest::Ingestor;
 use nexus_stacks::{breaker, BreakerState, Providers, RpcError, RpcObserver};
 use nexus_verifier::lease::{self, RedisLease, Role};
 use nexus_verifier::reconcile::{CycleReport, ReconcileConfig, ReconcileObserver, Reconciler};

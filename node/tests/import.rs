@@ -377,7 +377,8 @@ fn dropped_mempool_tx_reimports_idempotently() {
 /// re-deliveries.
 #[tokio::test]
 async fn grouped_delivery_commits_exactly_what_single_delivery_commits() {
-    use nexus_indexer::ingest::{BroadcastBus, FixedClock, Ingestor, Route};
+    use nexus_core::clock::FixedClock;
+    use nexus_indexer::ingest::{BroadcastBus, Ingestor, Route};
     use nexus_indexer::store::memory::MemoryState;
     use nexus_indexer::store::PaymentFilter;
     use std::sync::Arc;

@@ -23,7 +23,7 @@ use nexus_core::domain::PaymentEvent;
 use nexus_node::config::Config;
 use nexus_node::delivery::webhook::signature::verify_at;
 use nexus_node::delivery::webhook::{
-    self, verify_webhook_signature, EndpointConfig, Engine, SkipClock, DEFAULT_TOLERANCE,
+    self, verify_webhook_signature, EndpointConfig, Engine, DEFAULT_TOLERANCE,
 };
 use serde_json::{json, Value};
 
@@ -273,7 +273,7 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
     let mut cfg = node.config.clone();
     cfg.webhooks = vec![endpoint(addr)];
     let start_ms = 1_800_000_000_000;
-    let clock = Arc::new(SkipClock::new(start_ms));
+    let clock = Arc::new(nexus_core::clock::SkipClock::new(start_ms));
     let store = webhook::wiring::open_store(&cfg).await.expect("store");
     // A new scheduler starts at the log's head; this one from the start.
     assert_eq!(store.cursor(0).await.unwrap(), 0);

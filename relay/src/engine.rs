@@ -64,16 +64,14 @@ pub struct Engine {
     pub handoff: Arc<Handoff>,
     /// Where recorded attempts wait for their payment events.
     pub outcomes: Arc<Outcomes>,
+    /// When attempts happen and retries come due (the schedule is in unix ms).
+    pub clock: Arc<dyn nexus_core::clock::Clock>,
 }
 
 /// How often the schedule is claimed from while handed-over broadcasts keep
 /// the engine busy: retries coming due and other nodes' expired leases wait
 /// at most this much longer than they would on an idle engine.
 const CLAIM_INTERVAL: Duration = Duration::from_millis(100);
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 impl Engine {
     /// Run until `token` is cancelled. Resumes whatever the schedule holds.
@@ -96,7 +94,7 @@ impl Engine {
                 let claimed = self
                     .store
                     .claim_due(
-                        now_ms(),
+                        self.clock.now_ms(),
                         (max - due.len()) as u32,
                         self.cfg.lease.as_millis() as i64,
                     )
@@ -139,7 +137,9 @@ impl Engine {
                     continue;
                 }
                 let wait = match self.store.next_due_ms().await {
-                    Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, 1_000) as u64),
+                    Ok(Some(at)) => {
+                        Duration::from_millis((at - self.clock.now_ms()).clamp(1, 1_000) as u64)
+                    }
                     _ => Duration::from_secs(1),
                 };
                 tokio::select! {
@@ -174,7 +174,7 @@ impl Engine {
     /// Record a batch of attempts, then leave their payment events to the
     /// accept batcher ([`Outcomes`]).
     async fn finish(&self, done: Vec<Done>) {
-        let at = now_ms();
+        let at = self.clock.now_ms();
         let records: Vec<(String, Attempt, Next)> = done
             .iter()
             .map(|d| (d.broadcast.txid.clone(), d.attempt.clone(), d.next.clone()))
@@ -206,7 +206,7 @@ impl Engine {
             self.stats.record(p, &c.reason, !c.provider_fault, latency);
         }
         let n = b.attempts + 1;
-        let at = now_ms();
+        let at = self.clock.now_ms();
         if c.disposition.is_success() && n > 1 {
             // How long the reason that held it up took to clear: reasons
             // that historically clear slowly get longer backoffs.

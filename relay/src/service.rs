@@ -118,6 +118,8 @@ pub struct AcceptDeps {
     pub handoff: Arc<Handoff>,
     /// From the engine: recorded attempts whose events ride on the next batch.
     pub outcomes: Arc<Outcomes>,
+    /// When a batch is decided (its events' `at`, its leases).
+    pub clock: Arc<dyn nexus_core::clock::Clock>,
 }
 
 /// Longest idempotency key accepted.
@@ -509,9 +511,8 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job], outcomes: &[Done]) -> Bat
         }
     }
     ids.extend(jobs.iter().map(|j| j.req.valid.call.payment_id));
-    let now = chrono::Utc::now();
-    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let now_ms = now.timestamp_millis();
+    let now_ms = deps.clock.now_ms();
+    let at = nexus_core::clock::rfc3339(now_ms);
     let times = Times {
         at: &at,
         now_ms,

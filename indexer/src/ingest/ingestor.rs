@@ -5,7 +5,9 @@ use tokio::sync::Mutex;
 
 use super::cursor::{Cursor, Group};
 
-use super::{Clock, EventBus, IngestError, Route};
+use nexus_core::clock::Clock;
+
+use super::{EventBus, IngestError, Route};
 use crate::store::types::sanitize_text;
 use crate::store::{CommitBatch, DeadLetter, History, MempoolRecord, StateStore, StoreError};
 use nexus_core::decode::{decode_escrow_call, decode_tx_hex, ContractId, DecodeStats};

@@ -4,7 +4,6 @@
 //! and lets the state machine read the record it is about to replace.
 
 mod bus;
-mod clock;
 mod cursor;
 mod decided;
 mod error;
@@ -13,7 +12,6 @@ mod follow;
 mod ingestor;
 
 pub use bus::{BroadcastBus, EventBus};
-pub use clock::{Clock, FixedClock, SystemClock};
 pub use decided::Decision;
 pub use error::IngestError;
 pub use external::{Correction, CorrectionOutcome};

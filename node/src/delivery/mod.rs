@@ -123,7 +123,7 @@ impl Delivery {
         let endpoints = webhook::wiring::endpoints(cfg)?;
         let webhooks = webhook::Webhooks {
             store: webhook::wiring::open_store(cfg).await?,
-            clock: Arc::new(webhook::SystemClock),
+            clock: Arc::new(nexus_core::clock::SystemClock),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
         if !endpoints.is_empty() {

@@ -81,6 +81,13 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// The path's payment id, or a 400 saying what it must look like.
+fn payment_id(s: &str) -> Result<PaymentId, ApiError> {
+    s.parse().map_err(|e: nexus_core::domain::PaymentIdError| {
+        ApiError::bad_request("payment_id", e.to_string())
+    })
+}
+
 /// The payment's record: the state store is the fast path; settled records
 /// expire from Redis after 24 h, history keeps them.
 pub(crate) async fn load_payment(app: &App, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
@@ -113,11 +120,7 @@ pub(crate) async fn get_payment(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: PaymentId = id
-        .parse()
-        .map_err(|e: nexus_core::domain::PaymentIdError| {
-            ApiError::bad_request("payment_id", e.to_string())
-        })?;
+    let id = payment_id(&id)?;
     let Some(payment) = load_payment(&app, &id).await? else {
         return Err(ApiError::not_found(format!("no payment {id}")));
     };
@@ -245,11 +248,7 @@ pub async fn get_proof(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: PaymentId = id
-        .parse()
-        .map_err(|e: nexus_core::domain::PaymentIdError| {
-            ApiError::bad_request("payment_id", e.to_string())
-        })?;
+    let id = payment_id(&id)?;
     let stored = app.ingestor.history().get_proof(&id).await?;
     let record = load_payment(&app, &id).await?;
     let tip = tip_height(&app).await?;

@@ -150,6 +150,7 @@ pub async fn start(
                 idempotency: idempotency.clone(),
                 handoff: handoff.clone(),
                 outcomes: outcomes.clone(),
+                clock: Arc::new(nexus_core::clock::SystemClock),
             },
             token.clone(),
             tasks,
@@ -173,6 +174,7 @@ pub async fn start(
             stats: stats.clone(),
             handoff,
             outcomes,
+            clock: Arc::new(nexus_core::clock::SystemClock),
         });
         tasks.spawn(engine.run(token.clone()));
         tracing::info!(

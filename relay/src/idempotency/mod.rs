@@ -31,12 +31,12 @@ pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// stops blocking its key after this long.
 pub const PENDING_TTL: Duration = Duration::from_secs(30);
 
-/// Unix milliseconds, as the SQL stores keep expiry times; a field of
-/// theirs so tests can move time.
-pub(crate) type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+/// The clock the SQL stores keep expiry times by (unix milliseconds); a
+/// field of theirs so tests can move time.
+pub(crate) type Clock = std::sync::Arc<dyn nexus_core::clock::Clock>;
 
 pub(crate) fn wall_clock() -> Clock {
-    std::sync::Arc::new(|| chrono::Utc::now().timestamp_millis())
+    std::sync::Arc::new(nexus_core::clock::SystemClock)
 }
 
 /// The response remembered for a key.
@@ -301,12 +301,10 @@ pub(crate) mod conformance {
     /// A [`Clock`] that moves only when the returned `advance` is called
     /// (for [`keys_and_stuck_reservations_expire`]).
     pub fn manual_clock() -> (Clock, impl Fn(Duration) -> std::future::Ready<()>) {
-        use std::sync::atomic::{AtomicI64, Ordering};
-        let now = std::sync::Arc::new(AtomicI64::new(1_000_000));
-        let read = now.clone();
-        let clock: Clock = std::sync::Arc::new(move || read.load(Ordering::SeqCst));
+        let clock = std::sync::Arc::new(nexus_core::clock::SkipClock::new(1_000_000));
+        let handle = clock.clone();
         let advance = move |d: Duration| {
-            now.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+            handle.advance(d);
             std::future::ready(())
         };
         (clock, advance)

@@ -28,7 +28,7 @@ const RACE_RETRIES: usize = 3;
 pub struct PgIdempotency {
     pool: PgPool,
     since_sweep: Arc<AtomicUsize>,
-    now_ms: Clock,
+    clock: Clock,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -52,7 +52,7 @@ impl PgIdempotency {
         PgIdempotency {
             pool,
             since_sweep: Arc::new(AtomicUsize::new(0)),
-            now_ms: wall_clock(),
+            clock: wall_clock(),
         }
     }
 }
@@ -60,7 +60,7 @@ impl PgIdempotency {
 #[async_trait]
 impl IdempotencyStore for PgIdempotency {
     async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Reservation, IdempotencyError> {
-        let now = (self.now_ms)();
+        let now = self.clock.now_ms();
         if self.since_sweep.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             sqlx::query("DELETE FROM idempotency_keys WHERE expires_ms <= $1")
                 .bind(now)
@@ -120,7 +120,7 @@ impl IdempotencyStore for PgIdempotency {
         if items.is_empty() {
             return Ok(());
         }
-        let expires = (self.now_ms)() + ms(KEY_TTL);
+        let expires = self.clock.now_ms() + ms(KEY_TTL);
         let mut keys = Vec::with_capacity(items.len());
         let mut fingerprints = Vec::with_capacity(items.len());
         let mut statuses = Vec::with_capacity(items.len());
@@ -192,7 +192,7 @@ mod tests {
     async fn keys_expire_after_a_day_and_stuck_reservations_after_their_ttl() {
         let mut store = store().await;
         let (clock, advance) = conformance::manual_clock();
-        store.now_ms = clock;
+        store.clock = clock;
         conformance::keys_and_stuck_reservations_expire(&store, advance).await;
     }
 

@@ -25,7 +25,7 @@ const SWEEP_EVERY: usize = 1024;
 pub struct SqliteIdempotency {
     conn: SideConnection,
     since_sweep: Arc<AtomicUsize>,
-    now_ms: Clock,
+    clock: Clock,
 }
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> IdempotencyError {
@@ -47,7 +47,7 @@ impl SqliteIdempotency {
         Ok(SqliteIdempotency {
             conn: SideConnection::open(path).map_err(unavailable)?,
             since_sweep: Arc::new(AtomicUsize::new(0)),
-            now_ms: wall_clock(),
+            clock: wall_clock(),
         })
     }
 
@@ -56,7 +56,7 @@ impl SqliteIdempotency {
         T: Send + 'static,
         F: FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
     {
-        let now = (self.now_ms)();
+        let now = self.clock.now_ms();
         self.conn
             .call(move |c| f(c, now))
             .await
@@ -208,7 +208,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = open(&dir);
         let (clock, advance) = conformance::manual_clock();
-        store.now_ms = clock;
+        store.clock = clock;
         conformance::keys_and_stuck_reservations_expire(&store, advance).await;
     }
 

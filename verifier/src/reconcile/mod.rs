@@ -23,8 +23,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use nexus_core::clock::Clock;
 use nexus_core::domain::{PaymentId, PaymentStatus, Proof};
-use nexus_indexer::ingest::{Clock, Correction, IngestError, Ingestor};
+use nexus_indexer::ingest::{Correction, IngestError, Ingestor};
 use nexus_indexer::store::{Fence, StoreError};
 
 use crate::lease::Role;

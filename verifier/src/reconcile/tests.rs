@@ -9,10 +9,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use clarity::vm::types::Value;
 
+use nexus_core::clock::FixedClock;
 use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
 };
-use nexus_indexer::ingest::{BroadcastBus, FixedClock};
+use nexus_indexer::ingest::BroadcastBus;
 use nexus_indexer::store::memory::MemoryState;
 use nexus_indexer::store::sqlite::SqliteHistory;
 use nexus_indexer::store::{CommitBatch, History};
@@ -151,32 +152,37 @@ struct Setup {
     bus: BroadcastBus,
 }
 
+/// The observer's event of type `ty` for `p` (numbered at commit).
+fn event(p: &Payment, ty: EventType) -> PaymentEvent {
+    PaymentEvent {
+        seq: 0,
+        event_type: ty,
+        payment_id: p.payment_id,
+        status: p.status,
+        sender: None,
+        recipient: None,
+        amount: None,
+        txid: None,
+        block_height: None,
+        index_block_hash: None,
+        burn_block_height: None,
+        confirmations: 1,
+        is_final: ty == EventType::Final,
+        source: EventSource::Observer,
+        reason: None,
+        reverted: None,
+        at: NOW.into(),
+        reason_data: None,
+        retry: None,
+    }
+}
+
 async fn setup(payments: Vec<Payment>, cfg: ReconcileConfig) -> Setup {
     let state = Arc::new(MemoryState::new());
     let history = Arc::new(SqliteHistory::open_in_memory().unwrap());
     let events = payments
         .iter()
-        .map(|p| PaymentEvent {
-            seq: 0,
-            event_type: EventType::Confirmed,
-            payment_id: p.payment_id,
-            status: p.status,
-            sender: None,
-            recipient: None,
-            amount: None,
-            txid: None,
-            block_height: None,
-            index_block_hash: None,
-            burn_block_height: None,
-            confirmations: 1,
-            is_final: false,
-            source: EventSource::Observer,
-            reason: None,
-            reverted: None,
-            at: NOW.into(),
-            reason_data: None,
-            retry: None,
-        })
+        .map(|p| event(p, EventType::Confirmed))
         .collect();
     history
         .commit(CommitBatch {
@@ -353,32 +359,14 @@ async fn a_payment_settled_and_final_between_cycles_gets_its_final_proof() {
         burn_block_height: 121,
         burn_block_hash: format!("0x{:064x}", 0xc21),
     });
-    let event = |ty: EventType| PaymentEvent {
-        seq: 0,
-        event_type: ty,
-        payment_id: pid(1),
-        status: PaymentStatus::Claimed,
-        sender: None,
-        recipient: None,
-        amount: None,
-        txid: None,
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
-        confirmations: 1,
-        is_final: ty == EventType::Final,
-        source: EventSource::Observer,
-        reason: None,
-        reverted: None,
-        at: NOW.into(),
-        reason_data: None,
-        retry: None,
-    };
     claimed.updated_seq = 3;
     history
         .commit(CommitBatch {
             payments: vec![claimed.clone()],
-            events: vec![event(EventType::Claimed), event(EventType::Final)],
+            events: vec![
+                event(&claimed, EventType::Claimed),
+                event(&claimed, EventType::Final),
+            ],
             ..Default::default()
         })
         .await

@@ -13,12 +13,12 @@ use nexus_core::domain::PaymentEvent;
 use nexus_indexer::store::History;
 
 use super::backoff::Backoff;
-use super::clock::Clock;
 use super::signature::{sign, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::store::{NewDelivery, PendingDelivery, WebhookStore};
 use super::Endpoint;
 use crate::delivery::hub::Item;
 use crate::delivery::metrics::DeliveryMetrics;
+use nexus_core::clock::Clock;
 use nexus_core::error_chain;
 
 /// Events read from the log per enqueue step.
@@ -182,7 +182,7 @@ impl Engine {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {}
-                _ = async { match next { Some(t) => self.clock.sleep_until_ms(t).await, None => std::future::pending().await } } => {}
+                _ = async { match next { Some(t) => tokio::time::sleep(self.clock.until(t)).await, None => std::future::pending().await } } => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }

@@ -11,7 +11,6 @@
 //! Receivers check requests with [`verify_webhook_signature`].
 
 pub mod backoff;
-pub mod clock;
 pub mod engine;
 pub mod postgres;
 pub mod signature;
@@ -20,7 +19,6 @@ pub mod store;
 pub mod wiring;
 
 pub use backoff::Backoff;
-pub use clock::{Clock, SkipClock, SystemClock};
 pub use engine::{Engine, Settings};
 pub use signature::{
     sign, verify_webhook_signature, SignatureError, DEFAULT_TOLERANCE, EVENT_ID_HEADER,
@@ -143,6 +141,6 @@ impl EndpointConfig {
 /// What the API needs: the store, the clock, and a way to wake the sender.
 pub struct Webhooks {
     pub store: Arc<dyn WebhookStore>,
-    pub clock: Arc<dyn Clock>,
+    pub clock: Arc<dyn nexus_core::clock::Clock>,
     pub wake: Arc<Notify>,
 }
