@@ -13,6 +13,7 @@
 //! from history: nothing is lost and nothing is emitted twice.
 
 pub mod attached;
+mod codec;
 mod error;
 pub mod memory;
 pub mod postgres;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
@@ -34,6 +33,7 @@ mod rows;
 use rows::Rows;
 
 const BACKEND: &str = "postgresql";
+const C: super::codec::Codec = super::codec::Codec(BACKEND);
 
 /// Enough for the observer, the API and the verifier at once; PostgreSQL's
 /// default `max_connections` (100) leaves room for several indexers.
@@ -379,7 +379,7 @@ impl History for PgHistory {
                 .fetch_optional(&mut *self.conn().await?)
                 .await
                 .map_err(pg_err)?;
-        body.as_deref().map(from_json).transpose()
+        body.as_deref().map(|b| C.read_json(b)).transpose()
     }
 
     async fn get_payments(&self, ids: &[PaymentId]) -> Result<Vec<Option<Payment>>, StoreError> {
@@ -400,7 +400,7 @@ impl History for PgHistory {
                 .map_err(pg_err)?;
         let found: std::collections::HashMap<String, String> = rows.into_iter().collect();
         keys.iter()
-            .map(|k| found.get(k).map(|b| from_json(b)).transpose())
+            .map(|k| found.get(k).map(|b| C.read_json(b)).transpose())
             .collect()
     }
 
@@ -427,7 +427,7 @@ impl History for PgHistory {
             .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(pg_err)?;
-        bodies.iter().map(|b| from_json(b)).collect()
+        bodies.iter().map(|b| C.read_json(b)).collect()
     }
 
     async fn payments_changed_since(&self, seq: u64) -> Result<Vec<Payment>, StoreError> {
@@ -438,11 +438,11 @@ impl History for PgHistory {
              (SELECT payment_id FROM payment_events WHERE seq > $1) \
              ORDER BY updated_seq, payment_id",
         )
-        .bind(to_i64(seq)?)
+        .bind(C.write_int(seq)?)
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        bodies.iter().map(|b| from_json(b)).collect()
+        bodies.iter().map(|b| C.read_json(b)).collect()
     }
 
     async fn events_for_payment(&self, id: &PaymentId) -> Result<Vec<PaymentEvent>, StoreError> {
@@ -453,19 +453,19 @@ impl History for PgHistory {
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        bodies.iter().map(|b| from_json(b)).collect()
+        bodies.iter().map(|b| C.read_json(b)).collect()
     }
 
     async fn events_since(&self, after: u64, limit: u32) -> Result<Vec<PaymentEvent>, StoreError> {
         let bodies: Vec<String> = sqlx::query_scalar(
             "SELECT body FROM payment_events WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
-        .bind(to_i64(after)?)
+        .bind(C.write_int(after)?)
         .bind(i64::from(limit))
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        bodies.iter().map(|b| from_json(b)).collect()
+        bodies.iter().map(|b| C.read_json(b)).collect()
     }
 
     async fn last_seq(&self) -> Result<u64, StoreError> {
@@ -473,7 +473,7 @@ impl History for PgHistory {
             .fetch_one(&mut *self.conn().await?)
             .await
             .map_err(pg_err)?;
-        from_i64(last)
+        C.read_int(last)
     }
 
     async fn tip(&self) -> Result<Option<BlockRecord>, StoreError> {
@@ -487,7 +487,11 @@ impl History for PgHistory {
         .await
         .map_err(pg_err)?;
         let Some(r) = row else { return Ok(None) };
-        let i64_col = |name: &str| r.try_get::<i64, _>(name).map_err(pg_err).and_then(from_i64);
+        let i64_col = |name: &str| {
+            r.try_get::<i64, _>(name)
+                .map_err(pg_err)
+                .and_then(|v| C.read_int(v))
+        };
         Ok(Some(BlockRecord {
             block: BlockRef {
                 index_block_hash: r.try_get("index_block_hash").map_err(pg_err)?,
@@ -520,7 +524,7 @@ impl History for PgHistory {
                 .fetch_optional(&mut *self.conn().await?)
                 .await
                 .map_err(pg_err)?;
-        body.map_or(Ok(Vec::new()), |b| from_json(&b))
+        body.map_or(Ok(Vec::new()), |b| C.read_json(&b))
     }
 
     async fn undo(&self, index_block_hash: &str) -> Result<Vec<UndoRecord>, StoreError> {
@@ -638,7 +642,7 @@ impl History for PgHistory {
         .await
         .map_err(pg_err)?;
         rows.into_iter()
-            .map(|(hash, body)| Ok((hash, from_json(&body)?)))
+            .map(|(hash, body)| Ok((hash, C.read_json(&body)?)))
             .collect()
     }
 
@@ -690,11 +694,11 @@ impl History for PgHistory {
         // One upsert may not touch a row twice: the last proof of an id wins.
         for p in proofs {
             match seen.get(&p.payment_id) {
-                Some(&i) => bodies[i] = to_json(p)?,
+                Some(&i) => bodies[i] = C.write_json(p)?,
                 None => {
                     seen.insert(p.payment_id, ids.len());
                     ids.push(p.payment_id.to_string());
-                    bodies.push(to_json(p)?);
+                    bodies.push(C.write_json(p)?);
                 }
             }
         }
@@ -721,7 +725,7 @@ impl History for PgHistory {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(pg_err)?;
-        body.as_deref().map(from_json).transpose()
+        body.as_deref().map(|b| C.read_json(b)).transpose()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -757,7 +761,7 @@ async fn write_batch(
                     .fetch_one(&mut *c)
                     .await
                     .map_err(pg_err)?;
-            (from_i64(after - n)?, true)
+            (C.read_int(after - n)?, true)
         }
     };
     let last_seq = batch.assign_seqs(last);
@@ -830,7 +834,7 @@ async fn check_fence(tx: &mut sqlx::PgConnection, f: &Fence) -> Result<(), Store
          SET token = EXCLUDED.token WHERE fences.token <= EXCLUDED.token RETURNING token",
     )
     .bind(sanitize_text(&f.name))
-    .bind(to_i64(f.token)?)
+    .bind(C.write_int(f.token)?)
     .fetch_optional(tx)
     .await
     .map_err(pg_err)?;
@@ -848,7 +852,11 @@ const BLOCK_COLS: &str = "index_block_hash, parent_index_block_hash, block_hash,
      burn_height, burn_hash, time, canonical";
 
 fn block_from_row(r: &sqlx::postgres::PgRow) -> Result<BlockRecord, StoreError> {
-    let i64_col = |name: &str| r.try_get::<i64, _>(name).map_err(pg_err).and_then(from_i64);
+    let i64_col = |name: &str| {
+        r.try_get::<i64, _>(name)
+            .map_err(pg_err)
+            .and_then(|v| C.read_int(v))
+    };
     Ok(BlockRecord {
         block: BlockRef {
             index_block_hash: r.try_get("index_block_hash").map_err(pg_err)?,
@@ -881,10 +889,10 @@ async fn insert_blocks(c: &mut PgConnection, blocks: &[BlockRecord]) -> Result<(
         cols.0.push(sanitize_text(&blk.index_block_hash));
         cols.1.push(sanitize_text(&blk.parent_index_block_hash));
         cols.2.push(sanitize_text(&blk.block_hash));
-        cols.3.push(to_i64(blk.height)?);
-        cols.4.push(to_i64(blk.burn_height)?);
+        cols.3.push(C.write_int(blk.height)?);
+        cols.4.push(C.write_int(blk.burn_height)?);
         cols.5.push(sanitize_text(&blk.burn_hash));
-        cols.6.push(to_i64(blk.time)?);
+        cols.6.push(C.write_int(blk.time)?);
         cols.7.push(b.canonical);
     }
     sqlx::query(
@@ -1024,8 +1032,8 @@ async fn write_single(
     }
     sql.push_str(" SELECT count(*) FROM m");
     let q = sqlx::query(&sql)
-        .bind(to_i64(last_seq)?)
-        .bind(to_i64(expected)?);
+        .bind(C.write_int(last_seq)?)
+        .bind(C.write_int(expected)?);
     let mut q = single.bind(q);
     for a in &attached {
         q = bind_attached(q, a);
@@ -1050,24 +1058,6 @@ async fn write_single(
 fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     items.filter(|s| seen.insert(s.clone())).collect()
-}
-
-fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|e| StoreError::rejected(BACKEND, e))
-}
-
-fn from_i64(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|e| StoreError::corrupt(BACKEND, e))
-}
-
-/// Bodies are TEXT: serde_json escapes control characters (`\u0000`), so
-/// they never carry a raw NUL.
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::rejected(BACKEND, e))
-}
-
-fn from_json<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::corrupt(BACKEND, e))
 }
 
 /// Classify a sqlx error by whether a retry can help.

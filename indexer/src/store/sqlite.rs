@@ -26,6 +26,7 @@ use nexus_core::decode::{BlockRef, EscrowTx};
 use nexus_core::domain::{Payment, PaymentEvent, PaymentId, Proof};
 
 const BACKEND: &str = "sqlite";
+const C: super::codec::Codec = super::codec::Codec(BACKEND);
 
 /// Schema versions, in order: entry `i` takes `user_version` from `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -334,7 +335,7 @@ impl History for SqliteHistory {
                 .prepare_cached("SELECT body FROM payments WHERE payment_id = ?1")
                 .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
                 .map_err(sq_err)?;
-            body.as_deref().map(from_json).transpose()
+            body.as_deref().map(|b| C.read_json(b)).transpose()
         })
         .await
     }
@@ -367,13 +368,13 @@ impl History for SqliteHistory {
             let bodies = s
                 .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))
                 .map_err(sq_err)?;
-            bodies.map(|b| from_json(&b.map_err(sq_err)?)).collect()
+            bodies.map(|b| C.read_json(&b.map_err(sq_err)?)).collect()
         })
         .await
     }
 
     async fn payments_changed_since(&self, seq: u64) -> Result<Vec<Payment>, StoreError> {
-        let seq = to_i64(seq)?;
+        let seq = C.write_int(seq)?;
         self.run(move |c| {
             bodies(
                 c,
@@ -399,7 +400,7 @@ impl History for SqliteHistory {
     }
 
     async fn events_since(&self, after: u64, limit: u32) -> Result<Vec<PaymentEvent>, StoreError> {
-        let after = to_i64(after)?;
+        let after = C.write_int(after)?;
         self.run(move |c| {
             bodies(
                 c,
@@ -416,7 +417,7 @@ impl History for SqliteHistory {
                 .prepare_cached("SELECT last_seq FROM meta WHERE id = 1")
                 .and_then(|mut s| s.query_row([], |r| r.get(0)))
                 .map_err(sq_err)?;
-            from_i64(last)
+            C.read_int(last)
         })
         .await
     }
@@ -455,10 +456,10 @@ impl History for SqliteHistory {
                     index_block_hash: ibh,
                     parent_index_block_hash: parent,
                     block_hash: hash,
-                    height: from_i64(height)?,
-                    burn_height: from_i64(burn_height)?,
+                    height: C.read_int(height)?,
+                    burn_height: C.read_int(burn_height)?,
                     burn_hash,
-                    time: from_i64(time)?,
+                    time: C.read_int(time)?,
                 },
                 canonical,
             }))
@@ -646,7 +647,7 @@ impl History for SqliteHistory {
         }
         let rows = proofs
             .iter()
-            .map(|p| Ok((p.payment_id.to_string(), to_json(p)?)))
+            .map(|p| Ok((p.payment_id.to_string(), C.write_json(p)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let fence = fence.cloned();
         self.run(move |c| {
@@ -679,7 +680,7 @@ impl History for SqliteHistory {
                 .prepare_cached("SELECT body FROM proofs WHERE payment_id = ?1")
                 .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
                 .map_err(sq_err)?;
-            body.as_deref().map(from_json).transpose()
+            body.as_deref().map(|b| C.read_json(b)).transpose()
         })
         .await
     }
@@ -703,7 +704,7 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
     let last: i64 = tx
         .query_row("SELECT last_seq FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(sq_err)?;
-    let last_seq = batch.assign_seqs(from_i64(last)?);
+    let last_seq = batch.assign_seqs(C.read_int(last)?);
 
     {
         let mut s = tx
@@ -726,7 +727,7 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
             )
             .map_err(sq_err)?;
         for u in &batch.undo {
-            let before = u.before.as_ref().map(to_json).transpose()?;
+            let before = u.before.as_ref().map(|v| C.write_json(v)).transpose()?;
             s.execute(params![
                 sanitize_text(&u.index_block_hash),
                 u.payment_id.to_string(),
@@ -739,9 +740,9 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
     if let Some(b) = &batch.block {
         let blk = &b.block;
         let (height, burn_height, time) = (
-            to_i64(blk.height)?,
-            to_i64(blk.burn_height)?,
-            to_i64(blk.time)?,
+            C.write_int(blk.height)?,
+            C.write_int(blk.burn_height)?,
+            C.write_int(blk.time)?,
         );
         // A re-delivered block is not an error: the first copy stays.
         tx.prepare_cached(
@@ -780,7 +781,7 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
                 block,
                 t.tx_index,
                 sanitize_text(&t.txid),
-                to_json(t)?
+                C.write_json(t)?
             ])
             .map_err(sq_err)?;
         }
@@ -802,7 +803,7 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
         }
     }
     if let Some((height, hash)) = &batch.burn_block {
-        let height = to_i64(*height)?;
+        let height = C.write_int(*height)?;
         tx.prepare_cached(
             "INSERT INTO burn_blocks (height, hash) VALUES (?1, ?2) \
              ON CONFLICT (height) DO UPDATE SET hash = excluded.hash",
@@ -826,8 +827,8 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
                 p.status.as_str(),
                 p.sender.as_deref().map(sanitize_text),
                 p.recipient.as_deref().map(sanitize_text),
-                to_i64(p.updated_seq)?,
-                to_json(p)?,
+                C.write_int(p.updated_seq)?,
+                C.write_json(p)?,
             ])
             .map_err(sq_err)?;
         }
@@ -840,15 +841,15 @@ fn write_batch(tx: &Connection, mut batch: CommitBatch) -> Result<Committed, Sto
             .map_err(sq_err)?;
         for e in &batch.events {
             s.execute(params![
-                to_i64(e.seq)?,
+                C.write_int(e.seq)?,
                 e.payment_id.to_string(),
                 e.event_type.as_str(),
-                to_json(e)?
+                C.write_json(e)?
             ])
             .map_err(sq_err)?;
         }
         drop(s);
-        let last = to_i64(last_seq)?;
+        let last = C.write_int(last_seq)?;
         tx.prepare_cached("UPDATE meta SET last_seq = ?1 WHERE id = 1")
             .and_then(|mut s| s.execute([last]))
             .map_err(sq_err)?;
@@ -930,7 +931,7 @@ fn undo_rows(c: &Connection, hash: &str) -> Result<Vec<UndoRecord>, StoreError> 
         out.push(UndoRecord {
             index_block_hash: hash.to_string(),
             payment_id: pid.parse().map_err(|e| StoreError::corrupt(BACKEND, e))?,
-            before: before.as_deref().map(from_json).transpose()?,
+            before: before.as_deref().map(|b| C.read_json(b)).transpose()?,
         });
     }
     Ok(out)
@@ -947,7 +948,7 @@ fn check_fence(tx: &Connection, f: &Fence) -> Result<(), StoreError> {
         .and_then(|mut s| {
             s.execute(params![
                 sanitize_text(&f.name),
-                to_i64(f.token).unwrap_or(i64::MAX)
+                C.write_int(f.token).unwrap_or(i64::MAX)
             ])
         })
         .map_err(sq_err)?;
@@ -994,10 +995,10 @@ fn blocks(
                 index_block_hash: ibh,
                 parent_index_block_hash: parent,
                 block_hash: hash,
-                height: from_i64(height)?,
-                burn_height: from_i64(burn_height)?,
+                height: C.read_int(height)?,
+                burn_height: C.read_int(burn_height)?,
                 burn_hash,
-                time: from_i64(time)?,
+                time: C.read_int(time)?,
             },
             canonical,
         });
@@ -1015,7 +1016,7 @@ fn bodies<T: DeserializeOwned>(
     let rows = s
         .query_map(params, |r| r.get::<_, String>(0))
         .map_err(sq_err)?;
-    rows.map(|b| from_json(&b.map_err(sq_err)?)).collect()
+    rows.map(|b| C.read_json(&b.map_err(sq_err)?)).collect()
 }
 
 /// The last record of each payment id, in first-seen order (as PostgreSQL,
@@ -1033,23 +1034,6 @@ fn last_per_id(payments: &[Payment]) -> Vec<&Payment> {
         }
     }
     out
-}
-
-/// SQLite integers are i64; a u64 past that is refused, not wrapped.
-fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|e| StoreError::rejected(BACKEND, e))
-}
-
-fn from_i64(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|e| StoreError::corrupt(BACKEND, e))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::rejected(BACKEND, e))
-}
-
-fn from_json<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::corrupt(BACKEND, e))
 }
 
 /// Classify a rusqlite error by whether a retry can help. Public for the

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::PgConnection;
 
-use super::{from_json, insert_blocks, pg_err, to_i64, to_json, BACKEND};
+use super::{insert_blocks, pg_err, BACKEND, C};
 use crate::store::types::sanitize_text;
 use crate::store::{BlockRecord, CommitBatch, StoreError, UndoRecord};
 use nexus_core::decode::EscrowTx;
@@ -52,7 +52,7 @@ fn txs_json(txs: &[EscrowTx]) -> Result<String, StoreError> {
     let mut sorted: Vec<&EscrowTx> = txs.iter().collect();
     sorted.sort_by_key(|t| t.tx_index);
     sorted.dedup_by_key(|t| t.tx_index);
-    to_json(&sorted)
+    C.write_json(&sorted)
 }
 
 /// `block_undo.body` of each block in `undo`: `[payment_id, before]` pairs
@@ -69,14 +69,14 @@ fn undo_json(undo: &[UndoRecord]) -> Result<Vec<(String, String)>, StoreError> {
         .into_iter()
         .map(|(block, set)| {
             let pairs: Vec<(PaymentId, &Option<Payment>)> = set.into_iter().collect();
-            Ok((sanitize_text(block), to_json(&pairs)?))
+            Ok((sanitize_text(block), C.write_json(&pairs)?))
         })
         .collect()
 }
 
 /// The undo records of block `hash` from its `block_undo.body`.
 pub(super) fn undo_from_json(hash: &str, body: &str) -> Result<Vec<UndoRecord>, StoreError> {
-    let pairs: Vec<(PaymentId, Option<Payment>)> = from_json(body)?;
+    let pairs: Vec<(PaymentId, Option<Payment>)> = C.read_json(body)?;
     Ok(pairs
         .into_iter()
         .map(|(payment_id, before)| UndoRecord {
@@ -163,7 +163,7 @@ impl Rows {
         };
         let undo = undo_json(&batch.undo)?;
         let burn = match &batch.burn_block {
-            Some((height, hash)) => Some((to_i64(*height)?, sanitize_text(hash))),
+            Some((height, hash)) => Some((C.write_int(*height)?, sanitize_text(hash))),
             None => None,
         };
         let payments = batch
@@ -175,8 +175,8 @@ impl Rows {
                     status: p.status.as_str(),
                     sender: p.sender.as_deref().map(sanitize_text),
                     recipient: p.recipient.as_deref().map(sanitize_text),
-                    updated_seq: to_i64(p.updated_seq)?,
-                    body: to_json(p)?,
+                    updated_seq: C.write_int(p.updated_seq)?,
+                    body: C.write_json(p)?,
                 };
                 Ok((p.payment_id, row))
             })
@@ -186,14 +186,14 @@ impl Rows {
             .iter()
             .map(|e| {
                 Ok(EventRow {
-                    seq: to_i64(e.seq)?,
+                    seq: C.write_int(e.seq)?,
                     payment: e.payment_id.to_string(),
                     kind: e.event_type.as_str(),
-                    body: to_json(e)?,
+                    body: C.write_json(e)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let last_seq = to_i64(last_seq)?;
+        let last_seq = C.write_int(last_seq)?;
 
         self.blocks.extend(batch.block.iter().cloned());
         self.block_txs.extend(block_txs);
