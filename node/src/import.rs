@@ -264,7 +264,7 @@ pub async fn import_file(
                         source: format!("import:{number}"),
                         reason: sanitize_text(&reason),
                         payload: sanitize_text(&String::from_utf8_lossy(&bytes)),
-                        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        at: ingestor.clock().now_rfc3339(),
                     };
                     retry(number, || async {
                         Ok(ingestor.history().dead_letter(dl.clone()).await?)

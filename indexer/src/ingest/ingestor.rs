@@ -354,6 +354,11 @@ impl Ingestor {
         Ok(())
     }
 
+    /// The clock its events are stamped with (the node's one clock).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// How many times the state store has been rebuilt from history.
     pub fn rebuilds(&self) -> u64 {
         self.rebuilds.load(std::sync::atomic::Ordering::Relaxed)

@@ -27,7 +27,8 @@ pub(crate) async fn health(State(app): State<Arc<App>>) -> Response {
     let history = app.ingestor.history().ping().await;
     let tip = app.ingestor.history().tip().await.ok().flatten();
     let last_at = app.metrics.last_block_at.get();
-    let age = (last_at > 0).then(|| chrono::Utc::now().timestamp() - last_at);
+    let now_s = app.ingestor.clock().now_ms().div_euclid(1000);
+    let age = (last_at > 0).then(|| now_s - last_at);
     let gaps = app.ingestor.gaps().await.unwrap_or_default();
     app.metrics.open_gaps.set(gaps.len() as i64);
     let ok = state.is_ok() && history.is_ok();

@@ -60,7 +60,7 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
                 app.metrics.last_block_height.set(h as i64);
                 app.metrics
                     .last_block_at
-                    .set(chrono::Utc::now().timestamp());
+                    .set(app.ingestor.clock().now_ms().div_euclid(1000));
             }
             tracing::debug!(
                 path = uri.path(),
