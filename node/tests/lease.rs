@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nexus_core::domain::{
-    ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, Proof,
+    ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, Proof, Tip,
 };
 use nexus_core::escrow::{ChainPayment, ChainStatus};
 use nexus_indexer::store::postgres::PgHistory;
@@ -306,22 +306,18 @@ async fn one_leader_a_killed_leader_is_replaced_within_a_lease_and_its_token_is_
     };
     let err = history
         .put_proofs(
-            &[Proof {
-                payment_id: p.payment_id,
-                status: PaymentStatus::Refunded,
-                txid: None,
-                tx_index: None,
-                block_height: None,
-                index_block_hash: None,
-                block_hash: None,
-                burn_block_height: None,
-                burn_block_hash: None,
-                confirmations: 0,
-                is_final: false,
-                verified_tip_height: 20,
-                verified_tip: String::new(),
-                verified_at: AT.into(),
-            }],
+            &[Proof::verified(
+                p.payment_id,
+                PaymentStatus::Refunded,
+                None,
+                &Tip {
+                    height: 20,
+                    index_block_hash: String::new(),
+                    burn_height: 0,
+                },
+                6,
+                AT,
+            )],
             Some(&stale),
         )
         .await
