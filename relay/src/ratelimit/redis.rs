@@ -1,6 +1,12 @@
-//! GCRA in Redis: one script call per request (a group of them in one
-//! pipeline), the clock read inside the script (Redis `TIME`) so nodes with
-//! skewed clocks still share one limit.
+//! GCRA in Redis: one script call per group of requests, the clock read
+//! inside the script (Redis `TIME`) so nodes with skewed clocks still share
+//! one limit.
+//!
+//! A group is one script run, not a pipeline of one run per request: a
+//! pipeline that met a flushed script cache half way (Redis restarted, or
+//! `SCRIPT FLUSH`) had already spent the quota of its first requests, and
+//! running it again after loading the script spent it twice. One run is
+//! atomic: it happens whole or, on `NOSCRIPT`, not at all.
 
 use std::time::Duration;
 
@@ -10,20 +16,28 @@ use redis::Script;
 
 use super::{Decision, Quota, RateLimitError, RateLimiter};
 
-/// KEYS[1]: the limit's key. ARGV: interval µs, burst.
-/// Returns {1, 0} (allowed) or {0, wait µs}. Mirrors [`super::gcra`].
+/// KEYS: the limits' keys, in request order (a key may repeat). ARGV: for
+/// each key, its interval in µs and its burst. Returns, per key, {1, 0}
+/// (allowed) or {0, wait µs}. Mirrors [`super::gcra`].
 const GCRA: &str = r"
-local t = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + t
-local allow_at = new_tat - t * burst
-if allow_at > now then return {0, allow_at - now} end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {1, 0}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local t = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + t
+  local allow_at = new_tat - t * burst
+  if allow_at > now then
+    out[i] = {0, allow_at - now}
+  else
+    redis.call('SET', key, string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+    out[i] = {1, 0}
+  end
+end
+return out
 ";
 
 #[derive(Clone)]
@@ -47,16 +61,9 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, key: &str, quota: Quota) -> Result<Decision, RateLimitError> {
-        let mut conn = self.conn.clone();
-        let (allowed, wait_us): (i64, i64) = self
-            .script
-            .key(format!("{}ratelimit:{key}", self.prefix))
-            .arg(quota.interval().as_micros() as u64)
-            .arg(quota.burst.max(1))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(decision((allowed, wait_us)))
+        let mut out = self.check_many(&[(key.to_string(), quota)]).await?;
+        out.pop()
+            .ok_or_else(|| unavailable("the script answered nothing"))
     }
 
     async fn check_many(&self, items: &[(String, Quota)]) -> Result<Vec<Decision>, RateLimitError> {
@@ -64,39 +71,46 @@ impl RateLimiter for RedisRateLimiter {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let mut loaded = false;
-        loop {
-            let mut pipe = redis::pipe();
-            for (key, quota) in items {
-                pipe.cmd("EVALSHA")
-                    .arg(self.script.get_hash())
-                    .arg(1)
-                    .arg(format!("{}ratelimit:{key}", self.prefix))
-                    .arg(quota.interval().as_micros() as u64)
+        let run = |command: &str, script: &str| {
+            let mut cmd = redis::cmd(command);
+            cmd.arg(script).arg(items.len());
+            for (key, _) in items {
+                cmd.arg(format!("{}ratelimit:{key}", self.prefix));
+            }
+            for (_, quota) in items {
+                cmd.arg(quota.interval().as_micros() as u64)
                     .arg(quota.burst.max(1));
             }
-            match pipe.query_async::<Vec<(i64, i64)>>(&mut conn).await {
-                Ok(answers) => return Ok(answers.into_iter().map(decision).collect()),
-                // Redis restarted or its scripts were flushed: load it, once.
-                Err(e) if !loaded && e.kind() == redis::ErrorKind::NoScriptError => {
-                    let _: String = redis::cmd("SCRIPT")
-                        .arg("LOAD")
-                        .arg(GCRA)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(unavailable)?;
-                    loaded = true;
-                }
-                Err(e) => return Err(unavailable(e)),
+            cmd
+        };
+        // By hash first (the script is cached after the first run). On
+        // NOSCRIPT send the script itself: safe, since the failed run
+        // changed nothing, and it cannot meet another flush half way.
+        let answers: Vec<(i64, i64)> = match run("EVALSHA", self.script.get_hash())
+            .query_async(&mut conn)
+            .await
+        {
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                run("EVAL", GCRA).query_async(&mut conn).await
             }
+            other => other,
         }
+        .map_err(unavailable)?;
+        if answers.len() != items.len() {
+            return Err(unavailable(format!(
+                "the script answered {} of {} checks",
+                answers.len(),
+                items.len()
+            )));
+        }
+        Ok(answers.into_iter().map(decision).collect())
     }
 }
 
-fn unavailable(e: redis::RedisError) -> RateLimitError {
+fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> RateLimitError {
     RateLimitError {
         backend: "redis",
-        source: Box::new(e),
+        source: e.into(),
     }
 }
 
@@ -168,5 +182,43 @@ mod tests {
             b.check("ip:1", q).await.unwrap(),
             Decision::Deny { .. }
         ));
+    }
+
+    /// Scripts flushed while groups run (another client's `SCRIPT FLUSH`, a
+    /// restart) never spend a quota twice: exactly the burst is allowed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_while_groups_run_spends_each_quota_once() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let (conn, prefix) = crate::testing::redis().await;
+        let limiter = RedisRateLimiter::new(conn.clone(), &prefix);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flusher = tokio::spawn({
+            let (mut c, stop) = (conn, stop.clone());
+            async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let () = redis::cmd("SCRIPT")
+                        .arg("FLUSH")
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let q = Quota {
+            per_second: 0.001,
+            burst: 50,
+        };
+        let group: Vec<(String, Quota)> = (0..10).map(|_| ("shared".to_string(), q)).collect();
+        let mut allowed = 0;
+        for _ in 0..20 {
+            let found = limiter.check_many(&group).await.unwrap();
+            allowed += found.iter().filter(|d| **d == Decision::Allow).count();
+        }
+        stop.store(true, Ordering::SeqCst);
+        flusher.await.unwrap();
+        assert_eq!(allowed, 50);
     }
 }
