@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use nexus_core::domain::PaymentEvent;
-use nexus_indexer::store::{History, StoreError};
+use nexus_store::{History, StoreError};
 
 use super::filter::Filter;
 use super::jsonrpc::notification_text;
@@ -265,8 +265,8 @@ impl Drop for Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::filter::tests_support::event_of;
-    use nexus_indexer::store::sqlite::SqliteHistory;
+    use crate::filter::tests_support::event_of;
+    use nexus_store::sqlite::SqliteHistory;
 
     fn hub(capacity: usize) -> Hub {
         let history = SqliteHistory::open_in_memory().expect("SQLite in memory");

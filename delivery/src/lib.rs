@@ -26,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use nexus_indexer::ingest::{BroadcastBus, EventBus};
-use nexus_indexer::store::{History, StoreError};
+use nexus_store::webhooks::WebhookStore;
+use nexus_store::{History, StoreError};
 
-use crate::config::Config;
 use hub::Hub;
 use metrics::DeliveryMetrics;
 use ws::{WsConfig, WsServer};
@@ -51,10 +51,29 @@ pub enum DeliveryError {
     Webhook(#[from] webhook::WebhookConfigError),
 }
 
+/// The Redis fan-out between instances: where, and under which key prefix.
+#[derive(Debug, Clone)]
+pub struct FanoutConfig {
+    pub redis_url: String,
+    pub prefix: String,
+}
+
+/// Everything delivery needs from the node's configuration (the binary
+/// builds it: `nexus-node`'s `delivery.rs`).
+pub struct Setup {
+    /// `None`: a single instance, no Redis fan-out.
+    pub fanout: Option<FanoutConfig>,
+    pub ws: WsConfig,
+    /// No endpoints: no webhook sender runs (the store still answers the API).
+    pub endpoints: Vec<webhook::Endpoint>,
+    pub webhook_settings: webhook::Settings,
+    pub webhook_store: Arc<dyn WebhookStore>,
+}
+
 /// What the ingest path publishes to, besides the in-process bus: the Redis
-/// fan-out when `redis_url` is set. Its task is tracked by `tracker`.
+/// fan-out when there is one. Its task is tracked by `tracker`.
 pub fn publisher(
-    cfg: &Config,
+    fanout: Option<&FanoutConfig>,
     local: &BroadcastBus,
     metrics: &DeliveryMetrics,
     tracker: &TaskTracker,
@@ -62,12 +81,12 @@ pub fn publisher(
     origin: &fanout::Origin,
 ) -> Result<Arc<dyn EventBus>, DeliveryError> {
     let local: Arc<dyn EventBus> = Arc::new(local.clone());
-    let Some(url) = &cfg.redis_url else {
+    let Some(f) = fanout else {
         return Ok(local);
     };
     let (publisher, task) = fanout::RedisPublisher::start(
-        url,
-        &cfg.redis_prefix,
+        &f.redis_url,
+        &f.prefix,
         origin.clone(),
         metrics.clone(),
         shutdown.clone(),
@@ -87,10 +106,10 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Start the hub (and the Redis subscriber when `redis_url` is set) and
-    /// the webhook scheduler when endpoints are configured.
+    /// Start the hub (and the Redis subscriber with a fan-out) and the
+    /// webhook sender when endpoints are configured.
     pub async fn start(
-        cfg: &Config,
+        setup: Setup,
         local: &BroadcastBus,
         history: Arc<dyn History>,
         metrics: DeliveryMetrics,
@@ -102,12 +121,12 @@ impl Delivery {
         let local_rx = local.subscribe();
         let head = history.last_seq().await.map_err(DeliveryError::History)?;
         let hub = Hub::new(history, head, HUB_CAPACITY, metrics.clone());
-        let remote = match &cfg.redis_url {
-            Some(url) => {
+        let remote = match setup.fanout {
+            Some(f) => {
                 let (tx, rx) = mpsc::channel(REMOTE_QUEUE);
                 tracker.spawn(fanout::subscribe_loop(
-                    url.clone(),
-                    cfg.redis_prefix.clone(),
+                    f.redis_url,
+                    f.prefix,
                     origin,
                     tx,
                     shutdown.clone(),
@@ -120,9 +139,9 @@ impl Delivery {
             hub.clone()
                 .run(local_rx, remote, HUB_CHECK, shutdown.clone()),
         );
-        let endpoints = webhook::wiring::endpoints(cfg)?;
+        let endpoints = setup.endpoints;
         let webhooks = webhook::Webhooks {
-            store: webhook::wiring::open_store(cfg).await?,
+            store: setup.webhook_store,
             clock: Arc::new(nexus_core::clock::SystemClock),
             wake: Arc::new(tokio::sync::Notify::new()),
         };
@@ -132,7 +151,7 @@ impl Delivery {
                 store: webhooks.store.clone(),
                 history: hub.history().clone(),
                 endpoints: Arc::new(endpoints),
-                settings: webhook::wiring::settings(cfg),
+                settings: setup.webhook_settings,
                 clock: webhooks.clock.clone(),
                 metrics: metrics.clone(),
                 wake: webhooks.wake.clone(),
@@ -141,7 +160,7 @@ impl Delivery {
             tracker.spawn(engine.run(hub.subscribe(), shutdown.clone()));
         }
         let ws = Arc::new(WsServer::new(
-            ws_config(cfg),
+            setup.ws,
             hub.clone(),
             shutdown.clone(),
             tracker.clone(),
@@ -153,17 +172,5 @@ impl Delivery {
             webhooks,
             tracker,
         })
-    }
-}
-
-fn ws_config(cfg: &Config) -> WsConfig {
-    WsConfig {
-        max_connections: cfg.ws_max_connections.max(1),
-        max_subscriptions: cfg.ws_max_subscriptions.max(1),
-        max_message_bytes: cfg.ws_max_message_bytes.max(256),
-        send_queue: cfg.ws_send_queue.max(1),
-        send_timeout: Duration::from_millis(cfg.ws_send_timeout_ms.max(1)),
-        ping_interval: Duration::from_millis(cfg.ws_ping_interval_ms.max(10)),
-        ping_timeout: Duration::from_millis(cfg.ws_ping_timeout_ms.max(10)),
     }
 }

@@ -228,7 +228,7 @@ impl<T: Clone> Routes<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::filter::tests_support::event_of;
+    use crate::filter::tests_support::event_of;
 
     /// Everything a connection would receive now, without waiting.
     fn drain(inbox: &mut Inbox<u64>) -> Vec<Result<u64, Missed>> {

@@ -31,10 +31,8 @@
 //! Seed with `PROPTEST_RNG_SEED`; a failure shrinks to a small tree, printed
 //! block by block (`b3 h2 <- b1: claim p0 (tx4)`) with the delivery order.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
 use clarity::vm::types::{PrincipalData, TupleData, Value};
@@ -48,15 +46,15 @@ use nexus_core::machine::{apply_block, finalize, Ctx};
 use nexus_core::observer::NewBlock;
 use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry};
 use nexus_indexer::ingest::{EventBus, Ingestor, Route};
-use nexus_indexer::store::memory::MemoryState;
-use nexus_indexer::store::postgres::PgHistory;
-use nexus_indexer::store::redis::RedisState;
-use nexus_indexer::store::sqlite::SqliteHistory;
-use nexus_indexer::store::{History, StateStore};
+use nexus_store::memory::MemoryState;
+use nexus_store::postgres::PgHistory;
+use nexus_store::redis::RedisState;
+use nexus_store::sqlite::SqliteHistory;
+use nexus_store::{History, StateStore};
+use nexus_testkit::pg::PgTestDb;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use sqlx::Connection;
 
 const CONTRACT: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.x402-nexus-escrow";
 const PEOPLE: [&str; 3] = [
@@ -704,66 +702,5 @@ proptest! {
 }
 
 fn random() -> u64 {
-    RandomState::new().build_hasher().finish()
-}
-
-/// A fresh database on the test server, dropped with this value (also after
-/// a failed case).
-struct PgTestDb {
-    url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl PgTestDb {
-    async fn create() -> Self {
-        let admin_url = std::env::var("NEXUS_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let name = format!("nexus_t_{:016x}", random());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL for tests (set NEXUS_TEST_PG_URL)");
-        // An identifier cannot be a bind parameter; `name` is our own hex.
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        admin.close().await.ok();
-        PgTestDb {
-            url: with_database(&admin_url, &name),
-            admin_url,
-            name,
-        }
-    }
-}
-
-impl Drop for PgTestDb {
-    /// Best effort, on its own thread: a destructor cannot await.
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            runtime().block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
-
-/// `admin_url` with its database replaced by `db`.
-fn with_database(admin_url: &str, db: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin_url, String::new()),
-    };
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[authority_end..].find('/') {
-        Some(i) => &base[..authority_end + i],
-        None => base,
-    };
-    format!("{root}/{db}{query}")
+    rand::random()
 }

@@ -51,9 +51,9 @@ use nexus_core::clock::SystemClock;
 use nexus_core::domain::{EventSource, EventType, PaymentEvent, PaymentId};
 use nexus_core::simnet::{block_envelope, tx_entry};
 use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Route};
-use nexus_indexer::store::redis::RedisState;
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 use nexus_node::import::{self, ImportOptions};
+use nexus_store::redis::RedisState;
 
 mod common;
 use common::{account, payment_print, principal, splitmix64};

@@ -47,8 +47,8 @@ use stacks_codec::codec::{
 
 use nexus_core::domain::{PaymentId, PaymentStatus};
 use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry};
-use nexus_indexer::store::redis::RedisState;
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
+use nexus_store::redis::RedisState;
 
 mod common;
 #[path = "ingest/floor.rs"]

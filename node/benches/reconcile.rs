@@ -21,11 +21,11 @@ use nexus_core::domain::{
 };
 use nexus_core::escrow::{ChainPayment, ChainStatus};
 use nexus_indexer::ingest::{BroadcastBus, Ingestor};
-use nexus_indexer::store::postgres::PgHistory;
-use nexus_indexer::store::redis::RedisState;
-use nexus_indexer::store::{CommitBatch, History};
 use nexus_stacks::scripted;
 use nexus_stacks::{NoObserver, Providers};
+use nexus_store::postgres::PgHistory;
+use nexus_store::redis::RedisState;
+use nexus_store::{ChainLog, CommitBatch};
 use nexus_verifier::reconcile::{NoReconcileObserver, ReconcileConfig, Reconciler};
 use sqlx::Connection;
 

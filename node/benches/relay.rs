@@ -319,7 +319,7 @@ async fn run(payments: usize, clients: usize) {
         .await
         .ok();
     // Its keys too (idempotency keys would otherwise live 24 h).
-    if let Ok(c) = nexus_indexer::store::redis::RedisState::connect(&redis, &prefix).await {
+    if let Ok(c) = nexus_store::redis::RedisState::connect(&redis, &prefix).await {
         let _ = c.flush_prefix().await;
     }
     println!(

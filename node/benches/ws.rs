@@ -512,7 +512,7 @@ async fn run() -> Value {
                 .execute(&mut conn)
                 .await;
         }
-        if let Ok(c) = nexus_indexer::store::redis::RedisState::connect(&redis, &prefix).await {
+        if let Ok(c) = nexus_store::redis::RedisState::connect(&redis, &prefix).await {
             let _ = c.flush_prefix().await;
         }
     }

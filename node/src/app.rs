@@ -17,7 +17,7 @@ pub struct App {
     /// In-process event fan-out (WebSocket and webhooks subscribe here).
     pub bus: BroadcastBus,
     /// WebSocket subscriptions, Redis fan-out and webhooks.
-    pub delivery: crate::delivery::Delivery,
+    pub delivery: nexus_delivery::Delivery,
     /// The verifier's RPC providers (breakers, failover), when an RPC is configured.
     pub rpc: Option<Arc<nexus_stacks::Providers>>,
     /// The reconcile loop, when an RPC is configured.

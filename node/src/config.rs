@@ -65,7 +65,7 @@ pub struct Config {
     pub ws_ping_timeout_ms: u64,
     /// Webhook endpoints (`[[webhooks]]` tables: name, url, secret, events,
     /// principal, payment_id); set them in `nexus.toml`.
-    pub webhooks: Vec<crate::delivery::webhook::EndpointConfig>,
+    pub webhooks: Vec<nexus_delivery::webhook::EndpointConfig>,
     /// Attempts per webhook delivery before it is dead-lettered (`NEXUS_WEBHOOK_MAX_ATTEMPTS`).
     pub webhook_max_attempts: u32,
     /// Wait after the first failed attempt (`NEXUS_WEBHOOK_INITIAL_BACKOFF_MS`).

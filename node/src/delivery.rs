@@ -1,12 +1,46 @@
-//! The webhooks as the configuration asks for them: endpoints, schedule,
-//! store. Only wiring reads `Config`, so the webhook code itself (and the
-//! configuration's `EndpointConfig`) do not import each other in a circle.
+//! Delivery as the configuration asks for it (`nexus-delivery` reads no
+//! `Config`): the Redis fan-out, the WebSocket limits, the webhook
+//! endpoints, schedule and store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{postgres, sqlite, Backoff, Endpoint, Settings, WebhookConfigError, WebhookStore};
+use nexus_delivery::webhook::{Backoff, Endpoint, Settings, WebhookConfigError, WebhookStore};
+use nexus_delivery::ws::WsConfig;
+use nexus_delivery::{DeliveryError, FanoutConfig, Setup};
+
 use crate::config::Config;
+
+/// Everything `Delivery::start` needs; opens the webhook store.
+pub async fn setup(cfg: &Config) -> Result<Setup, DeliveryError> {
+    Ok(Setup {
+        fanout: fanout(cfg),
+        ws: ws_config(cfg),
+        endpoints: endpoints(cfg)?,
+        webhook_settings: settings(cfg),
+        webhook_store: open_store(cfg).await?,
+    })
+}
+
+/// The Redis fan-out, when `redis_url` is set.
+pub fn fanout(cfg: &Config) -> Option<FanoutConfig> {
+    cfg.redis_url.as_ref().map(|url| FanoutConfig {
+        redis_url: url.clone(),
+        prefix: cfg.redis_prefix.clone(),
+    })
+}
+
+fn ws_config(cfg: &Config) -> WsConfig {
+    WsConfig {
+        max_connections: cfg.ws_max_connections.max(1),
+        max_subscriptions: cfg.ws_max_subscriptions.max(1),
+        max_message_bytes: cfg.ws_max_message_bytes.max(256),
+        send_queue: cfg.ws_send_queue.max(1),
+        send_timeout: Duration::from_millis(cfg.ws_send_timeout_ms.max(1)),
+        ping_interval: Duration::from_millis(cfg.ws_ping_interval_ms.max(10)),
+        ping_timeout: Duration::from_millis(cfg.ws_ping_timeout_ms.max(10)),
+    }
+}
 
 /// Check every endpoint (and that names are unique).
 pub fn endpoints(cfg: &Config) -> Result<Vec<Endpoint>, WebhookConfigError> {
@@ -48,12 +82,13 @@ pub fn settings(cfg: &Config) -> Settings {
 pub async fn open_store(cfg: &Config) -> Result<Arc<dyn WebhookStore>, WebhookConfigError> {
     Ok(match &cfg.database_url {
         Some(url) => Arc::new(
-            postgres::PgWebhooks::connect(url)
+            nexus_store::webhooks::PgWebhooks::connect(url)
                 .await
                 .map_err(WebhookConfigError::Store)?,
         ),
         None => Arc::new(
-            sqlite::SqliteWebhooks::open(&cfg.sqlite_path).map_err(WebhookConfigError::Store)?,
+            nexus_store::webhooks::SqliteWebhooks::open(&cfg.sqlite_path)
+                .map_err(WebhookConfigError::Store)?,
         ),
     })
 }

@@ -40,8 +40,8 @@ use tokio::sync::mpsc;
 use nexus_core::clock::SystemClock;
 use nexus_core::domain::{EventSource, PaymentEvent};
 use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Outcome, Route};
-use nexus_indexer::store::types::sanitize_text;
-use nexus_indexer::store::DeadLetter;
+use nexus_store::types::sanitize_text;
+use nexus_store::DeadLetter;
 
 use crate::config::Config;
 use crate::server::{open_stores, StartError};

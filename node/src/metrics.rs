@@ -45,8 +45,8 @@ pub struct Metrics {
     pub gaps_detected: Counter,
     /// Gaps still open at the last `/health` check.
     pub open_gaps: Gauge,
-    /// WebSocket, fan-out and webhook series (`crate::delivery::metrics`).
-    pub delivery: crate::delivery::metrics::DeliveryMetrics,
+    /// WebSocket, fan-out and webhook series (`nexus_delivery::metrics`).
+    pub delivery: nexus_delivery::metrics::DeliveryMetrics,
     /// RPC providers, breakers and the reconcile loop.
     pub verifier: crate::verifier::VerifierMetrics,
     /// Relay requests, replays and rate limits.

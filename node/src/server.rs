@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 use nexus_core::clock::SystemClock;
 use nexus_core::domain::EventSource;
 use nexus_indexer::ingest::{BroadcastBus, IngestError, Ingestor};
-use nexus_indexer::store::memory::MemoryState;
-use nexus_indexer::store::postgres::PgHistory;
-use nexus_indexer::store::redis::RedisState;
-use nexus_indexer::store::sqlite::SqliteHistory;
-use nexus_indexer::store::{History, StateStore, StoreError};
+use nexus_store::memory::MemoryState;
+use nexus_store::postgres::PgHistory;
+use nexus_store::redis::RedisState;
+use nexus_store::sqlite::SqliteHistory;
+use nexus_store::{History, StateStore, StoreError};
 
 use crate::app::App;
 use crate::config::Config;
@@ -33,7 +33,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] nexus_core::decode::ContractIdError),
     #[error("could not start event delivery")]
-    Delivery(#[from] crate::delivery::DeliveryError),
+    Delivery(#[from] nexus_delivery::DeliveryError),
     #[error("invalid rpc_url or rpc_urls")]
     Rpc(#[source] nexus_stacks::RpcError),
     #[error("could not reach Redis for the reconciler lease")]
@@ -104,17 +104,17 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let delivery_tasks = tokio_util::task::TaskTracker::new();
     let metrics = Metrics::new();
     // This instance's name on the Redis fan-out channel (it skips its own echo).
-    let origin = crate::delivery::fanout::Origin::random();
-    let publish = crate::delivery::publisher(
-        &cfg,
+    let origin = nexus_delivery::fanout::Origin::random();
+    let publish = nexus_delivery::publisher(
+        crate::delivery::fanout(&cfg).as_ref(),
         &bus,
         &metrics.delivery,
         &delivery_tasks,
         &shutdown,
         &origin,
     )?;
-    let delivery = crate::delivery::Delivery::start(
-        &cfg,
+    let delivery = nexus_delivery::Delivery::start(
+        crate::delivery::setup(&cfg).await?,
         &bus,
         history.clone(),
         metrics.delivery.clone(),

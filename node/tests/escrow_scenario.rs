@@ -376,7 +376,7 @@ async fn escrow_scenario(stores: Stores) {
     // loses nothing), so it is rebuilt from PostgreSQL too.
     if stores == Stores::Production {
         let cfg = &node.config;
-        let redis = nexus_indexer::store::redis::RedisState::connect(
+        let redis = nexus_store::redis::RedisState::connect(
             cfg.redis_url.as_deref().unwrap(),
             &cfg.redis_prefix,
         )

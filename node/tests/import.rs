@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use nexus_core::simnet::Scenario;
-use nexus_indexer::store::redis::RedisState;
-use nexus_indexer::store::sqlite::SqliteHistory;
-use nexus_indexer::store::{History, StateStore};
+use nexus_store::redis::RedisState;
+use nexus_store::sqlite::SqliteHistory;
+use nexus_store::Queries;
+use nexus_store::StateStore;
 use sqlx::Connection;
 
 /// A captured mainnet reorg (not in the repository: `nexus_testkit`).
@@ -379,8 +380,8 @@ fn dropped_mempool_tx_reimports_idempotently() {
 async fn grouped_delivery_commits_exactly_what_single_delivery_commits() {
     use nexus_core::clock::FixedClock;
     use nexus_indexer::ingest::{BroadcastBus, Ingestor, Route};
-    use nexus_indexer::store::memory::MemoryState;
-    use nexus_indexer::store::PaymentFilter;
+    use nexus_store::memory::MemoryState;
+    use nexus_store::PaymentFilter;
     use std::sync::Arc;
 
     let scenario = Scenario::parse(ESCROW).expect("scenario fixture");
@@ -443,7 +444,7 @@ async fn grouped_delivery_commits_exactly_what_single_delivery_commits() {
     let payments = a.list_payments(&all).await.expect("payments");
     assert_eq!(payments, b.list_payments(&all).await.expect("payments"));
     assert_eq!(a.tip().await.expect("tip"), b.tip().await.expect("tip"));
-    let reasons = |d: Vec<nexus_indexer::store::DeadLetter>| {
+    let reasons = |d: Vec<nexus_store::DeadLetter>| {
         d.into_iter()
             .map(|d| (d.source, d.reason))
             .collect::<Vec<_>>()

@@ -11,9 +11,10 @@ use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, Proof, Tip,
 };
 use nexus_core::escrow::{ChainPayment, ChainStatus};
-use nexus_indexer::store::postgres::PgHistory;
-use nexus_indexer::store::{CommitBatch, Fence, History, StoreError};
 use nexus_stacks::scripted;
+use nexus_store::postgres::PgHistory;
+use nexus_store::{ChainLog, Proofs};
+use nexus_store::{CommitBatch, Fence, StoreError};
 use serde_json::Value;
 use sqlx::Connection;
 
@@ -329,9 +330,7 @@ async fn one_leader_a_killed_leader_is_replaced_within_a_lease_and_its_token_is_
 
     drop(survivor);
     drop(history);
-    if let Ok(s) =
-        nexus_indexer::store::redis::RedisState::connect(&common::redis_url(), &prefix).await
-    {
+    if let Ok(s) = nexus_store::redis::RedisState::connect(&common::redis_url(), &prefix).await {
         let _ = s.flush_prefix().await;
     }
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))

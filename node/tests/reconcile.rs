@@ -159,7 +159,7 @@ async fn after_redis_loss_the_next_delivery_waits_for_a_reconcile() {
     seed(&node, vec![stored(7, PaymentStatus::Confirmed)]).await;
     // The chain says it was refunded: drift the next cycle will correct.
     rpc.script.put(pid(7), chain(ChainStatus::Refunded));
-    let redis = nexus_indexer::store::redis::RedisState::connect(
+    let redis = nexus_store::redis::RedisState::connect(
         node.config.redis_url.as_deref().expect("redis"),
         &node.config.redis_prefix,
     )

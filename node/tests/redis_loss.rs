@@ -11,8 +11,8 @@ mod common;
 
 use common::{snapshot, start_node, Stores, SCENARIO};
 use nexus_core::simnet::Scenario;
-use nexus_indexer::store::redis::RedisState;
-use nexus_indexer::store::StateStore;
+use nexus_store::redis::RedisState;
+use nexus_store::StateStore;
 
 #[tokio::test]
 async fn state_is_rebuilt_from_history_and_subscribers_see_each_event_once() {

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use common::{read_tsv, snapshot, start_node, Snapshot, Stores, TestNode, SCENARIO};
 use nexus_core::domain::PaymentEvent;
 use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry, RecordedTx, Scenario};
-use nexus_indexer::store::BlockRecord;
+use nexus_store::BlockRecord;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------

@@ -20,11 +20,11 @@ use axum::Router;
 use common::blocks::{payment_id, Chain, NewPayment};
 use common::{eventually, split, start_node, Stores, TestNode};
 use nexus_core::domain::PaymentEvent;
-use nexus_node::config::Config;
-use nexus_node::delivery::webhook::signature::verify_at;
-use nexus_node::delivery::webhook::{
-    self, verify_webhook_signature, EndpointConfig, Engine, DEFAULT_TOLERANCE,
+use nexus_delivery::webhook::signature::verify_at;
+use nexus_delivery::webhook::{
+    verify_webhook_signature, EndpointConfig, Engine, DEFAULT_TOLERANCE,
 };
+use nexus_node::config::Config;
 use serde_json::{json, Value};
 
 /// The dead-letter endpoints are admin endpoints.
@@ -274,14 +274,14 @@ async fn always_failing_is_dead_lettered(stores: Stores) {
     cfg.webhooks = vec![endpoint(addr)];
     let start_ms = 1_800_000_000_000;
     let clock = Arc::new(nexus_core::clock::SkipClock::new(start_ms));
-    let store = webhook::wiring::open_store(&cfg).await.expect("store");
+    let store = nexus_node::delivery::open_store(&cfg).await.expect("store");
     // A new scheduler starts at the log's head; this one from the start.
     assert_eq!(store.cursor(0).await.unwrap(), 0);
     let engine = Engine {
         store: store.clone(),
         history: node.app().ingestor.history().clone(),
-        endpoints: Arc::new(webhook::wiring::endpoints(&cfg).unwrap()),
-        settings: webhook::wiring::settings(&cfg),
+        endpoints: Arc::new(nexus_node::delivery::endpoints(&cfg).unwrap()),
+        settings: nexus_node::delivery::settings(&cfg),
         clock: clock.clone(),
         metrics: Default::default(),
         wake: Arc::new(tokio::sync::Notify::new()),

@@ -23,8 +23,8 @@ use crate::classify::{classify, Disposition};
 use crate::handoff::Handoff;
 use crate::outcomes::{Done, Outcomes};
 use crate::stats::ProviderStats;
-use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastStore, Next};
 use nexus_core::error_chain;
+use nexus_store::broadcasts::{Attempt, AttemptOutcome, Broadcast, BroadcastStore, Next};
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]

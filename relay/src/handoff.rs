@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::store::{Broadcast, BroadcastState, NewBroadcast};
+use nexus_store::broadcasts::{Broadcast, BroadcastState, NewBroadcast};
 
 /// The in-process queue from the accept path to the engine.
 pub struct Handoff {

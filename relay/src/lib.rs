@@ -7,8 +7,9 @@
 //! * [`classify`]: pure; what a broadcast outcome means (retry, fail, done).
 //! * [`backoff`]: pure; when to try again.
 //! * [`stats`]: per provider and reason success and latency (adaptive choice).
-//! * [`idempotency`], [`ratelimit`], [`store`]: narrow traits over Redis /
-//!   memory and PostgreSQL / SQLite.
+//! * [`ratelimit`]: a narrow trait over Redis / memory; the broadcast
+//!   schedule and the idempotency keys are stores of `nexus-store`.
+//! * [`idempotency`]: waiting out a concurrent duplicate request.
 //! * [`service`]: the accept path (validate, idempotency, batched commit).
 //! * [`engine`]: the broadcast loop over the persisted schedule.
 //! * [`handoff`]: fresh broadcasts passed from the accept path to the
@@ -26,7 +27,6 @@ pub mod outcomes;
 pub mod ratelimit;
 pub mod service;
 pub mod stats;
-pub mod store;
 
 #[cfg(test)]
 mod testing;

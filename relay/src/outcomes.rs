@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use nexus_core::domain::{EventType, Payment, PaymentEvent, PaymentStatus, RetryInfo};
 
-use crate::store::{Attempt, Broadcast, Next};
+use nexus_store::broadcasts::{Attempt, Broadcast, Next};
 
 /// Outcomes recorded by the engine, oldest first.
 #[derive(Default)]
@@ -155,7 +155,7 @@ pub(crate) fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastState, Next};
+    use nexus_store::broadcasts::{Attempt, AttemptOutcome, Broadcast, BroadcastState, Next};
     use std::time::Duration;
 
     fn done(txid: &str) -> Done {

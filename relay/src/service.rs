@@ -32,11 +32,12 @@ use nexus_core::error_chain;
 
 use crate::error::RelayError;
 use crate::handoff::Handoff;
-use crate::idempotency::{reserve_or_wait, IdempotencyStore, Reservation, StoredResponse};
+use crate::idempotency::reserve_or_wait;
 use crate::outcomes::Done;
 use crate::outcomes::Outcomes;
-use crate::store::{schedule_rows, NewBroadcast};
 use nexus_core::validate::{validate, RelayPolicy, ValidTx};
+use nexus_store::broadcasts::{schedule_rows, NewBroadcast};
+use nexus_store::idempotency::{IdempotencyStore, Reservation, StoredResponse};
 
 /// A request as the HTTP layer hands it over.
 #[derive(Debug, Clone)]

@@ -1,8 +1,8 @@
 //! `decide`: one batch's outcomes and jobs against the current records.
 
 use super::*;
-use crate::store::{Attempt, AttemptOutcome, Broadcast, BroadcastState, Next};
 use nexus_core::decode::EscrowCall;
+use nexus_store::broadcasts::{Attempt, AttemptOutcome, Broadcast, BroadcastState, Next};
 
 const AT: &str = "2026-11-23T00:00:00.000Z";
 const NOW: i64 = 1_000;
@@ -115,9 +115,7 @@ fn fresh_creates_are_handed_over_up_to_the_room_and_leased() {
         .map(|(_, v)| v.clone());
     assert_eq!(
         next,
-        Some(nexus_indexer::store::AttachedValues::BigInt(vec![
-            LEASED, NOW
-        ]))
+        Some(nexus_store::AttachedValues::BigInt(vec![LEASED, NOW]))
     );
 }
 

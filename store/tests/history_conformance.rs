@@ -2,8 +2,6 @@
 //! (a temporary file) and PostgreSQL (a fresh database per test, on the server
 //! at `NEXUS_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,13 +9,14 @@ use nexus_core::decode::{BlockRef, EscrowTx, PaymentPrint, PrintKind, TxOutcome}
 use nexus_core::domain::{
     EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus, Proof,
 };
-use nexus_indexer::store::postgres::PgHistory;
-use nexus_indexer::store::sqlite::SqliteHistory;
-use nexus_indexer::store::{
+use nexus_store::postgres::PgHistory;
+use nexus_store::sqlite::SqliteHistory;
+use nexus_store::{
     BlockRecord, CommitBatch, DeadLetter, Fence, History, MempoolRecord, PaymentFilter, StoreError,
     UndoRecord,
 };
-use sqlx::Connection;
+use nexus_store::{ChainLog, Queries};
+use nexus_testkit::pg::PgTestDb as PgEmpty;
 
 const AT: &str = "2025-01-01T00:00:00Z";
 const ALICE: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM";
@@ -921,7 +920,7 @@ async fn fenced_writes_refuse_stale_tokens(h: Arc<dyn History>) {
 /// events after the log's real end and writes every row (and attached
 /// rows) exactly once.
 async fn expected_log_end_is_only_a_hint(h: Arc<dyn History>) {
-    use nexus_indexer::store::{AttachedRows, AttachedValues};
+    use nexus_store::{AttachedRows, AttachedValues};
     let rows = |names: &[&str]| AttachedRows {
         table: "mempool_txs",
         columns: vec![
@@ -1075,20 +1074,14 @@ async fn postgres_reconnect_reruns_migrations_harmlessly() {
 /// back the same after it.
 #[tokio::test]
 async fn postgres_block_sets_migration_keeps_earlier_rows() {
-    let (url, admin_url, name) = PgTestDb::create_empty().await;
+    // Dropped at the end, also on a failed assertion.
+    let db = PgEmpty::create().await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
-        .connect(&url)
+        .connect(&db.url)
         .await
         .unwrap();
     let h = PgHistory::from_pool(pool.clone());
-    // Dropped at the end, also on a failed assertion.
-    let _db = PgTestDb {
-        history: Arc::new(PgHistory::from_pool(pool.clone())),
-        url,
-        admin_url,
-        name,
-    };
     h.migrate_to(6).await.unwrap();
     let (a, b) = ("0xaa".to_string(), "0xbb".to_string());
     let (t3, t1, t0) = (
@@ -1147,6 +1140,66 @@ async fn postgres_block_sets_migration_keeps_earlier_rows() {
     );
 }
 
+/// SQLite's twin of the block-sets migration (its 9th): rows written before
+/// it read back the same after it.
+#[tokio::test]
+async fn sqlite_block_sets_migration_keeps_earlier_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    nexus_store::sqlite::migrate_file_to(&path, 8).unwrap();
+    let (a, b) = ("0xaa".to_string(), "0xbb".to_string());
+    let (t3, t1, t0) = (
+        escrow_tx(3, pid(1)),
+        escrow_tx(1, pid(2)),
+        escrow_tx(0, pid(3)),
+    );
+    let before = payment(pid(2), PaymentStatus::Confirmed, ALICE, BOB);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        for (block, t) in [(&a, &t3), (&a, &t1), (&b, &t0)] {
+            c.execute(
+                "INSERT INTO block_txs (index_block_hash, tx_index, txid, body) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![block, t.tx_index, t.txid, serde_json::to_string(t).unwrap()],
+            )
+            .unwrap();
+        }
+        for (id, prior) in [(pid(2), Some(&before)), (pid(1), None)] {
+            c.execute(
+                "INSERT INTO block_undo (index_block_hash, payment_id, before) VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    a,
+                    id.to_string(),
+                    prior.map(|p| serde_json::to_string(p).unwrap())
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    let h = SqliteHistory::open(&path).unwrap();
+
+    assert_eq!(h.block_txs(&a).await.unwrap(), [t1.clone(), t3.clone()]);
+    let many = h.block_txs_many(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(many[&b], [t0]);
+    let undo = h.undo(&a).await.unwrap();
+    assert_eq!(
+        undo,
+        [
+            UndoRecord {
+                index_block_hash: a.clone(),
+                payment_id: pid(1),
+                before: None
+            },
+            UndoRecord {
+                index_block_hash: a.clone(),
+                payment_id: pid(2),
+                before: Some(before)
+            },
+        ]
+    );
+    assert!(h.undo(&b).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn postgres_outage_is_temporary() {
     // Nothing listens on port 1: connect fails fast and says "retry".
@@ -1176,78 +1229,21 @@ async fn postgres_outage_is_temporary() {
 // ---------------------------------------------------------------------------
 // PostgreSQL: one fresh database per test, so tests run in parallel.
 
+/// A fresh, migrated database (dropped with the value).
 struct PgTestDb {
     history: Arc<dyn History>,
     url: String,
-    admin_url: String,
-    name: String,
+    _db: PgEmpty,
 }
 
 impl PgTestDb {
     async fn create() -> Self {
-        let (url, admin_url, name) = Self::create_empty().await;
-        let history = Arc::new(PgHistory::connect(&url).await.unwrap());
+        let db = PgEmpty::create().await;
+        let history = Arc::new(PgHistory::connect(&db.url).await.unwrap());
         PgTestDb {
             history,
-            url,
-            admin_url,
-            name,
+            url: db.url.clone(),
+            _db: db,
         }
     }
-
-    /// A fresh database without any migration: `(url, admin_url, name)`.
-    async fn create_empty() -> (String, String, String) {
-        let admin_url = std::env::var("NEXUS_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let name = format!(
-            "nexus_t_{:016x}",
-            RandomState::new().build_hasher().finish()
-        );
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL for tests (set NEXUS_TEST_PG_URL)");
-        // An identifier cannot be a bind parameter; `name` is our own hex.
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        (with_database(&admin_url, &name), admin_url, name)
-    }
-}
-
-impl Drop for PgTestDb {
-    /// Best effort, and also after a failed assertion: drop the database on a
-    /// separate thread (a destructor cannot await).
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
-
-/// `admin_url` with its database replaced by `db`.
-fn with_database(admin_url: &str, db: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin_url, String::new()),
-    };
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[authority_end..].find('/') {
-        Some(i) => &base[..authority_end + i],
-        None => base,
-    };
-    format!("{root}/{db}{query}")
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nexus_core::domain::{ChainPos, Payment, PaymentId, PaymentStatus};
-use nexus_indexer::store::memory::MemoryState;
-use nexus_indexer::store::redis::{RedisState, SETTLED_TTL_SECS};
-use nexus_indexer::store::{StateStore, StoreError};
+use nexus_store::memory::MemoryState;
+use nexus_store::redis::{RedisState, SETTLED_TTL_SECS};
+use nexus_store::{StateStore, StoreError};
 
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 

@@ -9,6 +9,8 @@
 //! running (`make test` says so once); with [`REQUIRE`] set to `1`, as
 //! `.ci/run` does, an absent folder fails them instead.
 
+pub mod pg;
+
 use std::path::PathBuf;
 
 /// The folder of captured payloads.

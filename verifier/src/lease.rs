@@ -6,7 +6,7 @@
 //!
 //! Fencing: each term gets a token larger than every earlier one, and
 //! history refuses a fenced write whose token is lower than one it has
-//! already seen ([`nexus_indexer::store::Fence`]). A stale leader (paused, cut
+//! already seen ([`nexus_store::Fence`]). A stale leader (paused, cut
 //! off from Redis) therefore cannot overwrite its successor's work. Tokens are
 //! `max(previous + 1, Redis TIME in µs)`, so they keep increasing even after
 //! Redis loses its data (`FLUSHALL`, a restart without persistence).
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use nexus_indexer::store::Fence;
+use nexus_store::Fence;
 
 /// The name fenced writes of the reconciler carry.
 pub const FENCE_NAME: &str = "reconciler";

@@ -10,16 +10,16 @@ use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
 use nexus_core::domain::PaymentEvent;
-use nexus_indexer::store::History;
+use nexus_store::History;
 
 use super::backoff::Backoff;
 use super::signature::{sign, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::store::{NewDelivery, PendingDelivery, WebhookStore};
 use super::Endpoint;
-use crate::delivery::hub::Item;
-use crate::delivery::metrics::DeliveryMetrics;
+use crate::hub::Item;
+use crate::metrics::DeliveryMetrics;
 use nexus_core::clock::Clock;
 use nexus_core::error_chain;
+use nexus_store::webhooks::{NewDelivery, PendingDelivery, WebhookStore};
 
 /// Events read from the log per enqueue step.
 const PAGE: u32 = 500;
@@ -287,8 +287,8 @@ pub fn event_id(seq: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::filter::tests_support::event_of;
-    use crate::delivery::filter::{Filter, TypedFilter};
+    use crate::filter::tests_support::event_of;
+    use crate::filter::{Filter, TypedFilter};
     use nexus_core::domain::EventType;
 
     fn ep(name: &str, filter: Filter, types: Vec<EventType>) -> Endpoint {

@@ -12,19 +12,15 @@
 
 pub mod backoff;
 pub mod engine;
-pub mod postgres;
 pub mod signature;
-pub mod sqlite;
-pub mod store;
-pub mod wiring;
 
 pub use backoff::Backoff;
 pub use engine::{Engine, Settings};
+pub use nexus_store::webhooks::{RetryOutcome, WebhookDeadLetter, WebhookStore};
 pub use signature::{
     sign, verify_webhook_signature, SignatureError, DEFAULT_TOLERANCE, EVENT_ID_HEADER,
     SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
-pub use store::{RetryOutcome, WebhookDeadLetter, WebhookStore};
 
 use std::sync::Arc;
 
@@ -32,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use nexus_core::domain::{EventType, PaymentId};
-use nexus_indexer::store::StoreError;
+use nexus_store::StoreError;
 
 use super::filter::{valid_principal, Filter, TypedFilter};
 

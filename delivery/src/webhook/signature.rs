@@ -52,7 +52,7 @@ pub enum SignatureError {
 /// comparison is constant-time.
 ///
 /// ```
-/// use nexus_node::delivery::webhook::{sign, verify_webhook_signature, DEFAULT_TOLERANCE};
+/// use nexus_delivery::webhook::{sign, verify_webhook_signature, DEFAULT_TOLERANCE};
 /// let body = br#"{"seq":1,"type":"payment:confirmed"}"#;
 /// let ts = std::time::SystemTime::now()
 ///     .duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;

@@ -22,10 +22,10 @@ use super::{
     Subscriptions, WsServer, CLOSE_DRAIN, CLOSE_GOING_AWAY, CLOSE_GRACE, CLOSE_LOG_UNAVAILABLE,
     CLOSE_PING_TIMEOUT, CLOSE_SLOW, CLOSE_TOO_BIG, REPLAY_PAGE,
 };
-use crate::delivery::filter::Filter;
-use crate::delivery::hub::Feed;
-use crate::delivery::jsonrpc::{self, code, notification_text, parse_request, Method, RpcError};
-use crate::delivery::routes::Missed;
+use crate::filter::Filter;
+use crate::hub::Feed;
+use crate::jsonrpc::{self, code, notification_text, parse_request, Method, RpcError};
+use crate::routes::Missed;
 
 /// Why a connection ends.
 enum End {

@@ -1,5 +1,5 @@
 //! `GET /ws`: JSON-RPC 2.0 subscriptions to payment events (see
-//! [`crate::delivery::jsonrpc`] for the protocol).
+//! [`crate::jsonrpc`] for the protocol).
 //!
 //! Each connection is one task ([`conn`]): it reads the client's frames,
 //! the node's event stream ([`Hub`]) and the ping timer, and writes to the

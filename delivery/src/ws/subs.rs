@@ -10,7 +10,7 @@
 
 use nexus_core::domain::PaymentEvent;
 
-use crate::delivery::filter::Filter;
+use crate::filter::Filter;
 
 #[derive(Debug, Clone)]
 struct Sub {
@@ -103,7 +103,7 @@ impl Subscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::filter::tests_support::event_of;
+    use crate::filter::tests_support::event_of;
     use nexus_core::domain::PaymentId;
 
     #[test]

@@ -1,9 +1,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::store::{BlockRecord, Committed, HistoryGroup};
 use nexus_core::chain::Header;
 use nexus_core::domain::{Payment, PaymentEvent, PaymentId};
+use nexus_store::{BlockRecord, Committed, HistoryGroup};
 
 /// Headers kept in memory for fork choice; older ones are read from history on demand.
 const HEADER_CACHE: usize = 20_000;

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use super::{IngestError, Ingestor};
-use crate::store::{AttachedRows, CommitBatch};
 use nexus_core::domain::{Payment, PaymentEvent, PaymentId};
+use nexus_store::{AttachedRows, CommitBatch};
 
 /// What a decision commits, and what it hands back to its caller.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-use crate::store::StoreError;
+use nexus_store::StoreError;
 
 /// Why a delivery could not be committed. Malformed payloads are not errors
 /// (they become dead letters); only storage failures are, so the observer

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use super::cursor::Cursor;
 use super::ingestor::count_events;
 use super::{IngestError, Ingestor};
-use crate::store::{CommitBatch, Fence};
 use nexus_core::domain::{Payment, PaymentEvent, PaymentId};
+use nexus_store::{CommitBatch, Fence};
 
 /// One payment's correction, decided against the record whose
 /// `updated_seq` was `expected_seq`.

@@ -9,13 +9,13 @@ use super::cursor::Cursor;
 use super::ingestor::Outcome;
 use super::{IngestError, Ingestor, Route};
 use crate::rpc::{BlockReadError, BlockSource};
-use crate::store::types::sanitize_text;
-use crate::store::{BlockRecord, CommitBatch, DeadLetter, UndoRecord};
 use nexus_core::chain::{plan, Header, Plan};
 use nexus_core::decode::{decode_block, DecodedBlock};
 use nexus_core::domain::{Payment, PaymentEvent, PaymentId};
 use nexus_core::machine::{apply_block, block_payment_ids, finalize, revert};
 use nexus_core::observer::NewBlock;
+use nexus_store::types::sanitize_text;
+use nexus_store::{BlockRecord, CommitBatch, DeadLetter, UndoRecord};
 
 /// How many held descendants one delivery may connect (the rest wait for the next one).
 const MAX_CONNECT: usize = 1_000;
@@ -653,7 +653,7 @@ fn stop_detail(stop: &Stop) -> String {
 }
 
 fn missing_block(hash: &str) -> IngestError {
-    IngestError::Store(crate::store::StoreError::Corrupt {
+    IngestError::Store(nexus_store::StoreError::Corrupt {
         backend: "history",
         source: format!("block {hash} is referenced by the chain but not stored").into(),
     })

@@ -8,13 +8,13 @@ use super::cursor::{Cursor, Group};
 use nexus_core::clock::Clock;
 
 use super::{EventBus, IngestError, Route};
-use crate::store::types::sanitize_text;
-use crate::store::{CommitBatch, DeadLetter, History, MempoolRecord, StateStore, StoreError};
 use nexus_core::decode::{decode_escrow_call, decode_tx_hex, ContractId, DecodeStats};
 use nexus_core::domain::{EventSource, Payment, PaymentEvent, PaymentId};
 use nexus_core::error_chain;
 use nexus_core::machine::{step, Ctx, Input};
 use nexus_core::observer::{DropMempoolTx, NewBurnBlock};
+use nexus_store::types::sanitize_text;
+use nexus_store::{CommitBatch, DeadLetter, History, MempoolRecord, StateStore, StoreError};
 
 /// What one delivery did (for the HTTP answer, logs and metrics).
 #[derive(Debug, Clone, Default)]
@@ -146,7 +146,7 @@ impl Ingestor {
     }
 
     /// Open gaps: held blocks whose parent we never saw.
-    pub async fn gaps(&self) -> Result<Vec<crate::store::BlockRecord>, IngestError> {
+    pub async fn gaps(&self) -> Result<Vec<nexus_store::BlockRecord>, IngestError> {
         Ok(self.history.gaps().await?)
     }
 
@@ -458,7 +458,7 @@ impl Ingestor {
         cur: &mut Cursor,
         batch: CommitBatch,
         counters: &[(&str, u64)],
-    ) -> Result<crate::store::Committed, IngestError> {
+    ) -> Result<nexus_store::Committed, IngestError> {
         let committed = self.commit_history(cur, batch).await?;
         self.apply_state(cur, &committed, counters).await?;
         Ok(committed)
@@ -470,7 +470,7 @@ impl Ingestor {
         &self,
         cur: &mut Cursor,
         batch: CommitBatch,
-    ) -> Result<crate::store::Committed, IngestError> {
+    ) -> Result<nexus_store::Committed, IngestError> {
         if let (Some(g), Some(b)) = (cur.group.as_mut(), &batch.block) {
             g.known.insert(b.block.index_block_hash.clone());
             g.parents.insert(b.block.parent_index_block_hash.clone());
@@ -495,7 +495,7 @@ impl Ingestor {
     pub(super) async fn apply_state(
         &self,
         cur: &mut Cursor,
-        committed: &crate::store::Committed,
+        committed: &nexus_store::Committed,
         counters: &[(&str, u64)],
     ) -> Result<(), IngestError> {
         if let Some(g) = cur.group.as_mut() {

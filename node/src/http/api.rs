@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
-use nexus_indexer::store::{PaymentFilter, StoreError};
+use nexus_store::{PaymentFilter, StoreError};
 
 use super::error::ApiError;
 use super::schema::PaymentView;

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use nexus_core::error_chain;
-use nexus_indexer::store::StoreError;
+use nexus_store::StoreError;
 
 /// The error body every endpoint uses.
 #[derive(Debug)]

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::App;
-use crate::delivery::webhook::RetryOutcome;
 use crate::http::error::ApiError;
 use crate::http::guard::{authorize, Access};
+use nexus_delivery::webhook::RetryOutcome;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {

@@ -13,19 +13,19 @@ use tokio_util::task::TaskTracker;
 
 use nexus_core::validate::RelayPolicy;
 use nexus_indexer::ingest::Ingestor;
-use nexus_indexer::store::StoreError;
 use nexus_relay::backoff::RetryPolicy;
 use nexus_relay::engine::{Engine, EngineConfig};
 use nexus_relay::handoff::Handoff;
-use nexus_relay::idempotency::{
-    IdempotencyStore, PgIdempotency, RedisIdempotency, SqliteIdempotency,
-};
 use nexus_relay::outcomes::Outcomes;
 use nexus_relay::ratelimit::{Grouped, MemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use nexus_relay::service::{AcceptConfig, AcceptDeps, Acceptor};
 use nexus_relay::stats::ProviderStats;
-use nexus_relay::store::{BroadcastStore, PgBroadcasts, SqliteBroadcasts};
 use nexus_stacks::Providers;
+use nexus_store::broadcasts::{BroadcastStore, PgBroadcasts, SqliteBroadcasts};
+use nexus_store::idempotency::{
+    IdempotencyStore, PgIdempotency, RedisIdempotency, SqliteIdempotency,
+};
+use nexus_store::StoreError;
 
 use crate::config::Config;
 
@@ -50,7 +50,7 @@ pub enum RelayStartError {
     #[error("could not reach Redis for idempotency keys and rate limits")]
     Redis(#[source] redis::RedisError),
     #[error("could not open the idempotency keys in the SQLite file")]
-    Idempotency(#[source] nexus_relay::idempotency::IdempotencyError),
+    Idempotency(#[source] nexus_store::idempotency::IdempotencyError),
     #[error("invalid rate limit {0}: {1}")]
     Quota(&'static str, String),
 }

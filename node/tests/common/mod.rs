@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nexus_core::domain::{Payment, PaymentEvent};
-use nexus_indexer::store::{DeadLetter, PaymentFilter};
 use nexus_node::app::App;
 use nexus_node::config::Config;
 use nexus_node::server::{self, Running};
+use nexus_store::{DeadLetter, PaymentFilter};
 use serde_json::Value;
 use sqlx::Connection;
 
@@ -146,9 +146,7 @@ impl Drop for Backing {
                 .ok()?;
             rt.block_on(async {
                 if let Some((url, prefix)) = redis {
-                    if let Ok(s) =
-                        nexus_indexer::store::redis::RedisState::connect(&url, &prefix).await
-                    {
+                    if let Ok(s) = nexus_store::redis::RedisState::connect(&url, &prefix).await {
                         let _ = s.flush_prefix().await;
                     }
                 }

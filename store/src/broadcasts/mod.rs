@@ -13,7 +13,7 @@ pub use self::sqlite::SqliteBroadcasts;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use nexus_indexer::store::{AttachedRows, AttachedValues, StoreError};
+use crate::{AttachedRows, AttachedValues, StoreError};
 
 /// A broadcast to schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct NewBroadcast {
     pub now_ms: i64,
     /// When a claim may take it: `now_ms` (due at once), or the end of the
     /// lease of a broadcast handed straight to this node's engine
-    /// ([`crate::handoff`]).
+    /// (the relay's handoff).
     pub next_attempt_ms: i64,
 }
 
@@ -277,12 +277,9 @@ pub(crate) mod conformance {
     /// A history commit carrying [`schedule_rows`] schedules the broadcasts in
     /// the same transaction as its payments; a commit refused as a whole
     /// schedules nothing.
-    pub async fn attached_to_history(
-        history: &dyn nexus_indexer::store::History,
-        store: &dyn BroadcastStore,
-    ) {
+    pub async fn attached_to_history(history: &dyn crate::History, store: &dyn BroadcastStore) {
+        use crate::{CommitBatch, Fence};
         use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
-        use nexus_indexer::store::{CommitBatch, Fence};
 
         let payment = |n: u8| Payment::new(PaymentId([n; 32]), PaymentStatus::Pending, "t");
         let batch = |n: u8, items: &[NewBroadcast], fence: Option<Fence>| CommitBatch {

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 
-use nexus_indexer::store::postgres::pg_err;
-use nexus_indexer::store::StoreError;
+use crate::postgres::pg_err;
+use crate::StoreError;
 
 use super::{
     next_columns, reason_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory,
@@ -259,9 +259,7 @@ mod tests {
     #[tokio::test]
     async fn schedules_with_a_history_commit_on_real_postgres() {
         let url = crate::testing::postgres().await;
-        let history = nexus_indexer::store::postgres::PgHistory::connect(&url)
-            .await
-            .unwrap();
+        let history = crate::postgres::PgHistory::connect(&url).await.unwrap();
         let store = PgBroadcasts::new(PgPool::connect(&url).await.unwrap());
         super::super::conformance::attached_to_history(&history, &store).await;
     }

@@ -6,8 +6,8 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use nexus_indexer::store::sqlite::{sq_err, SideConnection};
-use nexus_indexer::store::StoreError;
+use crate::sqlite::{sq_err, SideConnection};
+use crate::StoreError;
 
 use super::{
     next_columns, reason_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory,
@@ -303,7 +303,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.sqlite");
         // Opening the history migrates the file, the relay's tables included.
-        nexus_indexer::store::sqlite::SqliteHistory::open(&path).unwrap();
+        crate::sqlite::SqliteHistory::open(&path).unwrap();
         super::super::conformance::lifecycle(&SqliteBroadcasts::open(&path).unwrap()).await;
     }
 
@@ -311,7 +311,7 @@ mod tests {
     async fn schedules_with_a_history_commit_on_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.sqlite");
-        let history = nexus_indexer::store::sqlite::SqliteHistory::open(&path).unwrap();
+        let history = crate::sqlite::SqliteHistory::open(&path).unwrap();
         let store = SqliteBroadcasts::open(&path).unwrap();
         super::super::conformance::attached_to_history(&history, &store).await;
     }

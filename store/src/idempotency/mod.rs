@@ -100,7 +100,7 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// second finds it in flight (same fingerprint) or in conflict. The
     /// accept path reserves each group of concurrent requests with one call
     /// (one round trip in Redis). `InFlight` may also mean the key lapsed
-    /// between two reads: the caller's [`reserve_or_wait`] sorts that out.
+    /// between two reads: the caller's `reserve_or_wait` (nexus-relay) sorts that out.
     /// On an error, some of the keys may be held until [`PENDING_TTL`].
     async fn reserve_many(
         &self,
@@ -132,26 +132,6 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Forget a reservation whose request failed temporarily, so a retry with
     /// the same key is handled afresh.
     async fn release(&self, key: &str) -> Result<(), IdempotencyError>;
-}
-
-/// Wait for an in-flight duplicate to finish: poll until it has a response
-/// (or the reservation lapsed and the key is ours), at most `patience`.
-pub async fn reserve_or_wait(
-    store: &dyn IdempotencyStore,
-    key: &str,
-    fingerprint: &str,
-    patience: Duration,
-) -> Result<Reservation, IdempotencyError> {
-    let started = tokio::time::Instant::now();
-    let mut pause = Duration::from_millis(2);
-    loop {
-        let r = store.reserve(key, fingerprint).await?;
-        if r != Reservation::InFlight || started.elapsed() >= patience {
-            return Ok(r);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sqlite::SideConnection;
 use async_trait::async_trait;
-use nexus_indexer::store::sqlite::SideConnection;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
@@ -184,7 +184,7 @@ mod tests {
     fn open(dir: &tempfile::TempDir) -> SqliteIdempotency {
         let path = dir.path().join("history.sqlite");
         // Opening the history migrates the file, this table included.
-        nexus_indexer::store::sqlite::SqliteHistory::open(&path).unwrap();
+        crate::sqlite::SqliteHistory::open(&path).unwrap();
         SqliteIdempotency::open(&path).unwrap()
     }
 

@@ -9,15 +9,14 @@
 //! of a key stays; `DO UPDATE`: the last one wins, so repeats collapse onto
 //! the last) and rows of one table keep their order (`blocks.inserted`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sqlx::PgConnection;
 
 use super::{insert_blocks, pg_err, BACKEND, C};
-use crate::store::types::sanitize_text;
-use crate::store::{BlockRecord, CommitBatch, StoreError, UndoRecord};
-use nexus_core::decode::EscrowTx;
-use nexus_core::domain::{Payment, PaymentId};
+use crate::types::sanitize_text;
+use crate::{BlockRecord, CommitBatch, StoreError};
+use nexus_core::domain::PaymentId;
 
 /// Rows waiting to be written; see the module doc.
 #[derive(Debug, Default)]
@@ -44,47 +43,6 @@ pub(super) struct Rows {
 struct SetRow {
     block: String,
     body: String,
-}
-
-/// `block_txs.body`: the transactions in `tx_index` order, the first of a
-/// repeated index kept (as the per-transaction rows' `DO NOTHING` did).
-fn txs_json(txs: &[EscrowTx]) -> Result<String, StoreError> {
-    let mut sorted: Vec<&EscrowTx> = txs.iter().collect();
-    sorted.sort_by_key(|t| t.tx_index);
-    sorted.dedup_by_key(|t| t.tx_index);
-    C.write_json(&sorted)
-}
-
-/// `block_undo.body` of each block in `undo`: `[payment_id, before]` pairs
-/// in `payment_id` order, the last record of a repeated payment kept.
-fn undo_json(undo: &[UndoRecord]) -> Result<Vec<(String, String)>, StoreError> {
-    let mut by_block: BTreeMap<&str, BTreeMap<PaymentId, &Option<Payment>>> = BTreeMap::new();
-    for u in undo {
-        by_block
-            .entry(&u.index_block_hash)
-            .or_default()
-            .insert(u.payment_id, &u.before);
-    }
-    by_block
-        .into_iter()
-        .map(|(block, set)| {
-            let pairs: Vec<(PaymentId, &Option<Payment>)> = set.into_iter().collect();
-            Ok((sanitize_text(block), C.write_json(&pairs)?))
-        })
-        .collect()
-}
-
-/// The undo records of block `hash` from its `block_undo.body`.
-pub(super) fn undo_from_json(hash: &str, body: &str) -> Result<Vec<UndoRecord>, StoreError> {
-    let pairs: Vec<(PaymentId, Option<Payment>)> = C.read_json(body)?;
-    Ok(pairs
-        .into_iter()
-        .map(|(payment_id, before)| UndoRecord {
-            index_block_hash: hash.to_string(),
-            payment_id,
-            before,
-        })
-        .collect())
 }
 
 #[derive(Debug)]
@@ -158,10 +116,10 @@ impl Rows {
             }
             (Some(b), false) => Some(SetRow {
                 block: sanitize_text(&b.block.index_block_hash),
-                body: txs_json(&batch.block_txs)?,
+                body: C.write_txs(&batch.block_txs)?,
             }),
         };
-        let undo = undo_json(&batch.undo)?;
+        let undo = C.write_undo(&batch.undo)?;
         let burn = match &batch.burn_block {
             Some((height, hash)) => Some((C.write_int(*height)?, sanitize_text(hash))),
             None => None,

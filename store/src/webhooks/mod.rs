@@ -3,10 +3,16 @@
 //! `0004_delivery.sql`, applied with the history schema). A restart resumes
 //! from here: pending deliveries keep their attempt count and next time.
 
+mod postgres;
+mod sqlite;
+
+pub use self::postgres::PgWebhooks;
+pub use self::sqlite::SqliteWebhooks;
+
 use async_trait::async_trait;
 use serde::Serialize;
 
-use nexus_indexer::store::StoreError;
+use crate::StoreError;
 
 /// A delivery to queue: one event for one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]

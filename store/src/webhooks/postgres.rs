@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
-use nexus_indexer::store::postgres::pg_err;
-use nexus_indexer::store::StoreError;
+use crate::postgres::pg_err;
+use crate::StoreError;
 
-use super::store::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
+use super::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
 
 /// Webhook state in PostgreSQL.
 #[derive(Clone)]

@@ -7,10 +7,10 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use nexus_indexer::store::sqlite::{sq_err, SideConnection};
-use nexus_indexer::store::StoreError;
+use crate::sqlite::{sq_err, SideConnection};
+use crate::StoreError;
 
-use super::store::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
+use super::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
 
 const BACKEND: &str = "sqlite";
 

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use nexus_core::clock::Clock;
 use nexus_core::domain::{PaymentId, PaymentStatus, Proof};
 use nexus_indexer::ingest::{Correction, IngestError, Ingestor};
-use nexus_indexer::store::{Fence, StoreError};
+use nexus_store::{Fence, StoreError};
 
 use crate::lease::Role;
 use nexus_core::decide::{correction, decide, Check, Decision, Rules};

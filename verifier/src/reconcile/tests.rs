@@ -14,9 +14,10 @@ use nexus_core::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
 };
 use nexus_indexer::ingest::BroadcastBus;
-use nexus_indexer::store::memory::MemoryState;
-use nexus_indexer::store::sqlite::SqliteHistory;
-use nexus_indexer::store::{CommitBatch, History};
+use nexus_store::memory::MemoryState;
+use nexus_store::sqlite::SqliteHistory;
+use nexus_store::ChainLog;
+use nexus_store::CommitBatch;
 
 use super::*;
 use nexus_core::escrow::{encode_get_payment, ChainPayment, ChainStatus};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
 use nexus_indexer::ingest::Ingestor;
-use nexus_indexer::store::{PaymentFilter, StoreError};
+use nexus_store::{PaymentFilter, StoreError};
 
 use nexus_core::escrow::OnChain;
 
