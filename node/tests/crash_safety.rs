@@ -117,16 +117,7 @@ impl Stores {
             Kind::Embedded => (None, None),
             Kind::Production => {
                 let admin = pg_admin_url();
-                let name = format!("nexus_t_{}", random_hex());
-                let mut con = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("PostgreSQL for tests (set NEXUS_TEST_PG_URL)");
-                // An identifier cannot be a bind parameter; `name` is our own hex.
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut con)
-                    .await
-                    .expect("create test database");
-                con.close().await.ok();
+                let name = nexus_testkit::pg::create_database(&admin).await;
                 let prefix = format!("nexus-crash-test:{}:", random_hex());
                 (Some((admin, name)), Some((redis_url(), prefix)))
             }

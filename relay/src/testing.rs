@@ -1,15 +1,6 @@
 //! Real Redis for this crate's tests, at `NEXUS_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), each test under a key prefix of its own.
 
-use redis::aio::ConnectionManager;
-
-pub async fn redis() -> (ConnectionManager, String) {
-    let url = std::env::var("NEXUS_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
-    let client = redis::Client::open(url).expect("redis url");
-    let conn = ConnectionManager::new(client)
-        .await
-        .expect("Redis for tests (set NEXUS_TEST_REDIS_URL)");
-    let prefix = format!("relay_t_{:016x}:", rand::random::<u64>());
-    (conn, prefix)
+pub async fn redis() -> (redis::aio::ConnectionManager, String) {
+    nexus_testkit::redis::connection("relay").await
 }

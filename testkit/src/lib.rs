@@ -10,6 +10,7 @@
 //! `.ci/run` does, an absent folder fails them instead.
 
 pub mod pg;
+pub mod redis;
 
 use std::path::PathBuf;
 

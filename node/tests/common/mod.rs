@@ -90,16 +90,7 @@ impl Backing {
             };
         }
         let admin_url = pg_admin_url();
-        let name = format!("nexus_t_{}", random_hex());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL for tests (set NEXUS_TEST_PG_URL)");
-        // An identifier cannot be a bind parameter; `name` is our own hex.
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
+        let name = nexus_testkit::pg::create_database(&admin_url).await;
         Backing {
             dir,
             pg: Some((admin_url, name)),
