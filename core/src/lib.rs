@@ -14,7 +14,9 @@
 //! * [`validate`]: is a client-signed transaction one the relay may send?
 //! * [`simnet`]: the recorded Clarinet simnet scenario as observer payloads.
 //! * [`clock`]: the one wall clock, behind a trait (test clocks included).
+//! * [`backoff`]: the one retry schedule (growth, cap, attempts, jitter).
 
+pub mod backoff;
 pub mod chain;
 pub mod clock;
 pub mod decide;

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nexus_delivery::webhook::{Backoff, Endpoint, Settings, WebhookConfigError, WebhookStore};
+use nexus_core::backoff::{Backoff, Jitter};
+use nexus_delivery::webhook::{Endpoint, Settings, WebhookConfigError, WebhookStore};
 use nexus_delivery::ws::WsConfig;
 use nexus_delivery::{DeliveryError, FanoutConfig, Setup};
 
@@ -61,15 +62,16 @@ pub fn endpoints(cfg: &Config) -> Result<Vec<Endpoint>, WebhookConfigError> {
 /// The schedule and timeout the configuration asks for.
 pub fn settings(cfg: &Config) -> Settings {
     Settings {
-        backoff: Backoff {
-            attempts: cfg.webhook_max_attempts.max(1),
-            initial: Duration::from_millis(cfg.webhook_initial_backoff_ms.max(1)),
-            max: Duration::from_millis(
+        // Waits grow evenly from the first to the last, each ±20 %.
+        backoff: Backoff::spanning(
+            cfg.webhook_max_attempts.max(1),
+            Duration::from_millis(cfg.webhook_initial_backoff_ms.max(1)),
+            Duration::from_millis(
                 cfg.webhook_max_backoff_ms
                     .max(cfg.webhook_initial_backoff_ms.max(1)),
             ),
-            jitter: 0.2,
-        },
+            Jitter::Proportional(0.2),
+        ),
         timeout: Duration::from_millis(cfg.webhook_timeout_ms.max(1)),
         retention: match cfg.webhook_retention_hours {
             0 => None,

@@ -37,6 +37,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use nexus_core::backoff::{Backoff, Jitter};
 use nexus_core::clock::SystemClock;
 use nexus_core::domain::{EventSource, PaymentEvent};
 use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Outcome, Route};
@@ -47,14 +48,16 @@ use crate::config::Config;
 use crate::server::{open_stores, StartError};
 use nexus_core::error_chain;
 
-/// Waits before each retry of a line after a temporary storage failure
-/// (~8.5 s in all: long enough for a Redis or PostgreSQL restart to finish).
-const RETRY_DELAYS: [Duration; 4] = [
-    Duration::from_millis(100),
-    Duration::from_millis(400),
-    Duration::from_millis(1_600),
-    Duration::from_millis(6_400),
-];
+/// Waits before each retry of a line after a temporary storage failure:
+/// 0.1, 0.4, 1.6 and 6.4 s (~8.5 s in all: long enough for a Redis or
+/// PostgreSQL restart to finish), then the import stops.
+const RETRY: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    factor: 4.0,
+    max: Duration::from_millis(6_400),
+    attempts: 5,
+    jitter: Jitter::None,
+};
 /// How often the progress line is printed when there is no progress bar.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 /// How often the progress bar's message is rebuilt (drawing is rate-limited by indicatif).
@@ -184,7 +187,7 @@ pub enum ImportError {
     #[error("line {line}: storage failed after {attempts} attempt(s); re-run the import to resume from there")]
     Storage {
         line: u64,
-        attempts: usize,
+        attempts: u32,
         #[source]
         source: IngestError,
     },
@@ -329,22 +332,20 @@ impl Pending {
     }
 }
 
-/// Run `op` until it succeeds, retrying temporary failures after [`RETRY_DELAYS`].
+/// Run `op` until it succeeds, retrying temporary failures on [`RETRY`].
 async fn retry<T, F, Fut>(line: u64, mut op: F) -> Result<T, ImportError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, IngestError>>,
 {
-    let mut attempts = 0;
+    let mut attempts: u32 = 0;
     loop {
         attempts += 1;
         let err = match op().await {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let delay = RETRY_DELAYS
-            .get(attempts - 1)
-            .filter(|_| err.is_temporary());
+        let delay = RETRY.base(attempts).filter(|_| err.is_temporary());
         let Some(delay) = delay else {
             return Err(ImportError::Storage {
                 line,
@@ -353,7 +354,7 @@ where
             });
         };
         tracing::warn!(line, attempts, error = %error_chain(&err), retry_in = ?delay, "storage failed; retrying the line");
-        tokio::time::sleep(*delay).await;
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -1,16 +1,17 @@
 //! When to try a broadcast again. Pure: the caller passes the attempt count,
 //! the time spent so far and the randomness.
 //!
-//! Exponential backoff with "full jitter" (AWS Architecture Blog, "Exponential
-//! Backoff And Jitter"): the n-th wait is uniform in
-//! `[0, min(max_delay, initial * 2^(n-1))]`, which spreads the retries of many
-//! transactions that failed together (a node restart) instead of bunching
-//! them. Two things stretch it: a `slowness` factor from the statistics (a
-//! reason that historically takes long to clear is asked about less often),
-//! and the node's `Retry-After`, below which a wait never goes.
+//! The schedule is `nexus_core::backoff`'s, doubling with "full jitter": the
+//! n-th wait is uniform in `[0, min(max_delay, initial * 2^(n-1))]`, which
+//! spreads the retries of many transactions that failed together (a node
+//! restart) instead of bunching them. The relay adds three bounds: a
+//! `slowness` factor from the statistics stretches a wait (a reason that
+//! historically takes long to clear is asked about less often), the node's
+//! `Retry-After` is a floor, and `max_total` caps the whole.
 
 use std::time::Duration;
 
+use nexus_core::backoff::{Backoff, Jitter};
 use rand::Rng;
 
 /// The bounds of one transaction's retries.
@@ -69,9 +70,10 @@ impl RetryPolicy {
         if floor > left {
             return None;
         }
-        let ceiling = self.ceiling(attempt).mul_f64(clamp_slowness(slowness));
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        let jittered = Duration::from_nanos(rng.gen_range(0..=nanos));
+        let jittered = self
+            .schedule()
+            .delay(attempt.max(1), rng.gen::<f64>())?
+            .mul_f64(clamp_slowness(slowness));
         Some(jittered.min(left).max(floor))
     }
 
@@ -87,15 +89,28 @@ impl RetryPolicy {
         (elapsed + breaker_wait <= self.max_total).then_some(breaker_wait)
     }
 
-    /// `min(max_delay, initial * 2^(attempt-1))`, without overflow.
+    /// The doubling schedule under the relay's bounds.
+    fn schedule(&self) -> Backoff {
+        Backoff {
+            initial: self.initial,
+            factor: 2.0,
+            max: self.max_delay,
+            attempts: self.max_attempts,
+            jitter: Jitter::Full,
+        }
+    }
+
+    /// `min(max_delay, initial * 2^(attempt-1))`: the most a wait can be
+    /// before `slowness` (attempt 0, none yet, counts as the first).
+    #[cfg(test)]
     fn ceiling(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1);
-        let grown = if doublings >= 32 {
-            self.max_delay
-        } else {
-            self.initial.saturating_mul(1u32 << doublings)
+        let unbounded = Backoff {
+            attempts: u32::MAX,
+            ..self.schedule()
         };
-        grown.min(self.max_delay)
+        unbounded
+            .base(attempt.clamp(1, u32::MAX - 1))
+            .unwrap_or(self.max_delay)
     }
 }
 

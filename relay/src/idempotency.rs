@@ -3,7 +3,18 @@
 
 use std::time::Duration;
 
+use nexus_core::backoff::{Backoff, Jitter};
 use nexus_store::idempotency::{IdempotencyError, IdempotencyStore, Reservation};
+
+/// How often a duplicate asks again: 2 ms doubling to 50 ms, for as long
+/// as its patience lasts.
+const POLL: Backoff = Backoff {
+    initial: Duration::from_millis(2),
+    factor: 2.0,
+    max: Duration::from_millis(50),
+    attempts: u32::MAX,
+    jitter: Jitter::None,
+};
 
 /// Wait for an in-flight duplicate to finish: poll until it has a response
 /// (or the reservation lapsed and the key is ours), at most `patience`.
@@ -14,13 +25,13 @@ pub async fn reserve_or_wait(
     patience: Duration,
 ) -> Result<Reservation, IdempotencyError> {
     let started = tokio::time::Instant::now();
-    let mut pause = Duration::from_millis(2);
+    let mut asked = 0u32;
     loop {
         let r = store.reserve(key, fingerprint).await?;
         if r != Reservation::InFlight || started.elapsed() >= patience {
             return Ok(r);
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        asked = asked.saturating_add(1);
+        tokio::time::sleep(POLL.base(asked).unwrap_or(POLL.max)).await;
     }
 }

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use nexus_core::domain::PaymentEvent;
 use nexus_store::History;
 
-use super::backoff::Backoff;
 use super::signature::{sign, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::Endpoint;
 use crate::hub::Item;
 use crate::metrics::DeliveryMetrics;
+use nexus_core::backoff::Backoff;
 use nexus_core::clock::Clock;
 use nexus_core::error_chain;
 use nexus_store::webhooks::{NewDelivery, PendingDelivery, WebhookStore};

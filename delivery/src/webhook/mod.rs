@@ -4,17 +4,15 @@
 //! event as a JSON POST of the event record, with headers
 //! `x402-nexus-signature` (hex HMAC-SHA256 over `{timestamp}.{body}`),
 //! `x402-nexus-timestamp` (unix seconds) and `x402-nexus-event-id`. A 2xx
-//! ends delivery; anything else is retried on the [`Backoff`] schedule, and
+//! ends delivery; anything else is retried on the `nexus_core::backoff` schedule, and
 //! after the last attempt the delivery moves to the dead-letter table
 //! (`GET /api/webhooks/dead-letters`, `POST /api/webhooks/dead-letters/{id}/retry`).
 //! The queue lives in the history database, so a restart resumes it.
 //! Receivers check requests with [`verify_webhook_signature`].
 
-pub mod backoff;
 pub mod engine;
 pub mod signature;
 
-pub use backoff::Backoff;
 pub use engine::{Engine, Settings};
 pub use nexus_store::webhooks::{RetryOutcome, WebhookDeadLetter, WebhookStore};
 pub use signature::{
