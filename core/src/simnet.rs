@@ -135,6 +135,40 @@ pub fn print_entry(txid: &str, event_index: u32, contract: &str, raw_value: &str
     })
 }
 
+/// A block's `transactions` and `events` entries for `mined`, in order, with
+/// their recorded results and events (a print's real `raw_value`; a print
+/// without a contract is our contract's, `contract_id`).
+pub fn block_entries(contract_id: &str, mined: &[&RecordedTx]) -> (Vec<Value>, Vec<Value>) {
+    let mut txs = Vec::new();
+    let mut events = Vec::new();
+    for (i, t) in mined.iter().enumerate() {
+        txs.push(tx_entry(
+            &t.txid,
+            i as u32,
+            t.success,
+            &t.tx_hex,
+            &t.result_hex,
+        ));
+        for e in &t.events {
+            let idx = events.len() as u32;
+            events.push(match e.event_type.as_str() {
+                "print_event" => print_entry(
+                    &t.txid,
+                    idx,
+                    e.contract_identifier.as_deref().unwrap_or(contract_id),
+                    e.raw_value.as_deref().unwrap_or_default(),
+                ),
+                _ => json!({
+                    "txid": t.txid, "event_index": idx, "committed": true,
+                    "type": "stx_transfer_event",
+                    "stx_transfer_event": {"sender": e.sender, "recipient": e.recipient, "amount": e.amount, "memo": ""},
+                }),
+            });
+        }
+    }
+    (txs, events)
+}
+
 impl Scenario {
     /// Parse the fixture.
     pub fn parse(json: &str) -> Result<Scenario, serde_json::Error> {
@@ -163,33 +197,7 @@ impl Scenario {
                     label: format!("mempool: {} ({})", t.step, t.function),
                 });
             }
-            let mut txs = Vec::new();
-            let mut events = Vec::new();
-            for (i, t) in here.iter().enumerate() {
-                txs.push(tx_entry(
-                    &t.txid,
-                    i as u32,
-                    t.success,
-                    &t.tx_hex,
-                    &t.result_hex,
-                ));
-                for e in &t.events {
-                    let idx = events.len() as u32;
-                    events.push(match e.event_type.as_str() {
-                        "print_event" => print_entry(
-                            &t.txid,
-                            idx,
-                            e.contract_identifier.as_deref().unwrap_or(&self.contract_id),
-                            e.raw_value.as_deref().unwrap_or_default(),
-                        ),
-                        _ => json!({
-                            "txid": t.txid, "event_index": idx, "committed": true,
-                            "type": "stx_transfer_event",
-                            "stx_transfer_event": {"sender": e.sender, "recipient": e.recipient, "amount": e.amount, "memo": ""},
-                        }),
-                    });
-                }
-            }
+            let (txs, events) = block_entries(&self.contract_id, &here);
             let label = match here.as_slice() {
                 [] => format!("block {h} (empty)"),
                 txs => format!(

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 
 use common::{read_tsv, snapshot, start_node, Snapshot, Stores, TestNode, SCENARIO};
 use nexus_core::domain::PaymentEvent;
-use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry, RecordedTx, Scenario};
+use nexus_core::simnet::{block_entries, block_envelope, index_hash, RecordedTx, Scenario};
 use nexus_store::BlockRecord;
 use serde_json::{json, Value};
 
@@ -293,33 +293,7 @@ impl P1 {
     /// `/new_block` at `height` on `fork` (parent on `parent_fork`) mining `mined`
     /// with their recorded results and events (the prints' real `raw_value`s).
     fn block(&self, fork: &str, height: u64, parent_fork: &str, mined: &[&RecordedTx]) -> String {
-        let mut txs = Vec::new();
-        let mut events = Vec::new();
-        for (i, t) in mined.iter().enumerate() {
-            txs.push(tx_entry(
-                &t.txid,
-                i as u32,
-                t.success,
-                &t.tx_hex,
-                &t.result_hex,
-            ));
-            for e in &t.events {
-                let idx = events.len() as u32;
-                events.push(match e.event_type.as_str() {
-                    "print_event" => print_entry(
-                        &t.txid,
-                        idx,
-                        e.contract_identifier.as_deref().unwrap_or(&self.contract_id),
-                        e.raw_value.as_deref().expect("a print has a raw_value"),
-                    ),
-                    _ => json!({
-                        "txid": t.txid, "event_index": idx, "committed": true,
-                        "type": "stx_transfer_event",
-                        "stx_transfer_event": {"sender": e.sender, "recipient": e.recipient, "amount": e.amount, "memo": ""},
-                    }),
-                });
-            }
-        }
+        let (txs, events) = block_entries(&self.contract_id, mined);
         block_envelope(fork, height, parent_fork, &txs, &events).to_string()
     }
 
