@@ -28,6 +28,7 @@ pub mod idempotency;
 pub mod memory;
 pub mod postgres;
 pub mod redis;
+mod row;
 pub mod sqlite;
 mod state;
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub use self::sqlite::SqliteBroadcasts;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::row::Row;
 use crate::{AttachedRows, AttachedValues, StoreError};
 
 /// A broadcast to schedule.
@@ -181,6 +182,54 @@ pub struct BroadcastHistory {
     #[serde(flatten)]
     pub broadcast: Broadcast,
     pub attempts_made: Vec<Attempt>,
+}
+
+/// Columns read by [`broadcast_row`], in its order.
+pub(crate) const COLS: &str =
+    "txid, payment_id, function, tx, request_id, idempotency_key, state, attempts, \
+     next_attempt_ms, created_ms, updated_ms, last_reason, reason_data, provider";
+
+/// A `relay_broadcasts` row selected as [`COLS`].
+pub(crate) fn broadcast_row(r: &impl Row) -> Result<Broadcast, StoreError> {
+    let corrupt = |what: String| StoreError::corrupt(r.codec().0, what);
+    let state = r.text(6)?;
+    Ok(Broadcast {
+        txid: r.text(0)?,
+        payment_id: r.text(1)?,
+        function: r.text(2)?,
+        tx: r.bytes(3)?,
+        request_id: r.opt_text(4)?,
+        idempotency_key: r.text(5)?,
+        state: BroadcastState::parse(&state)
+            .ok_or_else(|| corrupt(format!("broadcast state {state:?}")))?,
+        attempts: r.small(7)?,
+        next_attempt_ms: r.int(8)?,
+        created_ms: r.int(9)?,
+        updated_ms: r.int(10)?,
+        last_reason: r.opt_text(11)?,
+        reason_data: r
+            .opt_text(12)?
+            .map(|s| r.codec().read_json(&s))
+            .transpose()?,
+        provider: r.opt_text(13)?,
+    })
+}
+
+/// A `relay_attempts` row selected as `attempt, at_ms, provider, outcome,
+/// reason, latency_ms, next_delay_ms`.
+pub(crate) fn attempt_row(r: &impl Row) -> Result<Attempt, StoreError> {
+    let outcome = r.text(3)?;
+    Ok(Attempt {
+        attempt: r.small(0)?,
+        at_ms: r.int(1)?,
+        provider: r.opt_text(2)?,
+        outcome: AttemptOutcome::parse(&outcome).ok_or_else(|| {
+            StoreError::corrupt(r.codec().0, format!("attempt outcome {outcome:?}"))
+        })?,
+        reason: r.opt_text(4)?,
+        latency_ms: r.uint(5)?,
+        next_delay_ms: r.opt_int(6)?.map(|v| v as u64),
+    })
 }
 
 #[async_trait]

@@ -2,18 +2,15 @@
 //! SKIP LOCKED` and a lease, so several nodes on one database share the work.
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::Row;
+use sqlx::postgres::PgPool;
 
 use crate::postgres::pg_err;
 use crate::StoreError;
 
 use super::{
-    next_columns, reason_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory,
-    BroadcastState, BroadcastStore, NewBroadcast, Next,
+    attempt_row, broadcast_row, next_columns, reason_columns, Attempt, Broadcast, BroadcastHistory,
+    BroadcastStore, NewBroadcast, Next, COLS,
 };
-
-const BACKEND: &str = "postgres";
 
 #[derive(Clone)]
 pub struct PgBroadcasts {
@@ -25,51 +22,6 @@ impl PgBroadcasts {
     pub fn new(pool: PgPool) -> Self {
         PgBroadcasts { pool }
     }
-}
-
-const COLS: &str = "txid, payment_id, function, tx, request_id, idempotency_key, state, attempts, \
-     next_attempt_ms, created_ms, updated_ms, last_reason, reason_data, provider";
-
-fn broadcast(r: &PgRow) -> Result<Broadcast, StoreError> {
-    let state: String = r.try_get(6).map_err(pg_err)?;
-    let reason_data: Option<String> = r.try_get(12).map_err(pg_err)?;
-    Ok(Broadcast {
-        txid: r.try_get(0).map_err(pg_err)?,
-        payment_id: r.try_get(1).map_err(pg_err)?,
-        function: r.try_get(2).map_err(pg_err)?,
-        tx: r.try_get(3).map_err(pg_err)?,
-        request_id: r.try_get(4).map_err(pg_err)?,
-        idempotency_key: r.try_get(5).map_err(pg_err)?,
-        state: BroadcastState::parse(&state)
-            .ok_or_else(|| StoreError::corrupt(BACKEND, format!("broadcast state {state:?}")))?,
-        attempts: r.try_get::<i32, _>(7).map_err(pg_err)? as u32,
-        next_attempt_ms: r.try_get(8).map_err(pg_err)?,
-        created_ms: r.try_get(9).map_err(pg_err)?,
-        updated_ms: r.try_get(10).map_err(pg_err)?,
-        last_reason: r.try_get(11).map_err(pg_err)?,
-        reason_data: reason_data
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|e| StoreError::corrupt(BACKEND, e))?,
-        provider: r.try_get(13).map_err(pg_err)?,
-    })
-}
-
-fn attempt(r: &PgRow) -> Result<Attempt, StoreError> {
-    let outcome: String = r.try_get(3).map_err(pg_err)?;
-    Ok(Attempt {
-        attempt: r.try_get::<i32, _>(0).map_err(pg_err)? as u32,
-        at_ms: r.try_get(1).map_err(pg_err)?,
-        provider: r.try_get(2).map_err(pg_err)?,
-        outcome: AttemptOutcome::parse(&outcome)
-            .ok_or_else(|| StoreError::corrupt(BACKEND, format!("attempt outcome {outcome:?}")))?,
-        reason: r.try_get(4).map_err(pg_err)?,
-        latency_ms: r.try_get::<i64, _>(5).map_err(pg_err)? as u64,
-        next_delay_ms: r
-            .try_get::<Option<i64>, _>(6)
-            .map_err(pg_err)?
-            .map(|v| v as u64),
-    })
 }
 
 #[async_trait]
@@ -124,7 +76,7 @@ impl BroadcastStore for PgBroadcasts {
         .fetch_all(&self.pool)
         .await
         .map_err(pg_err)?;
-        rows.iter().map(broadcast).collect()
+        rows.iter().map(broadcast_row).collect()
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
@@ -216,7 +168,7 @@ impl BroadcastStore for PgBroadcasts {
         .map_err(pg_err)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
-            let b = broadcast(r)?;
+            let b = broadcast_row(r)?;
             let attempts = sqlx::query(
                 "SELECT attempt, at_ms, provider, outcome, reason, latency_ms, next_delay_ms \
                  FROM relay_attempts WHERE txid = $1 ORDER BY attempt",
@@ -226,7 +178,7 @@ impl BroadcastStore for PgBroadcasts {
             .await
             .map_err(pg_err)?;
             out.push(BroadcastHistory {
-                attempts_made: attempts.iter().map(attempt).collect::<Result<_, _>>()?,
+                attempts_made: attempts.iter().map(attempt_row).collect::<Result<_, _>>()?,
                 broadcast: b,
             });
         }
@@ -241,7 +193,7 @@ impl BroadcastStore for PgBroadcasts {
         .fetch_optional(&self.pool)
         .await
         .map_err(pg_err)?;
-        row.as_ref().map(broadcast).transpose()
+        row.as_ref().map(broadcast_row).transpose()
     }
 }
 

@@ -10,8 +10,8 @@ use crate::sqlite::{sq_err, SideConnection};
 use crate::StoreError;
 
 use super::{
-    next_columns, reason_columns, Attempt, AttemptOutcome, Broadcast, BroadcastHistory,
-    BroadcastState, BroadcastStore, NewBroadcast, Next,
+    attempt_row, broadcast_row, next_columns, reason_columns, Attempt, Broadcast, BroadcastHistory,
+    BroadcastStore, NewBroadcast, Next, COLS,
 };
 
 #[derive(Clone)]
@@ -40,59 +40,10 @@ impl SqliteBroadcasts {
     }
 }
 
-const COLS: &str = "txid, payment_id, function, tx, request_id, idempotency_key, state, attempts, \
-     next_attempt_ms, created_ms, updated_ms, last_reason, reason_data, provider";
-
-fn corrupt(what: String) -> StoreError {
-    StoreError::corrupt("sqlite", what)
-}
-
-fn broadcast(r: &rusqlite::Row<'_>) -> Result<Broadcast, StoreError> {
-    let state: String = r.get(6).map_err(sq_err)?;
-    let reason_data: Option<String> = r.get(12).map_err(sq_err)?;
-    Ok(Broadcast {
-        txid: r.get(0).map_err(sq_err)?,
-        payment_id: r.get(1).map_err(sq_err)?,
-        function: r.get(2).map_err(sq_err)?,
-        tx: r.get(3).map_err(sq_err)?,
-        request_id: r.get(4).map_err(sq_err)?,
-        idempotency_key: r.get(5).map_err(sq_err)?,
-        state: BroadcastState::parse(&state)
-            .ok_or_else(|| corrupt(format!("broadcast state {state:?}")))?,
-        attempts: r.get(7).map_err(sq_err)?,
-        next_attempt_ms: r.get(8).map_err(sq_err)?,
-        created_ms: r.get(9).map_err(sq_err)?,
-        updated_ms: r.get(10).map_err(sq_err)?,
-        last_reason: r.get(11).map_err(sq_err)?,
-        reason_data: reason_data
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|e| corrupt(e.to_string()))?,
-        provider: r.get(13).map_err(sq_err)?,
-    })
-}
-
-fn attempt(r: &rusqlite::Row<'_>) -> Result<Attempt, StoreError> {
-    let outcome: String = r.get(3).map_err(sq_err)?;
-    Ok(Attempt {
-        attempt: r.get(0).map_err(sq_err)?,
-        at_ms: r.get(1).map_err(sq_err)?,
-        provider: r.get(2).map_err(sq_err)?,
-        outcome: AttemptOutcome::parse(&outcome)
-            .ok_or_else(|| corrupt(format!("attempt outcome {outcome:?}")))?,
-        reason: r.get(4).map_err(sq_err)?,
-        latency_ms: r.get::<_, i64>(5).map_err(sq_err)? as u64,
-        next_delay_ms: r
-            .get::<_, Option<i64>>(6)
-            .map_err(sq_err)?
-            .map(|v| v as u64),
-    })
-}
-
 fn rows<T>(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
-    f: fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    f: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
     let mut rs = stmt.query(params).map_err(sq_err)?;
@@ -156,7 +107,7 @@ impl BroadcastStore for SqliteBroadcasts {
                          AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2"
                     ))
                     .map_err(sq_err)?;
-                rows(&mut stmt, params![now_ms, limit], broadcast)?
+                rows(&mut stmt, params![now_ms, limit], |r| broadcast_row(r))?
             };
             {
                 let mut upd = tx
@@ -259,7 +210,7 @@ impl BroadcastStore for SqliteBroadcasts {
                         "SELECT {COLS} FROM relay_broadcasts WHERE payment_id = ?1 ORDER BY created_ms, txid"
                     ))
                     .map_err(sq_err)?;
-                rows(&mut stmt, params![payment_id], broadcast)?
+                rows(&mut stmt, params![payment_id], |r| broadcast_row(r))?
             };
             let mut stmt = c
                 .prepare_cached(
@@ -270,7 +221,7 @@ impl BroadcastStore for SqliteBroadcasts {
             list.into_iter()
                 .map(|b| {
                     Ok(BroadcastHistory {
-                        attempts_made: rows(&mut stmt, params![b.txid], attempt)?,
+                        attempts_made: rows(&mut stmt, params![b.txid], |r| attempt_row(r))?,
                         broadcast: b,
                     })
                 })
@@ -288,7 +239,7 @@ impl BroadcastStore for SqliteBroadcasts {
                 ))
                 .map_err(sq_err)?;
             let mut rs = stmt.query(params![txid]).map_err(sq_err)?;
-            rs.next().map_err(sq_err)?.map(broadcast).transpose()
+            rs.next().map_err(sq_err)?.map(broadcast_row).transpose()
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! images, commits and commit groups.
 
 use super::*;
+use crate::row::{self, BLOCK_COLS};
 
 #[async_trait]
 impl ChainLog for PgHistory {
@@ -154,7 +155,7 @@ impl ChainLog for PgHistory {
         .fetch_optional(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        row.as_ref().map(block_from_row).transpose()
+        row.as_ref().map(row::block).transpose()
     }
 
     async fn block_txs(&self, index_block_hash: &str) -> Result<Vec<EscrowTx>, StoreError> {
@@ -185,7 +186,7 @@ impl ChainLog for PgHistory {
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        rows.iter().map(block_from_row).collect()
+        rows.iter().map(row::block).collect()
     }
 
     async fn children(&self, index_block_hash: &str) -> Result<Vec<BlockRecord>, StoreError> {
@@ -196,7 +197,7 @@ impl ChainLog for PgHistory {
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        rows.iter().map(block_from_row).collect()
+        rows.iter().map(row::block).collect()
     }
 
     async fn gaps(&self) -> Result<Vec<BlockRecord>, StoreError> {
@@ -208,7 +209,7 @@ impl ChainLog for PgHistory {
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        rows.iter().map(block_from_row).collect()
+        rows.iter().map(row::block).collect()
     }
 
     async fn settle(&self) -> Result<(), StoreError> {
@@ -237,7 +238,7 @@ impl ChainLog for PgHistory {
         .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(pg_err)?;
-        rows.iter().map(block_from_row).collect()
+        rows.iter().map(row::block).collect()
     }
 
     async fn with_children(&self, hashes: &[String]) -> Result<Vec<String>, StoreError> {
@@ -321,31 +322,6 @@ impl ChainLog for PgHistory {
             }))),
         }))
     }
-}
-
-/// Columns read by [`block_from_row`] (unqualified names work with alias `b` too).
-pub(super) const BLOCK_COLS: &str =
-    "index_block_hash, parent_index_block_hash, block_hash, height, \
-     burn_height, burn_hash, time, canonical";
-
-pub(super) fn block_from_row(r: &sqlx::postgres::PgRow) -> Result<BlockRecord, StoreError> {
-    let i64_col = |name: &str| {
-        r.try_get::<i64, _>(name)
-            .map_err(pg_err)
-            .and_then(|v| C.read_int(v))
-    };
-    Ok(BlockRecord {
-        block: BlockRef {
-            index_block_hash: r.try_get("index_block_hash").map_err(pg_err)?,
-            parent_index_block_hash: r.try_get("parent_index_block_hash").map_err(pg_err)?,
-            block_hash: r.try_get("block_hash").map_err(pg_err)?,
-            height: i64_col("height")?,
-            burn_height: i64_col("burn_height")?,
-            burn_hash: r.try_get("burn_hash").map_err(pg_err)?,
-            time: i64_col("time")?,
-        },
-        canonical: r.try_get("canonical").map_err(pg_err)?,
-    })
 }
 
 /// Drop repeats, keeping first occurrences in order.

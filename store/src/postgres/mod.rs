@@ -39,7 +39,7 @@ mod rows;
 use commit::*;
 use rows::Rows;
 
-const BACKEND: &str = "postgresql";
+pub(crate) const BACKEND: &str = "postgresql";
 
 const C: super::codec::Codec = super::codec::Codec(BACKEND);
 

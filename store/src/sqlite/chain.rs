@@ -2,6 +2,7 @@
 //! images, commits and commit groups.
 
 use super::*;
+use crate::row::{self, BLOCK_COLS};
 
 #[async_trait]
 impl ChainLog for SqliteHistory {
@@ -324,11 +325,6 @@ pub(super) fn undo_rows(c: &Connection, hash: &str) -> Result<Vec<UndoRecord>, S
     }
 }
 
-/// Columns read by [`blocks`].
-pub(super) const BLOCK_COLS: &str =
-    "index_block_hash, parent_index_block_hash, block_hash, height, \
-     burn_height, burn_hash, time, canonical";
-
 /// Run a `SELECT {BLOCK_COLS} ...` and build the records.
 pub(super) fn blocks(
     c: &Connection,
@@ -336,36 +332,10 @@ pub(super) fn blocks(
     params: impl rusqlite::Params,
 ) -> Result<Vec<BlockRecord>, StoreError> {
     let mut s = c.prepare_cached(sql).map_err(sq_err)?;
-    let rows = s
-        .query_map(params, |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, bool>(7)?,
-            ))
-        })
-        .map_err(sq_err)?;
+    let mut rows = s.query(params).map_err(sq_err)?;
     let mut out = Vec::new();
-    for row in rows {
-        let (ibh, parent, hash, height, burn_height, burn_hash, time, canonical) =
-            row.map_err(sq_err)?;
-        out.push(BlockRecord {
-            block: BlockRef {
-                index_block_hash: ibh,
-                parent_index_block_hash: parent,
-                block_hash: hash,
-                height: C.read_int(height)?,
-                burn_height: C.read_int(burn_height)?,
-                burn_hash,
-                time: C.read_int(time)?,
-            },
-            canonical,
-        });
+    while let Some(r) = rows.next().map_err(sq_err)? {
+        out.push(row::block(r)?);
     }
     Ok(out)
 }

@@ -34,7 +34,7 @@ mod queries;
 // The commit helpers, for the role files (which `use super::*`).
 use commit::*;
 
-const BACKEND: &str = "sqlite";
+pub(crate) const BACKEND: &str = "sqlite";
 
 const C: super::codec::Codec = super::codec::Codec(BACKEND);
 

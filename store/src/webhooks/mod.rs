@@ -12,6 +12,7 @@ pub use self::sqlite::SqliteWebhooks;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::row::Row;
 use crate::StoreError;
 
 /// A delivery to queue: one event for one endpoint.
@@ -68,6 +69,25 @@ pub enum RetryOutcome {
     NotFound,
     /// That event is already queued for that endpoint.
     AlreadyQueued,
+}
+
+/// Columns read by [`pending_row`], in its order.
+pub(crate) const PENDING_COLS: &str = "id, endpoint, event_seq, event_id, body, attempts, next_attempt_ms, last_error, created_ms, delivered_ms";
+
+/// A `webhook_deliveries` row selected as [`PENDING_COLS`].
+pub(crate) fn pending_row(r: &impl Row) -> Result<PendingDelivery, StoreError> {
+    Ok(PendingDelivery {
+        id: r.int(0)?,
+        endpoint: r.text(1)?,
+        event_seq: r.uint(2)?,
+        event_id: r.text(3)?,
+        body: r.text(4)?,
+        attempts: r.small(5)?,
+        next_attempt_ms: r.int(6)?,
+        last_error: r.opt_text(7)?,
+        created_ms: r.int(8)?,
+        delivered_ms: r.opt_int(9)?,
+    })
 }
 
 #[async_trait]

@@ -3,13 +3,16 @@
 //! lease, and queuing ignores deliveries another instance already queued.
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use crate::postgres::pg_err;
 use crate::StoreError;
 
-use super::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
+use super::{
+    pending_row, NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore,
+    PENDING_COLS,
+};
 
 /// Webhook state in PostgreSQL.
 #[derive(Clone)]
@@ -28,23 +31,6 @@ impl PgWebhooks {
             .map_err(pg_err)?;
         Ok(PgWebhooks { pool })
     }
-}
-
-const PENDING_COLS: &str = "id, endpoint, event_seq, event_id, body, attempts, next_attempt_ms, last_error, created_ms, delivered_ms";
-
-fn pending(r: &PgRow) -> Result<PendingDelivery, sqlx::Error> {
-    Ok(PendingDelivery {
-        id: r.try_get(0)?,
-        endpoint: r.try_get(1)?,
-        event_seq: r.try_get::<i64, _>(2)? as u64,
-        event_id: r.try_get(3)?,
-        body: r.try_get(4)?,
-        attempts: r.try_get::<i32, _>(5)? as u32,
-        next_attempt_ms: r.try_get(6)?,
-        last_error: r.try_get(7)?,
-        created_ms: r.try_get(8)?,
-        delivered_ms: r.try_get(9)?,
-    })
 }
 
 #[async_trait]
@@ -121,9 +107,8 @@ impl WebhookStore for PgWebhooks {
         .map_err(pg_err)?;
         let mut out = rows
             .iter()
-            .map(pending)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(pg_err)?;
+            .map(pending_row)
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|d| (d.next_attempt_ms, d.id));
         Ok(out)
     }
@@ -284,9 +269,6 @@ impl WebhookStore for PgWebhooks {
         .fetch_all(&self.pool)
         .await
         .map_err(pg_err)?;
-        rows.iter()
-            .map(pending)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(pg_err)
+        rows.iter().map(pending_row).collect()
     }
 }

@@ -10,7 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::sqlite::{sq_err, SideConnection};
 use crate::StoreError;
 
-use super::{NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore};
+use super::{
+    pending_row, NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore,
+    PENDING_COLS,
+};
 
 const BACKEND: &str = "sqlite";
 
@@ -38,23 +41,6 @@ impl SqliteWebhooks {
             .await
             .map_err(|e| StoreError::unavailable(BACKEND, e))?
     }
-}
-
-const PENDING_COLS: &str = "id, endpoint, event_seq, event_id, body, attempts, next_attempt_ms, last_error, created_ms, delivered_ms";
-
-fn pending(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingDelivery> {
-    Ok(PendingDelivery {
-        id: r.get(0)?,
-        endpoint: r.get(1)?,
-        event_seq: r.get::<_, i64>(2)? as u64,
-        event_id: r.get(3)?,
-        body: r.get(4)?,
-        attempts: r.get(5)?,
-        next_attempt_ms: r.get(6)?,
-        last_error: r.get(7)?,
-        created_ms: r.get(8)?,
-        delivered_ms: r.get(9)?,
-    })
 }
 
 #[async_trait]
@@ -115,9 +101,13 @@ impl WebhookStore for SqliteWebhooks {
                      ORDER BY next_attempt_ms, id LIMIT ?2"
                 ))?;
                 let rows = q
-                    .query_map(params![now_ms, limit], pending)?
+                    .query_map(params![now_ms, limit], |r| Ok(pending_row(r)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                rows
+                // A row that does not map ends the claim (nothing leased).
+                match rows.into_iter().collect::<Result<Vec<_>, StoreError>>() {
+                    Ok(rows) => rows,
+                    Err(e) => return Ok(Err(e)),
+                }
             };
             {
                 let mut lease = tx.prepare_cached(
@@ -128,9 +118,9 @@ impl WebhookStore for SqliteWebhooks {
                 }
             }
             tx.commit()?;
-            Ok(rows)
+            Ok(Ok(rows))
         })
-        .await
+        .await?
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
@@ -272,10 +262,10 @@ impl WebhookStore for SqliteWebhooks {
                 "SELECT {PENDING_COLS} FROM webhook_deliveries WHERE event_seq = ?1 ORDER BY id"
             ))?;
             let rows = q
-                .query_map(params![event_seq as i64], pending)?
+                .query_map(params![event_seq as i64], |r| Ok(pending_row(r)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(rows.into_iter().collect::<Result<Vec<_>, StoreError>>())
         })
-        .await
+        .await?
     }
 }
