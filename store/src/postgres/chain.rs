@@ -269,18 +269,9 @@ impl ChainLog for PgHistory {
         &self,
         hashes: &[String],
     ) -> Result<HashMap<String, Vec<EscrowTx>>, StoreError> {
-        if hashes.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT index_block_hash, body FROM block_txs WHERE index_block_hash = ANY($1::text[])",
-        )
-        .bind(hashes)
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(pg_err)?;
-        rows.into_iter()
+        self.block_sets("block_txs", hashes)
+            .await?
+            .into_iter()
             .map(|(hash, body)| Ok((hash, C.read_json(&body)?)))
             .collect()
     }
@@ -289,22 +280,10 @@ impl ChainLog for PgHistory {
         &self,
         hashes: &[String],
     ) -> Result<HashMap<String, Vec<UndoRecord>>, StoreError> {
-        if hashes.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT index_block_hash, body FROM block_undo WHERE index_block_hash = ANY($1::text[])",
-        )
-        .bind(hashes)
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(pg_err)?;
-        rows.into_iter()
-            .map(|(hash, body)| {
-                let recs = C.read_undo(&hash, &body)?;
-                Ok((hash, recs))
-            })
+        self.block_sets("block_undo", hashes)
+            .await?
+            .into_iter()
+            .map(|(hash, body)| Ok((hash.clone(), C.read_undo(&hash, &body)?)))
             .collect()
     }
 
@@ -328,4 +307,26 @@ impl ChainLog for PgHistory {
 pub(super) fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     items.filter(|s| seen.insert(s.clone())).collect()
+}
+
+impl PgHistory {
+    /// `(block, body)` of each of `hashes` that has a row in `table`
+    /// (`block_txs` or `block_undo`, one row per block): one query.
+    async fn block_sets(
+        &self,
+        table: &'static str,
+        hashes: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        sqlx::query_as(&format!(
+            "SELECT index_block_hash, body FROM {table} WHERE index_block_hash = ANY($1::text[])"
+        ))
+        .bind(hashes)
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(pg_err)
+    }
 }

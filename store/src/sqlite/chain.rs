@@ -157,7 +157,8 @@ impl ChainLog for SqliteHistory {
 
     async fn undo(&self, index_block_hash: &str) -> Result<Vec<UndoRecord>, StoreError> {
         let hash = sanitize_text(index_block_hash);
-        self.run(move |c| undo_rows(c, &hash)).await
+        self.run(move |c| Ok(undo_set(c, &hash)?.unwrap_or_default()))
+            .await
     }
 
     async fn recent_blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, StoreError> {
@@ -229,43 +230,14 @@ impl ChainLog for SqliteHistory {
         &self,
         hashes: &[String],
     ) -> Result<HashMap<String, Vec<EscrowTx>>, StoreError> {
-        if hashes.is_empty() {
-            // The common case (a block extending the tip): no blocking-pool hop.
-            return Ok(HashMap::new());
-        }
-        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
-        self.run(move |c| {
-            let mut out = HashMap::with_capacity(hashes.len());
-            for h in hashes {
-                if let Some(txs) = tx_set(c, &h)? {
-                    out.insert(h, txs);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.block_sets(hashes, tx_set).await
     }
 
     async fn undo_many(
         &self,
         hashes: &[String],
     ) -> Result<HashMap<String, Vec<UndoRecord>>, StoreError> {
-        if hashes.is_empty() {
-            // The common case (a block extending the tip): no blocking-pool hop.
-            return Ok(HashMap::new());
-        }
-        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
-        self.run(move |c| {
-            let mut out = HashMap::with_capacity(hashes.len());
-            for h in hashes {
-                let recs = undo_rows(c, &h)?;
-                if !recs.is_empty() {
-                    out.insert(h, recs);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.block_sets(hashes, undo_set).await
     }
 
     async fn group(&self) -> Result<Arc<dyn HistoryGroup>, StoreError> {
@@ -304,24 +276,52 @@ impl ChainLog for SqliteHistory {
     }
 }
 
-/// The escrow transactions stored for one block (`None`: no set stored).
-pub(super) fn tx_set(c: &Connection, hash: &str) -> Result<Option<Vec<EscrowTx>>, StoreError> {
-    let body: Option<String> = c
-        .prepare_cached("SELECT body FROM block_txs WHERE index_block_hash = ?1")
-        .and_then(|mut s| s.query_row(params![hash], |r| r.get(0)).optional())
-        .map_err(sq_err)?;
-    body.map(|b| C.read_json(&b)).transpose()
+/// The `body` stored in `table` (`block_txs` or `block_undo`, one row per
+/// block) for block `hash`.
+fn set_body(c: &Connection, table: &str, hash: &str) -> Result<Option<String>, StoreError> {
+    c.prepare_cached(&format!(
+        "SELECT body FROM {table} WHERE index_block_hash = ?1"
+    ))
+    .and_then(|mut s| s.query_row(params![hash], |r| r.get(0)).optional())
+    .map_err(sq_err)
 }
 
-/// The before-images stored for one block.
-pub(super) fn undo_rows(c: &Connection, hash: &str) -> Result<Vec<UndoRecord>, StoreError> {
-    let body: Option<String> = c
-        .prepare_cached("SELECT body FROM block_undo WHERE index_block_hash = ?1")
-        .and_then(|mut s| s.query_row(params![hash], |r| r.get(0)).optional())
-        .map_err(sq_err)?;
-    match body {
-        Some(b) => C.read_undo(hash, &b),
-        None => Ok(Vec::new()),
+/// The escrow transactions stored for one block (`None`: no set stored).
+fn tx_set(c: &Connection, hash: &str) -> Result<Option<Vec<EscrowTx>>, StoreError> {
+    set_body(c, "block_txs", hash)?
+        .map(|b| C.read_json(&b))
+        .transpose()
+}
+
+/// The before-images stored for one block (`None`: no set stored).
+fn undo_set(c: &Connection, hash: &str) -> Result<Option<Vec<UndoRecord>>, StoreError> {
+    set_body(c, "block_undo", hash)?
+        .map(|b| C.read_undo(hash, &b))
+        .transpose()
+}
+
+impl SqliteHistory {
+    /// `read` for each of `hashes`, keeping the blocks that have a set.
+    async fn block_sets<T: Send + 'static>(
+        &self,
+        hashes: &[String],
+        read: fn(&Connection, &str) -> Result<Option<T>, StoreError>,
+    ) -> Result<HashMap<String, T>, StoreError> {
+        if hashes.is_empty() {
+            // The common case (a block extending the tip): no blocking-pool hop.
+            return Ok(HashMap::new());
+        }
+        let hashes: Vec<String> = hashes.iter().map(|h| sanitize_text(h)).collect();
+        self.run(move |c| {
+            let mut out = HashMap::with_capacity(hashes.len());
+            for h in hashes {
+                if let Some(set) = read(c, &h)? {
+                    out.insert(h, set);
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 }
 

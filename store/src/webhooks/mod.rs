@@ -90,6 +90,26 @@ pub(crate) fn pending_row(r: &impl Row) -> Result<PendingDelivery, StoreError> {
     })
 }
 
+/// Columns read by [`dead_letter_row`], in its order.
+pub(crate) const DEAD_LETTER_COLS: &str =
+    "id, endpoint, event_seq, event_id, body, attempts, last_error, created_ms, failed_ms, retried_ms";
+
+/// A `webhook_dead_letters` row selected as [`DEAD_LETTER_COLS`].
+pub(crate) fn dead_letter_row(r: &impl Row) -> Result<WebhookDeadLetter, StoreError> {
+    Ok(WebhookDeadLetter {
+        id: r.int(0)?,
+        endpoint: r.text(1)?,
+        event_seq: r.uint(2)?,
+        event_id: r.text(3)?,
+        body: r.text(4)?,
+        attempts: r.small(5)?,
+        last_error: r.opt_text(6)?,
+        created_ms: r.int(7)?,
+        failed_ms: r.int(8)?,
+        retried_ms: r.opt_int(9)?,
+    })
+}
+
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     /// The last event seq turned into deliveries; created at `initial` (the

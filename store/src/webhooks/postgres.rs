@@ -4,14 +4,13 @@
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::Row;
 
 use crate::postgres::pg_err;
 use crate::StoreError;
 
 use super::{
-    pending_row, NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore,
-    PENDING_COLS,
+    dead_letter_row, pending_row, NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter,
+    WebhookStore, DEAD_LETTER_COLS, PENDING_COLS,
 };
 
 /// Webhook state in PostgreSQL.
@@ -200,31 +199,14 @@ impl WebhookStore for PgWebhooks {
     }
 
     async fn dead_letters(&self, limit: u32) -> Result<Vec<WebhookDeadLetter>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, endpoint, event_seq, event_id, body, attempts, last_error, created_ms, failed_ms, retried_ms
-             FROM webhook_dead_letters ORDER BY id DESC LIMIT $1",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {DEAD_LETTER_COLS} FROM webhook_dead_letters ORDER BY id DESC LIMIT $1"
+        ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(pg_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(WebhookDeadLetter {
-                    id: r.try_get(0)?,
-                    endpoint: r.try_get(1)?,
-                    event_seq: r.try_get::<i64, _>(2)? as u64,
-                    event_id: r.try_get(3)?,
-                    body: r.try_get(4)?,
-                    attempts: r.try_get::<i32, _>(5)? as u32,
-                    last_error: r.try_get(6)?,
-                    created_ms: r.try_get(7)?,
-                    failed_ms: r.try_get(8)?,
-                    retried_ms: r.try_get(9)?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(pg_err)
+        rows.iter().map(dead_letter_row).collect()
     }
 
     async fn retry_dead_letter(&self, id: i64, now_ms: i64) -> Result<RetryOutcome, StoreError> {

@@ -11,8 +11,8 @@ use crate::sqlite::{sq_err, SideConnection};
 use crate::StoreError;
 
 use super::{
-    pending_row, NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter, WebhookStore,
-    PENDING_COLS,
+    dead_letter_row, pending_row, NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter,
+    WebhookStore, DEAD_LETTER_COLS, PENDING_COLS,
 };
 
 const BACKEND: &str = "sqlite";
@@ -188,29 +188,15 @@ impl WebhookStore for SqliteWebhooks {
 
     async fn dead_letters(&self, limit: u32) -> Result<Vec<WebhookDeadLetter>, StoreError> {
         self.run(move |c| {
-            let mut q = c.prepare_cached(
-                "SELECT id, endpoint, event_seq, event_id, body, attempts, last_error, created_ms, failed_ms, retried_ms
-                 FROM webhook_dead_letters ORDER BY id DESC LIMIT ?1",
-            )?;
+            let mut q = c.prepare_cached(&format!(
+                "SELECT {DEAD_LETTER_COLS} FROM webhook_dead_letters ORDER BY id DESC LIMIT ?1"
+            ))?;
             let rows = q
-                .query_map(params![limit], |r| {
-                    Ok(WebhookDeadLetter {
-                        id: r.get(0)?,
-                        endpoint: r.get(1)?,
-                        event_seq: r.get::<_, i64>(2)? as u64,
-                        event_id: r.get(3)?,
-                        body: r.get(4)?,
-                        attempts: r.get(5)?,
-                        last_error: r.get(6)?,
-                        created_ms: r.get(7)?,
-                        failed_ms: r.get(8)?,
-                        retried_ms: r.get(9)?,
-                    })
-                })?
+                .query_map(params![limit], |r| Ok(dead_letter_row(r)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            Ok(rows.into_iter().collect::<Result<Vec<_>, StoreError>>())
         })
-        .await
+        .await?
     }
 
     async fn retry_dead_letter(&self, id: i64, now_ms: i64) -> Result<RetryOutcome, StoreError> {
