@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 
 use crate::sqlite::{sq_err, SideConnection};
 use crate::StoreError;
@@ -27,17 +27,6 @@ impl SqliteBroadcasts {
             conn: SideConnection::open(path)?,
         })
     }
-
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.conn
-            .call(f)
-            .await
-            .map_err(|e| StoreError::unavailable("sqlite", e))?
-    }
 }
 
 fn rows<T>(
@@ -57,7 +46,7 @@ fn rows<T>(
 impl BroadcastStore for SqliteBroadcasts {
     async fn schedule(&self, items: &[NewBroadcast]) -> Result<(), StoreError> {
         let items = items.to_vec();
-        self.run(move |c| {
+        self.conn.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sq_err)?;
@@ -95,53 +84,55 @@ impl BroadcastStore for SqliteBroadcasts {
         limit: u32,
         lease_ms: i64,
     ) -> Result<Vec<Broadcast>, StoreError> {
-        self.run(move |c| {
-            // One writer at a time in SQLite: the immediate transaction is the lock.
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sq_err)?;
-            let due = {
-                let mut stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT {COLS} FROM relay_broadcasts WHERE state = 'scheduled' \
+        self.conn
+            .run(move |c| {
+                // One writer at a time in SQLite: the immediate transaction is the lock.
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(sq_err)?;
+                let due = {
+                    let mut stmt = tx
+                        .prepare_cached(&format!(
+                            "SELECT {COLS} FROM relay_broadcasts WHERE state = 'scheduled' \
                          AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2"
-                    ))
-                    .map_err(sq_err)?;
-                rows(&mut stmt, params![now_ms, limit], |r| broadcast_row(r))?
-            };
-            {
-                let mut upd = tx
-                    .prepare_cached(
-                        "UPDATE relay_broadcasts SET next_attempt_ms = ?2 WHERE txid = ?1",
-                    )
-                    .map_err(sq_err)?;
-                for b in &due {
-                    upd.execute(params![b.txid, now_ms + lease_ms])
+                        ))
                         .map_err(sq_err)?;
+                    rows(&mut stmt, params![now_ms, limit], |r| broadcast_row(r))?
+                };
+                {
+                    let mut upd = tx
+                        .prepare_cached(
+                            "UPDATE relay_broadcasts SET next_attempt_ms = ?2 WHERE txid = ?1",
+                        )
+                        .map_err(sq_err)?;
+                    for b in &due {
+                        upd.execute(params![b.txid, now_ms + lease_ms])
+                            .map_err(sq_err)?;
+                    }
                 }
-            }
-            tx.commit().map_err(sq_err)?;
-            Ok(due
-                .into_iter()
-                .map(|b| Broadcast {
-                    next_attempt_ms: now_ms + lease_ms,
-                    ..b
-                })
-                .collect())
-        })
-        .await
+                tx.commit().map_err(sq_err)?;
+                Ok(due
+                    .into_iter()
+                    .map(|b| Broadcast {
+                        next_attempt_ms: now_ms + lease_ms,
+                        ..b
+                    })
+                    .collect())
+            })
+            .await
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        self.run(|c| {
-            c.query_row(
-                "SELECT MIN(next_attempt_ms) FROM relay_broadcasts WHERE state = 'scheduled'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sq_err)
-        })
-        .await
+        self.conn
+            .run(|c| {
+                c.query_row(
+                    "SELECT MIN(next_attempt_ms) FROM relay_broadcasts WHERE state = 'scheduled'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sq_err)
+            })
+            .await
     }
 
     async fn record_many(
@@ -150,7 +141,7 @@ impl BroadcastStore for SqliteBroadcasts {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let records = records.to_vec();
-        self.run(move |c| {
+        self.conn.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sq_err)?;
@@ -203,7 +194,7 @@ impl BroadcastStore for SqliteBroadcasts {
 
     async fn for_payment(&self, payment_id: &str) -> Result<Vec<BroadcastHistory>, StoreError> {
         let payment_id = payment_id.to_string();
-        self.run(move |c| {
+        self.conn.run(move |c| {
             let list = {
                 let mut stmt = c
                     .prepare_cached(&format!(
@@ -232,16 +223,17 @@ impl BroadcastStore for SqliteBroadcasts {
 
     async fn get(&self, txid: &str) -> Result<Option<Broadcast>, StoreError> {
         let txid = txid.to_string();
-        self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {COLS} FROM relay_broadcasts WHERE txid = ?1"
-                ))
-                .map_err(sq_err)?;
-            let mut rs = stmt.query(params![txid]).map_err(sq_err)?;
-            rs.next().map_err(sq_err)?.map(broadcast_row).transpose()
-        })
-        .await
+        self.conn
+            .run(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLS} FROM relay_broadcasts WHERE txid = ?1"
+                    ))
+                    .map_err(sq_err)?;
+                let mut rs = stmt.query(params![txid]).map_err(sq_err)?;
+                rs.next().map_err(sq_err)?.map(broadcast_row).transpose()
+            })
+            .await
     }
 }
 

@@ -173,6 +173,19 @@ impl SideConnection {
         tokio::task::spawn_blocking(move || f(&mut conn.lock())).await
     }
 
+    /// [`SideConnection::call`] for a store's method (in `f`, `?` turns a
+    /// rusqlite error into a [`StoreError`] classified like the history's);
+    /// a task that did not finish is `unavailable` (temporary).
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.call(f)
+            .await
+            .map_err(|e| StoreError::unavailable(BACKEND, e))?
+    }
+
     /// The connection, locked on this thread (tests; code already on a
     /// blocking thread).
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -266,6 +279,12 @@ impl HistoryGroup for SqliteHistory {
 
 /// Classify a rusqlite error by whether a retry can help. Public for the
 /// other stores kept in the history file (the relay's schedule).
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        sq_err(e)
+    }
+}
+
 pub fn sq_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::Error as E;
     match &e {

@@ -5,17 +5,15 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use crate::sqlite::{sq_err, SideConnection};
+use crate::sqlite::SideConnection;
 use crate::StoreError;
 
 use super::{
     dead_letter_row, pending_row, NewDelivery, PendingDelivery, RetryOutcome, WebhookDeadLetter,
     WebhookStore, DEAD_LETTER_COLS, PENDING_COLS,
 };
-
-const BACKEND: &str = "sqlite";
 
 /// Webhook state in SQLite.
 #[derive(Clone)]
@@ -30,33 +28,24 @@ impl SqliteWebhooks {
             conn: SideConnection::open(path)?,
         })
     }
-
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        self.conn
-            .call(|c| f(c).map_err(sq_err))
-            .await
-            .map_err(|e| StoreError::unavailable(BACKEND, e))?
-    }
 }
 
 #[async_trait]
 impl WebhookStore for SqliteWebhooks {
     async fn cursor(&self, initial: u64) -> Result<u64, StoreError> {
-        self.run(move |c| {
-            c.execute(
+        self.conn
+            .run(move |c| {
+                c.execute(
                 "INSERT INTO webhook_cursor (id, seq) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
                 params![initial as i64],
             )?;
-            c.query_row("SELECT seq FROM webhook_cursor WHERE id = 1", [], |r| {
-                r.get::<_, i64>(0)
+                let seq: i64 =
+                    c.query_row("SELECT seq FROM webhook_cursor WHERE id = 1", [], |r| {
+                        r.get(0)
+                    })?;
+                Ok(seq as u64)
             })
-            .map(|s| s as u64)
-        })
-        .await
+            .await
     }
 
     async fn enqueue(
@@ -66,7 +55,7 @@ impl WebhookStore for SqliteWebhooks {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let deliveries = deliveries.to_vec();
-        self.run(move |c| {
+        self.conn.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut ins = tx.prepare_cached(
@@ -81,7 +70,7 @@ impl WebhookStore for SqliteWebhooks {
                 "UPDATE webhook_cursor SET seq = MAX(seq, ?1) WHERE id = 1",
                 params![cursor as i64],
             )?;
-            tx.commit()
+            Ok(tx.commit()?)
         })
         .await
     }
@@ -92,55 +81,56 @@ impl WebhookStore for SqliteWebhooks {
         limit: u32,
         lease_ms: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let rows = {
-                let mut q = tx.prepare_cached(&format!(
-                    "SELECT {PENDING_COLS} FROM webhook_deliveries
+        self.conn
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let rows = {
+                    let mut q = tx.prepare_cached(&format!(
+                        "SELECT {PENDING_COLS} FROM webhook_deliveries
                      WHERE delivered_ms IS NULL AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1
                      ORDER BY next_attempt_ms, id LIMIT ?2"
-                ))?;
-                let rows = q
-                    .query_map(params![now_ms, limit], |r| Ok(pending_row(r)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                // A row that does not map ends the claim (nothing leased).
-                match rows.into_iter().collect::<Result<Vec<_>, StoreError>>() {
-                    Ok(rows) => rows,
-                    Err(e) => return Ok(Err(e)),
+                    ))?;
+                    let rows = q
+                        .query_map(params![now_ms, limit], |r| Ok(pending_row(r)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    // A row that does not map ends the claim (nothing leased).
+                    match rows.into_iter().collect::<Result<Vec<_>, StoreError>>() {
+                        Ok(rows) => rows,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                };
+                {
+                    let mut lease = tx.prepare_cached(
+                        "UPDATE webhook_deliveries SET lease_until_ms = ?2 WHERE id = ?1",
+                    )?;
+                    for r in &rows {
+                        lease.execute(params![r.id, now_ms + lease_ms])?;
+                    }
                 }
-            };
-            {
-                let mut lease = tx.prepare_cached(
-                    "UPDATE webhook_deliveries SET lease_until_ms = ?2 WHERE id = ?1",
-                )?;
-                for r in &rows {
-                    lease.execute(params![r.id, now_ms + lease_ms])?;
-                }
-            }
-            tx.commit()?;
-            Ok(Ok(rows))
-        })
-        .await?
+                tx.commit()?;
+                Ok(Ok(rows))
+            })
+            .await?
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        self.run(|c| {
-            c.query_row(
+        self.conn.run(|c| {
+            Ok(c.query_row(
                 "SELECT MIN(MAX(next_attempt_ms, lease_until_ms)) FROM webhook_deliveries WHERE delivered_ms IS NULL",
                 [],
                 |r| r.get(0),
-            )
+            )?)
         })
         .await
     }
 
     async fn delivered(&self, id: i64, attempts: u32, now_ms: i64) -> Result<(), StoreError> {
-        self.run(move |c| {
+        self.conn.run(move |c| {
             c.execute(
                 "UPDATE webhook_deliveries SET delivered_ms = ?2, attempts = ?3, lease_until_ms = 0 WHERE id = ?1",
                 params![id, now_ms, attempts],
-            )
-            .map(drop)
+            )?;
+            Ok(())
         })
         .await
     }
@@ -153,12 +143,12 @@ impl WebhookStore for SqliteWebhooks {
         next_attempt_ms: i64,
     ) -> Result<(), StoreError> {
         let error = error.to_string();
-        self.run(move |c| {
+        self.conn.run(move |c| {
             c.execute(
                 "UPDATE webhook_deliveries SET attempts = ?2, last_error = ?3, next_attempt_ms = ?4, lease_until_ms = 0 WHERE id = ?1",
                 params![id, attempts, error, next_attempt_ms],
-            )
-            .map(drop)
+            )?;
+            Ok(())
         })
         .await
     }
@@ -171,7 +161,7 @@ impl WebhookStore for SqliteWebhooks {
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         let error = error.to_string();
-        self.run(move |c| {
+        self.conn.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "INSERT INTO webhook_dead_letters (endpoint, event_seq, event_id, body, attempts, last_error, created_ms, failed_ms)
@@ -187,20 +177,21 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     async fn dead_letters(&self, limit: u32) -> Result<Vec<WebhookDeadLetter>, StoreError> {
-        self.run(move |c| {
-            let mut q = c.prepare_cached(&format!(
-                "SELECT {DEAD_LETTER_COLS} FROM webhook_dead_letters ORDER BY id DESC LIMIT ?1"
-            ))?;
-            let rows = q
-                .query_map(params![limit], |r| Ok(dead_letter_row(r)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows.into_iter().collect::<Result<Vec<_>, StoreError>>())
-        })
-        .await?
+        self.conn
+            .run(move |c| {
+                let mut q = c.prepare_cached(&format!(
+                    "SELECT {DEAD_LETTER_COLS} FROM webhook_dead_letters ORDER BY id DESC LIMIT ?1"
+                ))?;
+                let rows = q
+                    .query_map(params![limit], |r| Ok(dead_letter_row(r)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows.into_iter().collect::<Result<Vec<_>, StoreError>>())
+            })
+            .await?
     }
 
     async fn retry_dead_letter(&self, id: i64, now_ms: i64) -> Result<RetryOutcome, StoreError> {
-        self.run(move |c| {
+        self.conn.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let exists: Option<i64> = tx
                 .query_row("SELECT id FROM webhook_dead_letters WHERE id = ?1", params![id], |r| r.get(0))
@@ -229,29 +220,31 @@ impl WebhookStore for SqliteWebhooks {
     }
 
     async fn prune_delivered(&self, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
-        self.run(move |c| {
-            c.execute(
-                "DELETE FROM webhook_deliveries WHERE id IN (
+        self.conn
+            .run(move |c| {
+                let n = c.execute(
+                    "DELETE FROM webhook_deliveries WHERE id IN (
                      SELECT id FROM webhook_deliveries
                      WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1
                      ORDER BY delivered_ms LIMIT ?2)",
-                params![before_ms, i64::from(limit)],
-            )
-            .map(|n| n as u64)
-        })
-        .await
+                    params![before_ms, i64::from(limit)],
+                )?;
+                Ok(n as u64)
+            })
+            .await
     }
 
     async fn deliveries_of(&self, event_seq: u64) -> Result<Vec<PendingDelivery>, StoreError> {
-        self.run(move |c| {
-            let mut q = c.prepare_cached(&format!(
+        self.conn
+            .run(move |c| {
+                let mut q = c.prepare_cached(&format!(
                 "SELECT {PENDING_COLS} FROM webhook_deliveries WHERE event_seq = ?1 ORDER BY id"
             ))?;
-            let rows = q
-                .query_map(params![event_seq as i64], |r| Ok(pending_row(r)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows.into_iter().collect::<Result<Vec<_>, StoreError>>())
-        })
-        .await?
+                let rows = q
+                    .query_map(params![event_seq as i64], |r| Ok(pending_row(r)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows.into_iter().collect::<Result<Vec<_>, StoreError>>())
+            })
+            .await?
     }
 }
