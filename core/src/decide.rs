@@ -201,30 +201,16 @@ pub fn correction(
         status: to,
     });
     let event = PaymentEvent {
-        seq: 0,
-        event_type,
-        payment_id: p.payment_id,
-        status: to,
-        sender: p.sender.clone(),
-        recipient: p.recipient.clone(),
-        amount: p.amount.clone(),
         txid: match event_type {
             EventType::Dropped | EventType::Failed => p.create_txid.clone(),
             _ => None,
         },
-        // Learned from contract state, not from a block: where it happened is unknown.
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
-        confirmations: 0,
-        is_final: false,
-        source: EventSource::Reconciler,
+        // Learned from contract state, not from a block: where it happened is
+        // unknown, so no position.
         reason: matches!(event_type, EventType::Dropped | EventType::Failed)
             .then(|| reason.to_string()),
         reverted,
-        at: now.to_string(),
-        reason_data: None,
-        retry: None,
+        ..PaymentEvent::about(&p, event_type, EventSource::Reconciler, now)
     };
     (p, event)
 }

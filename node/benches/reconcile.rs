@@ -68,25 +68,10 @@ fn payment(n: u32) -> Payment {
 
 fn event(p: &Payment) -> PaymentEvent {
     PaymentEvent {
-        seq: 0,
-        event_type: EventType::Confirmed,
-        payment_id: p.payment_id,
-        status: p.status,
-        sender: p.sender.clone(),
-        recipient: p.recipient.clone(),
-        amount: p.amount.clone(),
         txid: p.create_txid.clone(),
         block_height: Some(1_000),
-        index_block_hash: None,
-        burn_block_height: None,
         confirmations: 1,
-        is_final: false,
-        source: EventSource::Observer,
-        reason: None,
-        reverted: None,
-        at: AT.into(),
-        reason_data: None,
-        retry: None,
+        ..PaymentEvent::about(p, EventType::Confirmed, EventSource::Observer, AT)
     }
 }
 

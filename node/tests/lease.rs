@@ -154,25 +154,9 @@ fn seed_payment() -> (Payment, PaymentEvent) {
         burn_block_hash: format!("0x{:064x}", 7),
     });
     let ev = PaymentEvent {
-        seq: 0,
-        event_type: EventType::Confirmed,
-        payment_id: id,
-        status: p.status,
-        sender: p.sender.clone(),
-        recipient: p.recipient.clone(),
-        amount: p.amount.clone(),
-        txid: None,
         block_height: Some(5),
-        index_block_hash: None,
-        burn_block_height: None,
         confirmations: 1,
-        is_final: false,
-        source: EventSource::Observer,
-        reason: None,
-        reverted: None,
-        at: AT.into(),
-        reason_data: None,
-        retry: None,
+        ..PaymentEvent::about(&p, EventType::Confirmed, EventSource::Observer, AT)
     };
     (p, ev)
 }

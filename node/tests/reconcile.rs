@@ -76,28 +76,16 @@ async fn seed(node: &TestNode, payments: Vec<Payment>) {
         .map(|p| Correction {
             expected_seq: 0,
             event: PaymentEvent {
-                seq: 0,
-                event_type: match p.status {
-                    PaymentStatus::Confirmed => EventType::Confirmed,
-                    _ => EventType::Submitted,
-                },
-                payment_id: p.payment_id,
-                status: p.status,
-                sender: p.sender.clone(),
-                recipient: p.recipient.clone(),
-                amount: p.amount.clone(),
                 txid: p.create_txid.clone(),
-                block_height: None,
-                index_block_hash: None,
-                burn_block_height: None,
-                confirmations: 0,
-                is_final: false,
-                source: EventSource::Observer,
-                reason: None,
-                reverted: None,
-                at: AT.into(),
-                reason_data: None,
-                retry: None,
+                ..PaymentEvent::about(
+                    &p,
+                    match p.status {
+                        PaymentStatus::Confirmed => EventType::Confirmed,
+                        _ => EventType::Submitted,
+                    },
+                    EventSource::Observer,
+                    AT,
+                )
             },
             payment: p,
         })

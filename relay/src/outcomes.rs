@@ -126,28 +126,15 @@ pub(crate) fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, P
         p.reason = reason.clone();
     }
     let event = PaymentEvent {
-        seq: 0,
-        event_type: ty,
-        payment_id: cur.payment_id,
-        status,
-        sender: p.sender.clone(),
-        recipient: p.recipient.clone(),
-        amount: p.amount.clone(),
         txid: Some(b.txid.clone()),
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
-        confirmations: 0,
         is_final: p.is_final,
-        source: nexus_core::domain::EventSource::Relay,
         reason,
-        reverted: None,
-        at: at.to_string(),
         reason_data,
         retry: attempt.next_delay_ms.map(|d| RetryInfo {
             attempt: attempt.attempt,
             next_delay_ms: d,
         }),
+        ..PaymentEvent::about(&p, ty, nexus_core::domain::EventSource::Relay, at)
     };
     Some((p, event))
 }

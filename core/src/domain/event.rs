@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{PaymentId, PaymentStatus};
+use super::{Payment, PaymentId, PaymentStatus};
 
 /// The payment-event names shared by every delivery path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -126,6 +126,36 @@ pub struct PaymentEvent {
     /// For `payment:retrying`: which broadcast attempt failed and when the next one is.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub retry: Option<RetryInfo>,
+}
+
+impl PaymentEvent {
+    /// An event of `event_type` about `payment` as it stands after the
+    /// event: its id, status and parties, from `source` at `at`. No chain
+    /// position, no confirmations, not final, no reason: the caller sets
+    /// what its event adds. (`seq` is assigned by the history at commit.)
+    pub fn about(payment: &Payment, event_type: EventType, source: EventSource, at: &str) -> Self {
+        PaymentEvent {
+            seq: 0,
+            event_type,
+            payment_id: payment.payment_id,
+            status: payment.status,
+            sender: payment.sender.clone(),
+            recipient: payment.recipient.clone(),
+            amount: payment.amount.clone(),
+            txid: None,
+            block_height: None,
+            index_block_hash: None,
+            burn_block_height: None,
+            confirmations: 0,
+            is_final: false,
+            source,
+            reason: None,
+            reverted: None,
+            at: at.to_string(),
+            reason_data: None,
+            retry: None,
+        }
+    }
 }
 
 /// A relay broadcast that will be tried again.

@@ -188,32 +188,21 @@ pub fn step(
         .map(|a| ctx.tip_height.saturating_sub(a.block_height) + 1)
         .unwrap_or(0);
     let event = PaymentEvent {
-        seq: 0,
-        event_type,
-        payment_id: id,
-        status: next.status,
-        sender: next.sender.clone(),
-        recipient: next.recipient.clone(),
-        amount: next.amount.clone(),
         txid,
         block_height: at.as_ref().map(|a| a.block_height),
         index_block_hash: at.as_ref().map(|a| a.index_block_hash.clone()),
         burn_block_height: at.as_ref().map(|a| a.burn_block_height),
         confirmations,
-        is_final: false,
-        source: ctx.source,
         reason: match event_type {
             EventType::Failed | EventType::Dropped => next.reason.clone(),
             _ => None,
         },
-        reverted: None,
-        at: ctx.now.clone(),
         // What the node said beside the abort's kind: the raw result.
         reason_data: match input {
             Input::CreateAborted { abort, .. } => Some(abort.detail()),
             _ => None,
         },
-        retry: None,
+        ..PaymentEvent::about(&next, event_type, ctx.source, &ctx.now)
     };
     Some((next, event))
 }
@@ -311,29 +300,14 @@ pub fn revert(
         .find(|pos| pos.index_block_hash == block.index_block_hash)
         .map(|pos| pos.txid.clone());
     let event = PaymentEvent {
-        seq: 0,
-        event_type: EventType::Reverted,
-        payment_id: current.payment_id,
-        status: next.status,
-        sender: next.sender.clone(),
-        recipient: next.recipient.clone(),
-        amount: next.amount.clone(),
         txid: orphaned_tx,
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
-        confirmations: 0,
         is_final: next.is_final,
-        source: ctx.source,
-        reason: None,
         reverted: Some(crate::domain::Reverted {
             index_block_hash: block.index_block_hash.clone(),
             block_height: block.height,
             status: next.status,
         }),
-        at: ctx.now.clone(),
-        reason_data: None,
-        retry: None,
+        ..PaymentEvent::about(&next, EventType::Reverted, ctx.source, &ctx.now)
     };
     (next, event)
 }
@@ -358,25 +332,13 @@ pub fn finalize(
     next.is_final = true;
     next.updated_at = ctx.now.clone();
     let event = PaymentEvent {
-        seq: 0,
-        event_type: EventType::Final,
-        payment_id: p.payment_id,
-        status: p.status,
-        sender: p.sender.clone(),
-        recipient: p.recipient.clone(),
-        amount: p.amount.clone(),
         txid: Some(pos.txid.clone()),
         block_height: Some(pos.block_height),
         index_block_hash: Some(pos.index_block_hash.clone()),
         burn_block_height: Some(pos.burn_block_height),
         confirmations,
         is_final: true,
-        source: ctx.source,
-        reason: None,
-        reverted: None,
-        at: ctx.now.clone(),
-        reason_data: None,
-        retry: None,
+        ..PaymentEvent::about(p, EventType::Final, ctx.source, &ctx.now)
     };
     Some((next, event))
 }

@@ -71,25 +71,8 @@ pub(super) fn created(call: &EscrowCall, at: &str) -> (Payment, PaymentEvent) {
     p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
     p.create_txid = Some(call.txid.clone());
     let ev = PaymentEvent {
-        seq: 0,
-        event_type: EventType::Created,
-        payment_id: p.payment_id,
-        status: PaymentStatus::Pending,
-        sender: p.sender.clone(),
-        recipient: p.recipient.clone(),
-        amount: p.amount.clone(),
         txid: Some(call.txid.clone()),
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
-        confirmations: 0,
-        is_final: false,
-        source: EventSource::Relay,
-        reason: None,
-        reverted: None,
-        at: at.to_string(),
-        reason_data: None,
-        retry: None,
+        ..PaymentEvent::about(&p, EventType::Created, EventSource::Relay, at)
     };
     (p, ev)
 }

@@ -156,25 +156,12 @@ struct Setup {
 /// The observer's event of type `ty` for `p` (numbered at commit).
 fn event(p: &Payment, ty: EventType) -> PaymentEvent {
     PaymentEvent {
-        seq: 0,
-        event_type: ty,
-        payment_id: p.payment_id,
-        status: p.status,
         sender: None,
         recipient: None,
         amount: None,
-        txid: None,
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
         confirmations: 1,
         is_final: ty == EventType::Final,
-        source: EventSource::Observer,
-        reason: None,
-        reverted: None,
-        at: NOW.into(),
-        reason_data: None,
-        retry: None,
+        ..PaymentEvent::about(p, ty, EventSource::Observer, NOW)
     }
 }
 
