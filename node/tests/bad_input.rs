@@ -442,24 +442,7 @@ async fn observer_dead_letters_endpoint(stores: Stores) {
     node.stop().await;
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn embedded() {
-                    super::$name(super::Stores::Embedded).await;
-                }
-                #[tokio::test]
-                async fn production() {
-                    super::$name(super::Stores::Production).await;
-                }
-            }
-        )*
-    };
-}
-
-both_stores!(
+common::both_stores!(
     malformed_json,
     wrong_types,
     truncated_hex_inside_a_block,

@@ -181,24 +181,7 @@ async fn mocknet_captures(stores: Stores) {
     node.stop().await;
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn embedded() {
-                    super::$name(super::Stores::Embedded).await;
-                }
-                #[tokio::test]
-                async fn production() {
-                    super::$name(super::Stores::Production).await;
-                }
-            }
-        )*
-    };
-}
-
-both_stores!(
+common::both_stores!(
     poisonmicroblock_duplicate_is_idempotent,
     fuzzed_transactions_are_committed,
     mocknet_captures,

@@ -29,6 +29,28 @@ use nexus_store::{DeadLetter, PaymentFilter};
 use serde_json::Value;
 use sqlx::Connection;
 
+/// Runs each named `async fn(Stores)` of the test file as two tests,
+/// `name::embedded` and `name::production`.
+#[allow(unused_macros)]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn embedded() {
+                    super::$name(super::Stores::Embedded).await;
+                }
+                #[tokio::test]
+                async fn production() {
+                    super::$name(super::Stores::Production).await;
+                }
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_stores;
+
 /// Which store implementations the node runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stores {

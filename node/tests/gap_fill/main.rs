@@ -349,24 +349,7 @@ async fn fills_through_the_next_provider_when_the_first_is_down() {
     node.stop().await;
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn embedded() {
-                    super::$name(super::Stores::Embedded).await;
-                }
-                #[tokio::test]
-                async fn production() {
-                    super::$name(super::Stores::Production).await;
-                }
-            }
-        )*
-    };
-}
-
-both_stores!(
+common::both_stores!(
     fills_the_gap_from_the_rpc,
     rpc_down_holds_the_block,
     rpc_without_the_block_holds_it,

@@ -50,24 +50,7 @@ async fn escrow_reorg_unannounced(stores: Stores) {
     escrow_reorg_and_back(stores, false).await;
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn embedded() {
-                    super::$name(super::Stores::Embedded).await;
-                }
-                #[tokio::test]
-                async fn production() {
-                    super::$name(super::Stores::Production).await;
-                }
-            }
-        )*
-    };
-}
-
-both_stores!(
+common::both_stores!(
     mainnet_reorg_scenario1,
     mainnet_reorg_scenario2,
     escrow_reorg_announced,
