@@ -238,16 +238,7 @@ impl Services {
     async fn create() -> Services {
         let hex = format!("{:016x}", rand::random::<u64>());
         let admin_url = common::pg_admin_url();
-        let db = format!("nexus_t_{hex}");
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("PostgreSQL for tests (set NEXUS_TEST_PG_URL)");
-        // An identifier cannot be a bind parameter; `db` is our own hex.
-        sqlx::query(&format!("CREATE DATABASE {db}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
+        let db = nexus_testkit::pg::create_database(&admin_url).await;
         Services {
             admin_url,
             db,

@@ -179,17 +179,10 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_a_killed_leader_is_replaced_within_a_lease_and_its_token_is_refused() {
     // Fresh database and Redis prefix.
-    let admin_url = common::pg_admin_url();
     let tag = format!("{:016x}", rand::random::<u64>());
-    let db = format!("nexus_t_{tag}");
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("postgres");
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .expect("create db");
-    let db_url = common::with_database(&admin_url, &db);
+    // Dropped at the end, also after a failed assertion.
+    let pg = nexus_testkit::pg::PgTestDb::create().await;
+    let db_url = pg.url.clone();
     let prefix = format!("nexus-lease-test:{tag}:");
 
     let rpc = scripted::start().await;
@@ -317,7 +310,4 @@ async fn one_leader_a_killed_leader_is_replaced_within_a_lease_and_its_token_is_
     if let Ok(s) = nexus_store::redis::RedisState::connect(&common::redis_url(), &prefix).await {
         let _ = s.flush_prefix().await;
     }
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
 }
