@@ -39,7 +39,6 @@ use clarity::util::secp256k1::MessageSignature;
 use clarity::vm::types::Value;
 use clarity::vm::{ClarityName, ContractName};
 use serde_json::json;
-use sqlx::Connection;
 use stacks_codec::codec::{
     SinglesigHashMode, SinglesigSpendingCondition, StacksMessageCodec, StacksTransaction,
     TransactionAnchorMode, TransactionAuth, TransactionContractCall, TransactionPayload,
@@ -53,13 +52,13 @@ use nexus_core::simnet::{block_envelope, tx_entry};
 use nexus_indexer::ingest::{EventBus, IngestError, Ingestor, Route};
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
 use nexus_node::import::{self, ImportOptions};
-use nexus_store::redis::RedisState;
 
 mod common;
+#[path = "common/stores.rs"]
+mod stores;
 use common::{account, payment_print, principal, splitmix64};
+use stores::Stores;
 
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// One block in this many carries escrow transactions.
 const ESCROW_EVERY: u64 = 10;
 /// Creates (and, from the second escrow block on, as many claims) per escrow block.
@@ -118,8 +117,8 @@ async fn run(blocks: u64) -> Report {
     let precheck = t0.elapsed();
     drop(text);
 
-    let stores = Stores::create().await;
-    let summary = import::run(&stores.config(), &tsv, ImportOptions { quiet: true })
+    let stores = Stores::create("import").await;
+    let summary = import::run(&config(&stores), &tsv, ImportOptions { quiet: true })
         .await
         .expect("import");
     eprintln!("bench-import: import {summary}");
@@ -206,8 +205,8 @@ impl EventBus for NoSubscribers {
 }
 
 async fn reorg_bench(gen: &Generator) -> Result<ReorgResult, IngestError> {
-    let stores = Stores::create().await;
-    let cfg = stores.config();
+    let stores = Stores::create("import").await;
+    let cfg = config(&stores);
     let (state, history) = nexus_node::server::open_stores(&cfg).await.expect("stores");
     let ing = Ingestor::start(
         state,
@@ -262,8 +261,8 @@ async fn reorg_bench(gen: &Generator) -> Result<ReorgResult, IngestError> {
 /// show where the import's time per block goes.
 async fn round_trips() -> serde_json::Value {
     const N: u32 = 2_000;
-    let stores = Stores::create().await;
-    let (state, history) = nexus_node::server::open_stores(&stores.config())
+    let stores = Stores::create("import").await;
+    let (state, history) = nexus_node::server::open_stores(&config(&stores))
         .await
         .expect("stores");
     let hash = nexus_core::simnet::index_hash("probe", 1);
@@ -515,111 +514,18 @@ fn payment_id(n: u64) -> PaymentId {
     PaymentId(id)
 }
 
-/// A fresh PostgreSQL database and Redis prefix, removed afterwards (also on panic: see `Drop`).
-struct Stores {
-    redis_url: String,
-    redis_prefix: String,
-    pg_admin_url: String,
-    pg_name: String,
-    cleaned: bool,
-}
-
-impl Stores {
-    async fn create() -> Self {
-        let tag = format!("{:016x}", rand::random::<u64>());
-        let pg_admin_url =
-            std::env::var("NEXUS_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_string());
-        let redis_url =
-            std::env::var("NEXUS_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_string());
-        let pg_name = format!("nexus_bench_{tag}");
-        let mut admin = sqlx::PgConnection::connect(&pg_admin_url)
-            .await
-            .expect("PostgreSQL for the bench (set NEXUS_TEST_PG_URL)");
-        // An identifier cannot be a bind parameter; `pg_name` is our own hex.
-        sqlx::query(&format!("CREATE DATABASE {pg_name}"))
-            .execute(&mut admin)
-            .await
-            .expect("CREATE DATABASE");
-        admin.close().await.ok();
-        Stores {
-            redis_url,
-            redis_prefix: format!("nexus-bench-import:{tag}:"),
-            pg_admin_url,
-            pg_name,
-            cleaned: false,
-        }
+/// The node configuration on the bench's stores.
+fn config(stores: &Stores) -> Config {
+    let mut url = reqwest::Url::parse(&stores.pg_url).expect("database URL");
+    // e.g. `options=-c synchronous_commit=off`, to see what the per-commit fsync costs.
+    if let Ok(q) = std::env::var("BENCH_IMPORT_PG_QUERY") {
+        url.set_query(Some(&q));
     }
-
-    fn config(&self) -> Config {
-        let mut url = reqwest::Url::parse(&self.pg_admin_url).expect("database URL");
-        url.set_path(&format!("/{}", self.pg_name));
-        // e.g. `options=-c synchronous_commit=off`, to see what the per-commit fsync costs.
-        if let Ok(q) = std::env::var("BENCH_IMPORT_PG_QUERY") {
-            url.set_query(Some(&q));
-        }
-        Config {
-            contract_id: DEFAULT_CONTRACT_ID.to_string(),
-            redis_url: Some(self.redis_url.clone()),
-            redis_prefix: self.redis_prefix.clone(),
-            database_url: Some(url.to_string()),
-            ..Config::default()
-        }
-    }
-
-    async fn cleanup(mut self) {
-        drop_stores(
-            &self.redis_url,
-            &self.redis_prefix,
-            &self.pg_admin_url,
-            &self.pg_name,
-        )
-        .await;
-        self.cleaned = true;
-    }
-}
-
-impl Drop for Stores {
-    fn drop(&mut self) {
-        if self.cleaned {
-            return;
-        }
-        // A destructor cannot await: clean up on a thread with its own runtime.
-        let (r, p, a, n) = (
-            self.redis_url.clone(),
-            self.redis_prefix.clone(),
-            self.pg_admin_url.clone(),
-            self.pg_name.clone(),
-        );
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(drop_stores(&r, &p, &a, &n));
-            }
-        })
-        .join();
-    }
-}
-
-async fn drop_stores(redis_url: &str, prefix: &str, pg_admin_url: &str, pg_name: &str) {
-    match RedisState::connect(redis_url, prefix).await {
-        Ok(s) => {
-            if let Err(e) = s.flush_prefix().await {
-                eprintln!("bench-import: could not delete redis prefix {prefix}: {e}");
-            }
-        }
-        Err(e) => eprintln!("bench-import: could not reach redis to clean up: {e}"),
-    }
-    match sqlx::PgConnection::connect(pg_admin_url).await {
-        Ok(mut admin) => {
-            if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-            {
-                eprintln!("bench-import: could not drop {pg_name}: {e}");
-            }
-        }
-        Err(e) => eprintln!("bench-import: could not reach postgres to drop {pg_name}: {e}"),
+    Config {
+        contract_id: DEFAULT_CONTRACT_ID.to_string(),
+        redis_url: Some(stores.redis_url.clone()),
+        redis_prefix: stores.redis_prefix.clone(),
+        database_url: Some(url.to_string()),
+        ..Config::default()
     }
 }

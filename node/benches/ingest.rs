@@ -26,8 +26,6 @@
 //!
 //! Progress goes to stderr; the last stdout line is one JSON object.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use clarity::types::chainstate::StacksAddress;
@@ -48,15 +46,15 @@ use stacks_codec::codec::{
 use nexus_core::domain::{PaymentId, PaymentStatus};
 use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry};
 use nexus_node::config::{Config, DEFAULT_CONTRACT_ID};
-use nexus_store::redis::RedisState;
 
 mod common;
 #[path = "ingest/floor.rs"]
 mod floor;
+#[path = "common/stores.rs"]
+mod stores;
 use common::{account, payment_print, principal, splitmix64};
+use stores::Stores;
 
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Blocks POSTed before measuring (connection pools, prepared statements, caches).
 const WARMUP_BLOCKS: usize = 2;
 /// Distinct payer/payee accounts: senders repeat, as on a real chain.
@@ -107,7 +105,10 @@ async fn run(blocks: usize, txs: usize) -> serde_json::Value {
         started.elapsed()
     );
 
-    let stores = Stores::create().await;
+    let stores = Stores::create("ingest").await;
+    if std::env::var_os("BENCH_PG_LOG").is_some() {
+        log_statements(&stores).await;
+    }
     let cfg = Config {
         observer_addr: "127.0.0.1:0".parse().expect("addr"),
         api_addr: "127.0.0.1:0".parse().expect("addr"),
@@ -506,137 +507,6 @@ impl Plan {
     }
 }
 
-/// The bench's own Redis prefix and PostgreSQL database, removed afterwards
-/// (also when the bench panics: see `Drop`).
-struct Stores {
-    redis_url: String,
-    redis_prefix: String,
-    pg_admin_url: String,
-    pg_name: String,
-    pg_url: String,
-    cleaned: bool,
-}
-
-impl Stores {
-    async fn create() -> Self {
-        let tag = format!("{:016x}", RandomState::new().build_hasher().finish());
-        let pg_admin_url =
-            std::env::var("NEXUS_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_string());
-        let redis_url =
-            std::env::var("NEXUS_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_string());
-        let pg_name = format!("nexus_bench_{tag}");
-        let mut admin = sqlx::PgConnection::connect(&pg_admin_url)
-            .await
-            .expect("PostgreSQL for the bench (set NEXUS_TEST_PG_URL)");
-        // An identifier cannot be a bind parameter; `pg_name` is our own hex.
-        sqlx::query(&format!("CREATE DATABASE {pg_name}"))
-            .execute(&mut admin)
-            .await
-            .expect("CREATE DATABASE");
-        if std::env::var_os("BENCH_PG_LOG").is_some() {
-            // Profiling aid: every statement of the bench database, with its
-            // duration, in the server log (parameters left out: they are arrays
-            // of a thousand bodies).
-            for setting in [
-                "log_min_duration_statement = 0",
-                "log_parameter_max_length = 0",
-            ] {
-                sqlx::query(&format!("ALTER DATABASE {pg_name} SET {setting}"))
-                    .execute(&mut admin)
-                    .await
-                    .expect("ALTER DATABASE");
-            }
-        }
-        admin.close().await.ok();
-        Stores {
-            pg_url: with_database(&pg_admin_url, &pg_name),
-            pg_admin_url,
-            pg_name,
-            redis_url,
-            redis_prefix: format!("nexus-bench:{tag}:"),
-            cleaned: false,
-        }
-    }
-
-    async fn cleanup(mut self) {
-        drop_stores(
-            &self.redis_url,
-            &self.redis_prefix,
-            &self.pg_admin_url,
-            &self.pg_name,
-        )
-        .await;
-        self.cleaned = true;
-        eprintln!(
-            "bench-ingest: dropped {} and the redis prefix",
-            self.pg_name
-        );
-    }
-}
-
-impl Drop for Stores {
-    fn drop(&mut self) {
-        if self.cleaned {
-            return;
-        }
-        // A destructor cannot await: clean up on a thread with its own runtime.
-        let (r, p, a, n) = (
-            self.redis_url.clone(),
-            self.redis_prefix.clone(),
-            self.pg_admin_url.clone(),
-            self.pg_name.clone(),
-        );
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(drop_stores(&r, &p, &a, &n));
-            }
-        })
-        .join();
-    }
-}
-
-async fn drop_stores(redis_url: &str, prefix: &str, pg_admin_url: &str, pg_name: &str) {
-    match RedisState::connect(redis_url, prefix).await {
-        Ok(s) => {
-            if let Err(e) = s.flush_prefix().await {
-                eprintln!("bench-ingest: could not delete redis prefix {prefix}: {e}");
-            }
-        }
-        Err(e) => eprintln!("bench-ingest: could not reach redis to clean up: {e}"),
-    }
-    match sqlx::PgConnection::connect(pg_admin_url).await {
-        Ok(mut admin) => {
-            if let Err(e) = sqlx::query(&format!("DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-            {
-                eprintln!("bench-ingest: could not drop {pg_name}: {e}");
-            }
-        }
-        Err(e) => eprintln!("bench-ingest: could not reach postgres to drop {pg_name}: {e}"),
-    }
-}
-
-/// `url` with its database (the last path segment) replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[after_scheme..].find('/') {
-        Some(slash) => &base[..after_scheme + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 /// Which processes a [`CpuMeter`] counts: `(pid, command line)`.
 type Matcher = dyn Fn(u32, &str) -> bool;
 
@@ -717,4 +587,22 @@ fn process_ticks(pid: u32) -> Option<u64> {
 /// `USER_HZ`: 100 on every Linux this runs on.
 fn clock_ticks_per_sec() -> f64 {
     100.0
+}
+
+/// Profiling aid (`BENCH_PG_LOG=1`): every statement of the bench database,
+/// with its duration, in the server log (parameters left out: they are
+/// arrays of a thousand bodies).
+async fn log_statements(stores: &Stores) {
+    let mut admin = sqlx::PgConnection::connect(&stores.pg_admin_url)
+        .await
+        .expect("PostgreSQL for the bench (set NEXUS_TEST_PG_URL)");
+    for setting in [
+        "log_min_duration_statement = 0",
+        "log_parameter_max_length = 0",
+    ] {
+        sqlx::query(&format!("ALTER DATABASE {} SET {setting}", stores.pg_name))
+            .execute(&mut admin)
+            .await
+            .expect("ALTER DATABASE");
+    }
 }
