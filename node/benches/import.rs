@@ -34,17 +34,9 @@ use std::time::{Duration, Instant};
 
 use clarity::types::chainstate::StacksAddress;
 use clarity::types::Address;
-use clarity::util::hash::Hash160;
-use clarity::util::secp256k1::MessageSignature;
 use clarity::vm::types::Value;
-use clarity::vm::{ClarityName, ContractName};
 use serde_json::json;
-use stacks_codec::codec::{
-    SinglesigHashMode, SinglesigSpendingCondition, StacksMessageCodec, StacksTransaction,
-    TransactionAnchorMode, TransactionAuth, TransactionContractCall, TransactionPayload,
-    TransactionPostConditionMode, TransactionPublicKeyEncoding, TransactionSpendingCondition,
-    TransactionVersion,
-};
+use stacks_codec::codec::StacksMessageCodec;
 
 use nexus_core::clock::SystemClock;
 use nexus_core::domain::{EventSource, EventType, PaymentEvent, PaymentId};
@@ -56,7 +48,7 @@ use nexus_node::import::{self, ImportOptions};
 mod common;
 #[path = "common/stores.rs"]
 mod stores;
-use common::{account, payment_print, principal, splitmix64};
+use common::{escrow_call, payment_print, principal, splitmix64};
 use stores::Stores;
 
 /// One block in this many carries escrow transactions.
@@ -67,7 +59,6 @@ const CREATES_PER_BLOCK: u64 = 2;
 const ACCOUNTS: u64 = 500;
 /// `PAYMENT-TIMEOUT` of the contract (EVENTS.md).
 const TIMEOUT: u64 = 100;
-const CHAIN_ID: u32 = 0x8000_0000;
 /// `(ok true)`, what create-payment and claim-payment return.
 const OK_TRUE_HEX: &str = "0x0703";
 /// Reorg shape (see the module diagram).
@@ -414,7 +405,7 @@ impl Generator {
         };
         // Nonces only need to make txids distinct: one call of each kind per payment.
         let nonce = 2 * n + u64::from(matches!(call, Call::Claim { .. }));
-        let tx = self.contract_call(origin, nonce, function, args);
+        let tx = escrow_call(self.deployer, origin, nonce, function, args);
         let mut raw = Vec::with_capacity(256);
         tx.consensus_serialize(&mut raw).expect("serialize tx");
         let txid = format!("0x{}", hex::encode(tx.txid().as_bytes()));
@@ -448,37 +439,6 @@ impl Generator {
             &self.contract,
             &print,
         ));
-    }
-
-    /// A singlesig contract-call to the escrow, unsigned (the node decodes, never verifies).
-    fn contract_call(
-        &self,
-        origin: u64,
-        nonce: u64,
-        function: &str,
-        args: Vec<Value>,
-    ) -> StacksTransaction {
-        let auth = TransactionAuth::Standard(TransactionSpendingCondition::Singlesig(
-            SinglesigSpendingCondition {
-                hash_mode: SinglesigHashMode::P2PKH,
-                signer: Hash160(account(origin)),
-                nonce,
-                tx_fee: 3_000,
-                key_encoding: TransactionPublicKeyEncoding::Compressed,
-                signature: MessageSignature::empty(),
-            },
-        ));
-        let payload = TransactionPayload::ContractCall(TransactionContractCall {
-            address: self.deployer,
-            contract_name: ContractName::try_from("x402-nexus-escrow".to_string()).expect("name"),
-            function_name: ClarityName::try_from(function.to_string()).expect("name"),
-            function_args: args,
-        });
-        let mut tx = StacksTransaction::new(TransactionVersion::Testnet, auth, payload);
-        tx.chain_id = CHAIN_ID;
-        tx.anchor_mode = TransactionAnchorMode::Any;
-        tx.post_condition_mode = TransactionPostConditionMode::Allow;
-        tx
     }
 }
 

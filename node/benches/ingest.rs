@@ -30,18 +30,10 @@ use std::time::{Duration, Instant};
 
 use clarity::types::chainstate::StacksAddress;
 use clarity::types::Address;
-use clarity::util::hash::Hash160;
-use clarity::util::secp256k1::MessageSignature;
 use clarity::vm::types::Value;
-use clarity::vm::{ClarityName, ContractName};
 use serde_json::json;
 use sqlx::Connection;
-use stacks_codec::codec::{
-    SinglesigHashMode, SinglesigSpendingCondition, StacksMessageCodec, StacksTransaction,
-    TransactionAnchorMode, TransactionAuth, TransactionContractCall, TransactionPayload,
-    TransactionPostConditionMode, TransactionPublicKeyEncoding, TransactionSpendingCondition,
-    TransactionVersion,
-};
+use stacks_codec::codec::StacksMessageCodec;
 
 use nexus_core::domain::{PaymentId, PaymentStatus};
 use nexus_core::simnet::{block_envelope, index_hash, print_entry, tx_entry};
@@ -52,7 +44,7 @@ mod common;
 mod floor;
 #[path = "common/stores.rs"]
 mod stores;
-use common::{account, payment_print, principal, splitmix64};
+use common::{escrow_call, payment_print, principal, splitmix64};
 use stores::Stores;
 
 /// Blocks POSTed before measuring (connection pools, prepared statements, caches).
@@ -61,8 +53,6 @@ const WARMUP_BLOCKS: usize = 2;
 const ACCOUNTS: u64 = 500;
 /// `PAYMENT-TIMEOUT` of the contract (EVENTS.md).
 const TIMEOUT: u64 = 100;
-/// Testnet chain id.
-const CHAIN_ID: u32 = 0x8000_0000;
 /// `(ok true)`, what create-payment and claim-payment return.
 const OK_TRUE_HEX: &str = "0x0703";
 /// Rounds of the bare-parse baseline (its figure is over all rounds).
@@ -434,7 +424,7 @@ impl Plan {
                 Kind::Claim(_) => (payee, "claim-payment", vec![id_arg]),
             };
             let nonce = &mut nonces[origin as usize];
-            let tx = self.contract_call(origin, *nonce, function, args);
+            let tx = escrow_call(self.deployer, origin, *nonce, function, args);
             *nonce += 1;
             let mut raw = Vec::with_capacity(256);
             tx.consensus_serialize(&mut raw).expect("serialize tx");
@@ -472,38 +462,6 @@ impl Plan {
             json!(index_hash("main", height - 1))
         );
         body
-    }
-
-    /// A singlesig contract-call to the escrow; the signature is left empty
-    /// (the node only decodes transactions, it never verifies them).
-    fn contract_call(
-        &self,
-        origin: u64,
-        nonce: u64,
-        function: &str,
-        args: Vec<Value>,
-    ) -> StacksTransaction {
-        let auth = TransactionAuth::Standard(TransactionSpendingCondition::Singlesig(
-            SinglesigSpendingCondition {
-                hash_mode: SinglesigHashMode::P2PKH,
-                signer: Hash160(account(origin)),
-                nonce,
-                tx_fee: 3_000,
-                key_encoding: TransactionPublicKeyEncoding::Compressed,
-                signature: MessageSignature::empty(),
-            },
-        ));
-        let payload = TransactionPayload::ContractCall(TransactionContractCall {
-            address: self.deployer,
-            contract_name: ContractName::try_from("x402-nexus-escrow".to_string()).expect("name"),
-            function_name: ClarityName::try_from(function.to_string()).expect("name"),
-            function_args: args,
-        });
-        let mut tx = StacksTransaction::new(TransactionVersion::Testnet, auth, payload);
-        tx.chain_id = CHAIN_ID;
-        tx.anchor_mode = TransactionAnchorMode::Any;
-        tx.post_condition_mode = TransactionPostConditionMode::Allow;
-        tx
     }
 }
 

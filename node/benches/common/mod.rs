@@ -1,8 +1,17 @@
 //! Generators shared by the benches: the escrow's payment print as a real
-//! Clarity value, and deterministic test accounts.
+//! Clarity value, deterministic test accounts, and escrow calls as real
+//! (unsigned) transactions.
 
+use clarity::types::chainstate::StacksAddress;
+use clarity::util::hash::Hash160;
+use clarity::util::secp256k1::MessageSignature;
 use clarity::vm::types::{PrincipalData, StandardPrincipalData, TupleData, Value};
-use clarity::vm::ClarityName;
+use clarity::vm::{ClarityName, ContractName};
+use stacks_codec::codec::{
+    SinglesigHashMode, SinglesigSpendingCondition, StacksTransaction, TransactionAnchorMode,
+    TransactionAuth, TransactionContractCall, TransactionPayload, TransactionPostConditionMode,
+    TransactionPublicKeyEncoding, TransactionSpendingCondition, TransactionVersion,
+};
 
 use nexus_core::domain::PaymentId;
 
@@ -64,4 +73,38 @@ pub fn splitmix64(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// A singlesig testnet contract-call of `function` on `deployer`'s
+/// `x402-nexus-escrow` from account `origin`; the signature is left empty
+/// (the node only decodes transactions, it never verifies them).
+#[allow(dead_code)] // bench-ws builds no transactions
+pub fn escrow_call(
+    deployer: StacksAddress,
+    origin: u64,
+    nonce: u64,
+    function: &str,
+    args: Vec<Value>,
+) -> StacksTransaction {
+    let auth = TransactionAuth::Standard(TransactionSpendingCondition::Singlesig(
+        SinglesigSpendingCondition {
+            hash_mode: SinglesigHashMode::P2PKH,
+            signer: Hash160(account(origin)),
+            nonce,
+            tx_fee: 3_000,
+            key_encoding: TransactionPublicKeyEncoding::Compressed,
+            signature: MessageSignature::empty(),
+        },
+    ));
+    let payload = TransactionPayload::ContractCall(TransactionContractCall {
+        address: deployer,
+        contract_name: ContractName::try_from("x402-nexus-escrow".to_string()).expect("name"),
+        function_name: ClarityName::try_from(function.to_string()).expect("name"),
+        function_args: args,
+    });
+    let mut tx = StacksTransaction::new(TransactionVersion::Testnet, auth, payload);
+    tx.chain_id = 0x8000_0000;
+    tx.anchor_mode = TransactionAnchorMode::Any;
+    tx.post_condition_mode = TransactionPostConditionMode::Allow;
+    tx
 }

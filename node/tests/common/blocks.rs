@@ -7,23 +7,15 @@ use std::collections::HashMap;
 
 use clarity::types::chainstate::StacksAddress;
 use clarity::types::Address;
-use clarity::util::hash::Hash160;
-use clarity::util::secp256k1::MessageSignature;
 use clarity::vm::types::Value;
-use clarity::vm::{ClarityName, ContractName};
 use serde_json::json;
-use stacks_codec::codec::{
-    SinglesigHashMode, SinglesigSpendingCondition, StacksMessageCodec, StacksTransaction,
-    TransactionAnchorMode, TransactionAuth, TransactionContractCall, TransactionPayload,
-    TransactionPostConditionMode, TransactionPublicKeyEncoding, TransactionSpendingCondition,
-    TransactionVersion,
-};
+use stacks_codec::codec::StacksMessageCodec;
 
 use nexus_core::domain::PaymentId;
 use nexus_core::simnet::{block_envelope, print_entry, tx_entry};
 use nexus_node::config::DEFAULT_CONTRACT_ID;
 
-use super::gen::{account, payment_print, principal, splitmix64};
+use super::gen::{escrow_call, payment_print, principal, splitmix64};
 
 /// `(ok true)`.
 const OK_TRUE_HEX: &str = "0x0703";
@@ -86,10 +78,11 @@ impl Chain {
         let mut events = Vec::new();
         for (i, p) in payments.iter().enumerate() {
             let nonce = self.nonces.entry(p.payer).or_default();
-            let tx = contract_call(
+            let tx = escrow_call(
                 self.deployer,
                 p.payer,
                 *nonce,
+                "create-payment",
                 vec![
                     Value::buff_from(p.id.0.to_vec()).expect("buff"),
                     Value::Principal(principal(p.payee)),
@@ -132,33 +125,4 @@ impl Chain {
         }
         serde_json::to_vec(&block_envelope("main", height, "main", &txs, &events)).expect("JSON")
     }
-}
-
-fn contract_call(
-    deployer: StacksAddress,
-    origin: u64,
-    nonce: u64,
-    args: Vec<Value>,
-) -> StacksTransaction {
-    let auth = TransactionAuth::Standard(TransactionSpendingCondition::Singlesig(
-        SinglesigSpendingCondition {
-            hash_mode: SinglesigHashMode::P2PKH,
-            signer: Hash160(account(origin)),
-            nonce,
-            tx_fee: 3_000,
-            key_encoding: TransactionPublicKeyEncoding::Compressed,
-            signature: MessageSignature::empty(),
-        },
-    ));
-    let payload = TransactionPayload::ContractCall(TransactionContractCall {
-        address: deployer,
-        contract_name: ContractName::try_from("x402-nexus-escrow".to_string()).expect("name"),
-        function_name: ClarityName::try_from("create-payment".to_string()).expect("name"),
-        function_args: args,
-    });
-    let mut tx = StacksTransaction::new(TransactionVersion::Testnet, auth, payload);
-    tx.chain_id = 0x8000_0000;
-    tx.anchor_mode = TransactionAnchorMode::Any;
-    tx.post_condition_mode = TransactionPostConditionMode::Allow;
-    tx
 }
