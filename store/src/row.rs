@@ -45,11 +45,19 @@ impl Row for sqlx::postgres::PgRow {
             StoreError::corrupt(crate::postgres::BACKEND, format!("column {i} is NULL"))
         })
     }
-    /// `BIGINT` or `INTEGER` (sqlx decodes each only as its own width).
+    /// `BIGINT` or `INTEGER`: sqlx decodes each only as its own width, so
+    /// the column's type picks the decoder (no failed decode per row).
     fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        sqlx::Row::try_get::<Option<i64>, _>(self, i)
-            .or_else(|_| sqlx::Row::try_get::<Option<i32>, _>(self, i).map(|v| v.map(i64::from)))
-            .map_err(crate::postgres::pg_err)
+        use sqlx::{Column, TypeInfo};
+        let int4 = sqlx::Row::columns(self)
+            .get(i)
+            .is_some_and(|c| c.type_info().name() == "INT4");
+        if int4 {
+            sqlx::Row::try_get::<Option<i32>, _>(self, i).map(|v| v.map(i64::from))
+        } else {
+            sqlx::Row::try_get::<Option<i64>, _>(self, i)
+        }
+        .map_err(crate::postgres::pg_err)
     }
     fn flag(&self, i: usize) -> Result<bool, StoreError> {
         sqlx::Row::try_get(self, i).map_err(crate::postgres::pg_err)
