@@ -21,6 +21,7 @@ test-contract:
 	npm run typecheck
 	npm run fixtures:check
 	npm run relay-fixtures:check
+	npm run x402-fixtures:check
 	npm run fuzz
 
 lint:

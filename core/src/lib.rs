@@ -12,6 +12,7 @@
 //! * [`escrow`] and [`decide`]: the escrow's `get-payment` answer, and what
 //!   the reconciler does when it disagrees with a stored record.
 //! * [`validate`]: is a client-signed transaction one the relay may send?
+//! * [`x402`]: the x402 facilitator's rules (verify, funds, `/supported`).
 //! * [`simnet`]: the recorded Clarinet simnet scenario as observer payloads.
 //! * [`clock`]: the one wall clock, behind a trait (test clocks included).
 //! * [`backoff`]: the one retry schedule (growth, cap, attempts, jitter).
@@ -28,6 +29,7 @@ pub mod observer;
 pub mod replay;
 pub mod simnet;
 pub mod validate;
+pub mod x402;
 
 /// `Display` of an error and its sources, joined by `: ` (one line for logs
 /// and API messages).

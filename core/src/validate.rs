@@ -66,11 +66,7 @@ impl RelayPolicy {
     }
 
     fn network(&self) -> &'static str {
-        if self.mainnet {
-            "mainnet"
-        } else {
-            "testnet"
-        }
+        network_name(self.mainnet)
     }
 }
 
@@ -97,7 +93,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(field: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> Self {
         Self {
             field,
             message: message.into(),
@@ -129,16 +125,7 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, ValidationError> {
 
 /// Checks that `bytes` are one signed, relayable call to the policy's escrow.
 pub fn validate(bytes: &[u8], policy: &RelayPolicy) -> Result<ValidTx, ValidationError> {
-    let tx = decode_exact(bytes)?;
-    check_network(&tx, policy)?;
-    check_signatures(&tx)?;
-    if tx.anchor_mode == TransactionAnchorMode::OffChainOnly {
-        return Err(ValidationError::new(
-            "anchor_mode",
-            "OffChainOnly transactions can only go into microblocks, which Stacks no longer \
-             produces (epoch 2.5 and later): sign it with anchor mode Any (3)",
-        ));
-    }
+    let tx = decode_signed(bytes, policy.mainnet, policy.chain_id)?;
     let (function, args) = check_target(&tx, policy)?;
     let call = decode_escrow_call(&tx, &policy.contract)
         .map_err(|e| ValidationError::new("args", e.to_string()))?
@@ -153,6 +140,37 @@ pub fn validate(bytes: &[u8], policy: &RelayPolicy) -> Result<ValidTx, Validatio
         call,
         bytes: bytes.to_vec(),
     })
+}
+
+/// The checks every transaction this node sends must pass, whatever it
+/// calls: one canonically encoded transaction of the network (`mainnet`,
+/// `chain_id`), origin (and sponsor) signatures valid, not microblock-only.
+/// The relay's [`validate`] and the x402 facilitator share them.
+pub fn decode_signed(
+    bytes: &[u8],
+    mainnet: bool,
+    chain_id: u32,
+) -> Result<StacksTransaction, ValidationError> {
+    let tx = decode_exact(bytes)?;
+    check_network(&tx, mainnet, chain_id)?;
+    check_signatures(&tx)?;
+    if tx.anchor_mode == TransactionAnchorMode::OffChainOnly {
+        return Err(ValidationError::new(
+            "anchor_mode",
+            "OffChainOnly transactions can only go into microblocks, which Stacks no longer \
+             produces (epoch 2.5 and later): sign it with anchor mode Any (3)",
+        ));
+    }
+    Ok(tx)
+}
+
+/// `mainnet` or `testnet`, as clients name the network they build for.
+pub fn network_name(mainnet: bool) -> &'static str {
+    if mainnet {
+        "mainnet"
+    } else {
+        "testnet"
+    }
 }
 
 /// One transaction, every byte consumed, encoded exactly as the node would
@@ -191,27 +209,29 @@ fn decode_exact(bytes: &[u8]) -> Result<StacksTransaction, ValidationError> {
     Ok(tx)
 }
 
-fn check_network(tx: &StacksTransaction, policy: &RelayPolicy) -> Result<(), ValidationError> {
+fn check_network(
+    tx: &StacksTransaction,
+    mainnet: bool,
+    chain_id: u32,
+) -> Result<(), ValidationError> {
     let is_mainnet = tx.version == TransactionVersion::Mainnet;
-    if is_mainnet != policy.mainnet {
-        let got = if is_mainnet { "mainnet" } else { "testnet" };
+    let network = network_name(mainnet);
+    if is_mainnet != mainnet {
         return Err(ValidationError::new(
             "version",
             format!(
-                "a {got} transaction, but this node relays {} (chain id {:#010x}): build it \
-                 with network \"{}\"",
-                policy.network(),
-                policy.chain_id,
-                policy.network()
+                "a {} transaction, but this node relays {network} (chain id {chain_id:#010x}): \
+                 build it with network \"{network}\"",
+                network_name(is_mainnet),
             ),
         ));
     }
-    if tx.chain_id != policy.chain_id {
+    if tx.chain_id != chain_id {
         return Err(ValidationError::new(
             "chain_id",
             format!(
-                "chain id {:#010x}, but this node relays chain id {:#010x}: build it for that network",
-                tx.chain_id, policy.chain_id
+                "chain id {:#010x}, but this node relays chain id {chain_id:#010x}: build it for that network",
+                tx.chain_id
             ),
         ));
     }

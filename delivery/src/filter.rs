@@ -68,6 +68,8 @@ pub(crate) mod tests_support {
             sender: Some(sender.into()),
             recipient: Some(recipient.into()),
             amount: Some("1000".into()),
+            scheme: None,
+            asset: None,
             txid: Some(format!("0x{}", "ab".repeat(32))),
             block_height: Some(5),
             index_block_hash: Some(format!("0x{}", "cd".repeat(32))),

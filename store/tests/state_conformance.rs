@@ -145,6 +145,9 @@ fn payment(n: u32, status: PaymentStatus) -> Payment {
         reason: matches!(status, PaymentStatus::Dropped).then(|| "ReplaceByFee".into()),
         replaced_by: None,
         is_final: n.is_multiple_of(2),
+        // Odd records are x402 transfers, so both shapes round-trip.
+        scheme: (n % 2 == 1).then_some(nexus_core::domain::Scheme::Exact),
+        asset: (n % 2 == 1).then(|| "SP3K8BC0PPEVCV7NZ6QSRWPQ2JE9E5B6N3PA0KBR9.token::tok".into()),
         updated_seq: u64::from(n),
         updated_at: "2025-06-01T12:00:00Z".into(),
     }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{Payment, PaymentId, PaymentStatus};
+use super::{Payment, PaymentId, PaymentStatus, Scheme};
 
 /// The payment-event names shared by every delivery path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -72,6 +72,8 @@ pub enum EventSource {
     Reconciler,
     Relay,
     Import,
+    /// The x402 facilitator (`/x402/settle`).
+    X402,
 }
 
 /// For `payment:reverted`: which block was orphaned and where the payment went back to.
@@ -98,6 +100,12 @@ pub struct PaymentEvent {
     pub recipient: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub amount: Option<String>,
+    /// `exact` for x402 transfers; absent on escrow payments.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scheme: Option<Scheme>,
+    /// `STX` or the SIP-010 token (`ADDR.contract::token`); absent on escrow payments.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub asset: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub txid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -142,6 +150,8 @@ impl PaymentEvent {
             sender: payment.sender.clone(),
             recipient: payment.recipient.clone(),
             amount: payment.amount.clone(),
+            scheme: payment.scheme,
+            asset: payment.asset.clone(),
             txid: None,
             block_height: None,
             index_block_hash: None,

@@ -8,6 +8,6 @@ mod proof;
 mod tip;
 
 pub use event::{EventSource, EventType, PaymentEvent, RetryInfo, Reverted};
-pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus};
+pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus, Scheme};
 pub use proof::{Proof, ProofView};
 pub use tip::Tip;

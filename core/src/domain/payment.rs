@@ -13,6 +13,20 @@ pub struct PaymentId(pub [u8; 32]);
 pub struct PaymentIdError(pub String);
 
 impl PaymentId {
+    /// The id of the x402 `exact` payment settled by transaction `txid`
+    /// (`0x` hex or bare): sha256 of a tag and the txid's text. Escrow ids
+    /// are chosen by whoever calls create-payment, so they could be any 32
+    /// bytes, the txid itself included; a tagged hash is one nobody can
+    /// choose to collide with.
+    pub fn exact(txid: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let txid = txid.strip_prefix("0x").unwrap_or(txid).to_ascii_lowercase();
+        let mut h = Sha256::new();
+        h.update(b"x402-nexus:exact:");
+        h.update(txid.as_bytes());
+        PaymentId(h.finalize().into())
+    }
+
     /// Build from a byte slice; `None` unless it is exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; 32]>::try_from(bytes).ok().map(PaymentId)
@@ -158,6 +172,28 @@ impl fmt::Display for PaymentStatus {
     }
 }
 
+/// How a payment moves its funds (x402's `scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Locked in our escrow contract: the merchant claims, or the payer is
+    /// refunded after expiry.
+    Escrow,
+    /// A direct transfer to the merchant (STX, or a SIP-010 token's
+    /// `transfer`), settled by the x402 facilitator.
+    Exact,
+}
+
+impl Scheme {
+    /// The x402 scheme name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Escrow => "escrow",
+            Scheme::Exact => "exact",
+        }
+    }
+}
+
 /// Where a transaction was mined: enough to find and prove it later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChainPos {
@@ -198,6 +234,14 @@ pub struct Payment {
     /// least `confirmation_depth` blocks deep on the canonical chain.
     #[serde(default, rename = "final")]
     pub is_final: bool,
+    /// `exact` for a transfer settled by the x402 facilitator; absent on
+    /// escrow payments (records written before schemes existed read the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<Scheme>,
+    /// What moves: `STX`, or the SIP-010 token as `ADDR.contract::token`.
+    /// Absent on escrow payments, which are always STX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
     /// `seq` of the last event that changed this record; 0 before its first commit.
     pub updated_seq: u64,
     /// RFC 3339 time of the last change.
@@ -221,6 +265,8 @@ impl Payment {
             reason: None,
             replaced_by: None,
             is_final: false,
+            scheme: None,
+            asset: None,
             updated_seq: 0,
             updated_at: at.to_string(),
         }
@@ -241,6 +287,11 @@ impl Payment {
             PaymentStatus::Confirmed => self.created_in.as_ref(),
             _ => None,
         }
+    }
+
+    /// Whether this is an x402 `exact` transfer (not an escrow lock).
+    pub fn is_exact(&self) -> bool {
+        self.scheme == Some(Scheme::Exact)
     }
 
     /// Derived flag: locked funds that the sender may now take back.

@@ -45,6 +45,8 @@ pub fn event(id: PaymentId, ty: EventType, status: PaymentStatus) -> PaymentEven
         sender: Some(ALICE.to_string()),
         recipient: Some(BOB.to_string()),
         amount: Some("1000000".to_string()),
+        scheme: None,
+        asset: None,
         txid: Some(txid(id.0[0] as u32)),
         block_height: None,
         index_block_hash: None,

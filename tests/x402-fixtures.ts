@@ -1,0 +1,122 @@
+/**
+ * Records tests/fixtures/x402-txs.json: real signed transactions that an
+ * x402 client could hand the facilitator (core/src/x402/tests.rs checks each
+ * rule against them). Devnet keys, testnet chain id, fixed nonces and fees,
+ * RFC 6979 signatures: the output is deterministic.
+ *
+ *   npm run x402-fixtures          # (re)write the fixture
+ *   npm run x402-fixtures:check    # regenerate into a temp file, diff, exit 1 on drift
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cl, Pc, makeContractCall, makeSTXTokenTransfer, type ClarityValue, type StacksTransactionWire } from "@stacks/transactions";
+import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
+
+export const FIXTURE_PATH = "tests/fixtures/x402-txs.json";
+const FEE = 2000;
+const NONCE = 3;
+const MEMO = "x402:order-7";
+/** The token contract the fixture pays with (the Rust tests allow it). */
+const TOKEN_NAME = "test-token";
+
+type Tx = { label: string; tx_hex: string; txid: string };
+
+const hex0x = (bytes: Uint8Array | string) =>
+  typeof bytes === "string" ? (bytes.startsWith("0x") ? bytes : `0x${bytes}`) : `0x${Buffer.from(bytes).toString("hex")}`;
+
+export async function generateFixture(): Promise<string> {
+  const devnet = loadDevnetAccounts();
+  const account = (name: string): DevnetAccount => {
+    const a = devnet.get(name);
+    if (!a) throw new Error(`${name} missing from settings/Devnet.toml`);
+    return a;
+  };
+  const deployer = account("deployer");
+  const w1 = account("wallet_1");
+  const w2 = account("wallet_2");
+  const w3 = account("wallet_3");
+  const txs: Tx[] = [];
+  const push = (label: string, tx: StacksTransactionWire) =>
+    txs.push({ label, tx_hex: hex0x(tx.serialize()), txid: hex0x(tx.txid()) });
+
+  const stx = (network: "devnet" | "mainnet", amount = 1000n) =>
+    makeSTXTokenTransfer({ recipient: w2.address, amount, memo: MEMO, network, nonce: NONCE, fee: FEE, senderKey: w1.privateKey });
+  push("stx", await stx("devnet"));
+  push("stx mainnet", await stx("mainnet"));
+
+  const transfer = (sender: string, contractName = TOKEN_NAME, memo: string | null = MEMO) =>
+    makeContractCall({
+      contractAddress: deployer.address,
+      contractName,
+      functionName: "transfer",
+      functionArgs: [
+        Cl.uint(500),
+        Cl.principal(sender),
+        Cl.principal(w2.address),
+        memo === null ? Cl.none() : Cl.some(Cl.bufferFromUtf8(memo)),
+      ],
+      postConditionMode: "allow",
+      network: "devnet",
+      nonce: NONCE,
+      fee: FEE,
+      senderKey: w1.privateKey,
+    });
+  push("token", await transfer(w1.address));
+  push("token no memo", await transfer(w1.address, TOKEN_NAME, null));
+  push("token sender is another", await transfer(w3.address));
+  push("token other contract", await transfer(w1.address, "other-token"));
+
+  const escrow = (fn: string, args: ClarityValue[]) =>
+    makeContractCall({
+      contractAddress: deployer.address,
+      contractName: "x402-nexus-escrow",
+      functionName: fn,
+      functionArgs: args,
+      postConditionMode: "deny",
+      postConditions: fn === "create-payment" ? [Pc.principal(w1.address).willSendEq(1000n).ustx()] : [],
+      network: "devnet",
+      nonce: NONCE,
+      fee: FEE,
+      senderKey: w1.privateKey,
+    });
+  const id = Cl.buffer(createHash("sha256").update("x402-nexus x402 fixture escrow").digest());
+  push("escrow create", await escrow("create-payment", [id, Cl.principal(w2.address), Cl.uint(1000), Cl.bufferFromUtf8(MEMO)]));
+  push("escrow claim", await escrow("claim-payment", [id]));
+
+  const fixture = {
+    chain_id: 0x80000000,
+    escrow: `${deployer.address}.x402-nexus-escrow`,
+    token: `${deployer.address}.${TOKEN_NAME}::${TOKEN_NAME}`,
+    payer: w1.address,
+    pay_to: w2.address,
+    other: w3.address,
+    memo: MEMO,
+    fee: FEE,
+    nonce: NONCE,
+    txs,
+  };
+  return JSON.stringify(fixture, null, 2) + "\n";
+}
+
+async function main(): Promise<void> {
+  const json = await generateFixture();
+  if (!process.argv.includes("--check")) {
+    writeFileSync(FIXTURE_PATH, json);
+    console.error(`wrote ${FIXTURE_PATH}`);
+    return;
+  }
+  const fresh = join(mkdtempSync(join(tmpdir(), "x402-fixture-")), "x402-txs.json");
+  writeFileSync(fresh, json);
+  if (readFileSync(FIXTURE_PATH, "utf8") === json) {
+    console.error(`${FIXTURE_PATH} is up to date`);
+    return;
+  }
+  spawnSync("diff", ["-u", FIXTURE_PATH, fresh], { stdio: "inherit" });
+  console.error(`${FIXTURE_PATH} drifted: run \`npm run x402-fixtures\` and review the diff`);
+  process.exit(1);
+}
+
+await main();
