@@ -99,7 +99,7 @@ pub struct Done {
 /// The payment event of an attempt, if it changes the payment.
 pub(crate) fn correction(d: &Done, cur: Payment, at: &str) -> Option<(Payment, PaymentEvent)> {
     let (b, attempt, next) = (&d.broadcast, &d.attempt, &d.next);
-    let is_create = b.function == "create-payment";
+    let is_create = crate::service::starts_payment(&b.function);
     // Only a create still waiting on us moves; anything the indexer or
     // verifier has moved further is theirs.
     let ours = is_create

@@ -6,6 +6,7 @@ use clarity::vm::types::Value;
 use serde::{Deserialize, Serialize};
 
 use super::print::{decode_print, AdminPrint, EscrowPrint, PaymentPrint};
+use super::transfer::{is_transfer_shaped, transfer_of, Transfer};
 use super::tx::{decode_escrow_call, decode_tx_hex, EscrowCall};
 use super::ContractId;
 use crate::error_chain;
@@ -154,6 +155,9 @@ pub struct EscrowTx {
     /// Payment prints, in `event_index` order.
     pub prints: Vec<PaymentPrint>,
     pub admin: Vec<AdminPrint>,
+    /// An STX or SIP-010 transfer (an x402 `exact` payment candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
 }
 
 /// Something in a block we had to skip; becomes a dead-letter record.
@@ -209,6 +213,14 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         .map(|t| (t.txid.as_str(), t.tx_index))
         .collect();
 
+    // Committed token movements, by transaction (x402 `exact` candidates).
+    let mut moved: HashMap<&str, Vec<&crate::observer::BlockEvent>> = HashMap::new();
+    for ev in &b.events {
+        if ev.committed && (ev.stx_transfer_event.is_some() || ev.ft_transfer_event.is_some()) {
+            moved.entry(ev.txid.as_str()).or_default().push(ev);
+        }
+    }
+
     // Our prints, sorted into chain order: the node does not guarantee it.
     let mut ours: Vec<(u32, u32, &str, &str)> = Vec::new();
     for ev in &b.events {
@@ -250,28 +262,43 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
             .raw_tx
             .as_deref()
             .is_some_and(|r| r.contains(contract.name_hex()));
-        if prints.is_empty() && !mentions {
+        let success = t.status == "success";
+        let transfer_events = moved.get(t.txid.as_str());
+        // A transfer moved tokens (success), or may have tried to (abort).
+        let maybe_transfer = transfer_events.is_some() || !success;
+        if prints.is_empty() && !mentions && !maybe_transfer {
             continue;
         }
-        let call = match t.raw_tx.as_deref().map(decode_tx_hex) {
-            Some(Ok(tx)) => match decode_escrow_call(&tx, contract) {
-                Ok(c) => c,
-                Err(e) => {
-                    problems.push(Problem {
-                        txid: t.txid.clone(),
-                        event_index: None,
-                        reason: format!("escrow call: {}", error_chain(&e)),
-                    });
-                    None
+        let decoded = t.raw_tx.as_deref().map(decode_tx_hex);
+        let call = match &decoded {
+            Some(Ok(tx)) if mentions || !prints.is_empty() => {
+                match decode_escrow_call(tx, contract) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        problems.push(Problem {
+                            txid: t.txid.clone(),
+                            event_index: None,
+                            reason: format!("escrow call: {}", error_chain(&e)),
+                        });
+                        None
+                    }
                 }
-            },
-            Some(Err(_)) => {
+            }
+            Some(Err(_)) if mentions || !prints.is_empty() => {
                 stats.undecodable_txs += 1;
                 None
             }
-            None => None,
+            _ => None,
         };
-        if prints.is_empty() && call.is_none() {
+        let transfer = match &decoded {
+            Some(Ok(tx)) if maybe_transfer && call.is_none() && is_transfer_shaped(tx) => {
+                let events: &[&crate::observer::BlockEvent] =
+                    transfer_events.map(Vec::as_slice).unwrap_or(&[]);
+                transfer_of(tx, events, success)
+            }
+            _ => None,
+        };
+        if prints.is_empty() && call.is_none() && transfer.is_none() {
             continue;
         }
         let outcome = if t.status == "success" {
@@ -297,6 +324,7 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
             call,
             prints: payment_prints,
             admin,
+            transfer,
         });
     }
     txs.sort_by_key(|t| t.tx_index);

@@ -83,6 +83,16 @@ pub fn decode_tx_hex(hex_str: &str) -> Result<StacksTransaction, TxDecodeError> 
     Ok(tx)
 }
 
+/// The signer (origin) as an address of the transaction's network.
+pub fn origin_address(tx: &StacksTransaction) -> String {
+    let origin = tx.auth.origin();
+    match tx.version {
+        TransactionVersion::Mainnet => origin.address_mainnet(),
+        TransactionVersion::Testnet => origin.address_testnet(),
+    }
+    .to_string()
+}
+
 /// `0x` txid of a decoded transaction.
 pub fn txid_of(tx: &StacksTransaction) -> String {
     format!("0x{}", hex::encode(tx.txid().as_bytes()))
@@ -127,11 +137,7 @@ pub fn decode_escrow_call(
     }
     .ok_or_else(|| bad(0, "a 32-byte buffer"))?;
     let origin = tx.auth.origin();
-    let sender = match tx.version {
-        TransactionVersion::Mainnet => origin.address_mainnet(),
-        TransactionVersion::Testnet => origin.address_testnet(),
-    }
-    .to_string();
+    let sender = origin_address(tx);
     let mut out = EscrowCall {
         txid: txid_of(tx),
         function,

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use crate::decode::{
     Abort, BlockRef, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint, PrintKind,
-    TxOutcome,
+    Transfer, TxOutcome,
 };
 use crate::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
@@ -30,6 +30,18 @@ pub enum Input<'a> {
         block: &'a BlockRef,
         tx: &'a EscrowTx,
         call: &'a EscrowCall,
+        abort: &'a Abort,
+    },
+    /// An x402 `exact` transfer mined: what its events moved.
+    Transferred {
+        block: &'a BlockRef,
+        tx: &'a EscrowTx,
+        transfer: &'a Transfer,
+    },
+    /// An x402 `exact` transfer that aborted in a block.
+    TransferAborted {
+        block: &'a BlockRef,
+        tx: &'a EscrowTx,
         abort: &'a Abort,
     },
 }
@@ -69,6 +81,40 @@ pub fn step(
     let fresh = || Payment::new(id, Pending, &ctx.now);
     let status = prev.map(|p| p.status);
     let (next, event_type, where_) = match input {
+        Input::Transferred {
+            block,
+            tx,
+            transfer,
+        } => {
+            // Only a transfer the facilitator settled is a payment.
+            let p = prev.filter(|p| p.is_exact() && p.create_txid.as_deref() == Some(&tx.txid))?;
+            if p.created_in.as_ref().is_some_and(|c| c.txid == tx.txid) {
+                return None;
+            }
+            let here = pos(block, tx);
+            let mut p = p.clone();
+            p.status = Confirmed;
+            // The chain's word: what the events moved.
+            p.sender = Some(transfer.sender.clone());
+            p.recipient = Some(transfer.recipient.clone());
+            p.amount = Some(transfer.amount.to_string());
+            p.asset = Some(transfer.asset.clone());
+            p.created_in = Some(here.clone());
+            p.reason = None;
+            p.replaced_by = None;
+            (p, EventType::Confirmed, (Some(tx.txid.clone()), Some(here)))
+        }
+        Input::TransferAborted { block, tx, abort } => {
+            let p = prev.filter(|p| p.is_exact() && p.create_txid.as_deref() == Some(&tx.txid))?;
+            if p.status == Failed {
+                return None;
+            }
+            let mut p = p.clone();
+            p.status = Failed;
+            p.reason = Some(abort.reason().to_string());
+            let here = pos(block, tx);
+            (p, EventType::Failed, (Some(tx.txid.clone()), Some(here)))
+        }
         Input::Mempool { call } => {
             if call.function != EscrowFunction::CreatePayment {
                 return None;
@@ -199,7 +245,9 @@ pub fn step(
         },
         // What the node said beside the abort's kind: the raw result.
         reason_data: match input {
-            Input::CreateAborted { abort, .. } => Some(abort.detail()),
+            Input::CreateAborted { abort, .. } | Input::TransferAborted { abort, .. } => {
+                Some(abort.detail())
+            }
             _ => None,
         },
         ..PaymentEvent::about(&next, event_type, ctx.source, &ctx.now)
@@ -218,6 +266,17 @@ pub fn apply_block(
     let mut events = Vec::new();
     for tx in &block.txs {
         let inputs: Vec<(PaymentId, Input<'_>)> = match (&tx.outcome, &tx.call) {
+            (TxOutcome::Success, _) if tx.transfer.is_some() && tx.prints.is_empty() => {
+                let transfer = tx.transfer.as_ref().expect("checked");
+                vec![(
+                    PaymentId::exact(&tx.txid),
+                    Input::Transferred {
+                        block: &block.block,
+                        tx,
+                        transfer,
+                    },
+                )]
+            }
             (TxOutcome::Success, _) => tx
                 .prints
                 .iter()
@@ -232,6 +291,14 @@ pub fn apply_block(
                     )
                 })
                 .collect(),
+            (TxOutcome::Aborted(abort), None) if tx.transfer.is_some() => vec![(
+                PaymentId::exact(&tx.txid),
+                Input::TransferAborted {
+                    block: &block.block,
+                    tx,
+                    abort,
+                },
+            )],
             (TxOutcome::Aborted(abort), Some(call))
                 if call.function == EscrowFunction::CreatePayment =>
             {
@@ -267,6 +334,7 @@ pub fn block_payment_ids(block: &DecodedBlock) -> Vec<PaymentId> {
                 .iter()
                 .map(|p| p.payment_id)
                 .chain(t.call.as_ref().map(|c| c.payment_id))
+                .chain(t.transfer.as_ref().map(|_| PaymentId::exact(&t.txid)))
         })
         .collect();
     ids.sort_unstable();

@@ -10,6 +10,7 @@ mod payload;
 mod route;
 
 pub use payload::{
-    BlockEvent, BlockTx, ContractEvent, DropMempoolTx, NewBlock, NewBurnBlock, StxTransferEvent,
+    BlockEvent, BlockTx, ContractEvent, DropMempoolTx, FtTransferEvent, NewBlock, NewBurnBlock,
+    StxTransferEvent,
 };
 pub use route::Route;

@@ -62,6 +62,8 @@ pub struct BlockEvent {
     pub contract_event: Option<ContractEvent>,
     #[serde(default)]
     pub stx_transfer_event: Option<StxTransferEvent>,
+    #[serde(default)]
+    pub ft_transfer_event: Option<FtTransferEvent>,
 }
 
 fn default_true() -> bool {
@@ -80,6 +82,16 @@ pub struct ContractEvent {
 /// `stx_transfer_event`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StxTransferEvent {
+    pub sender: String,
+    pub recipient: String,
+    pub amount: String,
+}
+
+/// `ft_transfer_event`: a SIP-010 token moved (`asset_identifier` is
+/// `ADDR.contract::token`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct FtTransferEvent {
+    pub asset_identifier: String,
     pub sender: String,
     pub recipient: String,
     pub amount: String,

@@ -19,11 +19,12 @@
 //! What needs chain state (balance, nonce) is in [`super::funds`].
 
 use clarity::vm::types::{PrincipalData, SequenceData, Value};
-use stacks_codec::codec::{StacksTransaction, TransactionPayload, TransactionVersion};
+use stacks_codec::codec::{StacksTransaction, TransactionPayload};
 
 use super::reason::{Reason, Refusal};
 use super::wire::{Request, Requirements};
 use super::{Policy, Token};
+pub use crate::decode::tx::origin_address;
 use crate::decode::tx::txid_of;
 use crate::decode::{EscrowCall, EscrowFunction};
 use crate::domain::{PaymentId, Scheme};
@@ -184,16 +185,6 @@ fn paid_by(
         bytes,
         max_timeout_seconds: r.max_timeout_seconds,
     })
-}
-
-/// The signer's address on the transaction's network.
-pub fn origin_address(tx: &StacksTransaction) -> String {
-    let origin = tx.auth.origin();
-    match tx.version {
-        TransactionVersion::Mainnet => origin.address_mainnet(),
-        TransactionVersion::Testnet => origin.address_testnet(),
-    }
-    .to_string()
 }
 
 /// A relay validation failure as x402 names it.

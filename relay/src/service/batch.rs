@@ -62,17 +62,13 @@ pub(super) async fn batcher(
     }
 }
 
-/// The payment a create-payment describes, `pending`, and its event.
-pub(super) fn created(call: &EscrowCall, at: &str) -> (Payment, PaymentEvent) {
-    let mut p = Payment::new(call.payment_id, PaymentStatus::Pending, at);
-    p.sender = Some(call.sender.clone());
-    p.recipient = call.recipient.clone();
-    p.amount = call.amount.map(|a| a.to_string());
-    p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
-    p.create_txid = Some(call.txid.clone());
+/// The `pending` payment a transaction starts, and its `payment:created`.
+pub(super) fn created(tx: &Relayable, template: &Payment, at: &str) -> (Payment, PaymentEvent) {
+    let mut p = template.clone();
+    p.updated_at = at.to_string();
     let ev = PaymentEvent {
-        txid: Some(call.txid.clone()),
-        ..PaymentEvent::about(&p, EventType::Created, EventSource::Relay, at)
+        txid: Some(tx.txid.clone()),
+        ..PaymentEvent::about(&p, EventType::Created, tx.source, at)
     };
     (p, ev)
 }
@@ -109,9 +105,8 @@ async fn run_batch(
             for (job, r) in jobs.into_iter().zip(results) {
                 let req = job.req;
                 let r = r.map(|p| {
-                    let call = &req.valid.call;
-                    let body =
-                        accepted_body(&p, &call.txid, call.function, req.request_id.as_deref());
+                    let tx = &req.valid;
+                    let body = accepted_body(&p, &tx.txid, tx.function, req.request_id.as_deref());
                     StoredResponse {
                         status: 202,
                         body: body.to_string(),
@@ -177,7 +172,7 @@ async fn accept_batch(deps: &AcceptDeps, jobs: &[Job], outcomes: &[Done]) -> Bat
             }
         }
     }
-    ids.extend(jobs.iter().map(|j| j.req.valid.call.payment_id));
+    ids.extend(jobs.iter().map(|j| j.req.valid.payment_id));
     let now_ms = deps.clock.now_ms();
     let at = nexus_core::clock::rfc3339(now_ms);
     let times = Times {
@@ -268,23 +263,23 @@ pub(super) fn decide(
         }
     }
     for (job, cur) in jobs.iter().map(|j| &j.req).zip(job_records) {
-        let call = &job.valid.call;
-        let id = call.payment_id;
+        let tx = &job.valid;
+        let id = tx.payment_id;
         // A create earlier in this batch wins over what the stores said.
         let cur = fresh.get(&id).cloned().or(cur);
         // Only a payment created by this very batch has a broadcast row that
         // cannot exist yet (rows are inserted if absent): handing over any
         // other could attempt a row the store already has in another state.
-        let fresh_create = call.function == EscrowFunction::CreatePayment && cur.is_none();
-        let decided = match (call.function, cur) {
-            (EscrowFunction::CreatePayment, None) => {
-                let (p, event) = created(call, at);
+        let fresh_create = tx.creates.is_some() && cur.is_none();
+        let decided = match (&tx.creates, cur) {
+            (Some(template), None) => {
+                let (p, event) = created(tx, template, at);
                 fresh.insert(id, p.clone());
                 changes.push((p.clone(), event));
                 Ok(p)
             }
-            (EscrowFunction::CreatePayment, Some(p)) => {
-                if p.create_txid.as_deref() == Some(&call.txid) {
+            (Some(_), Some(p)) => {
+                if p.create_txid.as_deref() == Some(&tx.txid) {
                     Ok(p)
                 } else {
                     Err(RelayError::PaymentExists {
@@ -295,20 +290,20 @@ pub(super) fn decide(
                     })
                 }
             }
-            (_, None) => Err(RelayError::UnknownPayment(id.to_string())),
-            (_, Some(p)) if p.status.is_settled() => Err(RelayError::Settled {
+            (None, None) => Err(RelayError::UnknownPayment(id.to_string())),
+            (None, Some(p)) if p.status.is_settled() => Err(RelayError::Settled {
                 payment_id: id.to_string(),
                 status: p.status.to_string(),
             }),
-            (_, Some(p)) => Ok(p),
+            (None, Some(p)) => Ok(p),
         };
         if decided.is_ok() {
             let hand_over = fresh_create && handed.len() < t.handoff_room;
             let b = NewBroadcast {
-                txid: call.txid.clone(),
+                txid: tx.txid.clone(),
                 payment_id: id.to_string(),
-                function: call.function.as_str().to_string(),
-                tx: job.valid.bytes.clone(),
+                function: tx.function.to_string(),
+                tx: tx.bytes.clone(),
                 request_id: job.request_id.clone(),
                 idempotency_key: job.key.clone(),
                 now_ms: t.now_ms,

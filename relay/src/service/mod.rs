@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use nexus_core::decode::{EscrowCall, EscrowFunction};
+use nexus_core::decode::EscrowFunction;
 use nexus_core::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus};
 use nexus_indexer::ingest::{Decision, Ingestor};
 
@@ -76,9 +76,59 @@ pub struct AcceptConfig {
     pub duplicate_patience: Duration,
 }
 
+/// A checked transaction the accept path records and broadcasts: an escrow
+/// call from `POST /api/payments`, or an x402 payment from `/x402/settle`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayable {
+    /// `0x` + 64 hex.
+    pub txid: String,
+    /// The payment the transaction moves.
+    pub payment_id: PaymentId,
+    /// The called function (`create-payment`, `claim-payment`,
+    /// `refund-expired`), or `token-transfer` / `transfer` for x402 `exact`.
+    pub function: &'static str,
+    /// For a transaction that starts a payment: its `pending` record (the
+    /// batch sets `updated_at`). `None`: it moves an existing payment.
+    pub creates: Option<Payment>,
+    /// Who records the `payment:created` event.
+    pub source: EventSource,
+    /// The exact bytes to broadcast.
+    pub bytes: Vec<u8>,
+}
+
+impl Relayable {
+    /// An escrow call the relay's validation accepted.
+    pub fn escrow(valid: ValidTx) -> Self {
+        let call = &valid.call;
+        let creates = (call.function == EscrowFunction::CreatePayment).then(|| {
+            let mut p = Payment::new(call.payment_id, PaymentStatus::Pending, "");
+            p.sender = Some(call.sender.clone());
+            p.recipient = call.recipient.clone();
+            p.amount = call.amount.map(|a| a.to_string());
+            p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
+            p.create_txid = Some(call.txid.clone());
+            p
+        });
+        Relayable {
+            txid: call.txid.clone(),
+            payment_id: call.payment_id,
+            function: call.function.as_str(),
+            creates,
+            source: EventSource::Relay,
+            bytes: valid.bytes,
+        }
+    }
+}
+
+/// Whether a broadcast of `function` is the one that starts its payment
+/// (its failure fails the payment): an escrow create, or an x402 transfer.
+pub fn starts_payment(function: &str) -> bool {
+    matches!(function, "create-payment" | "token-transfer" | "transfer")
+}
+
 /// A validated request on its way through the stages.
 struct Request {
-    valid: ValidTx,
+    valid: Relayable,
     key: String,
     /// sha256 of the body, stored with the key's response.
     fingerprint: String,
@@ -172,16 +222,29 @@ impl Acceptor {
     /// Handle one request end to end.
     pub async fn submit(&self, s: Submission) -> Result<Answer, RelayError> {
         let valid = validate(&s.tx, &self.cfg.policy)?;
-        let key = match s.idempotency_key {
+        self.submit_checked(Relayable::escrow(valid), s.idempotency_key, s.request_id)
+            .await
+    }
+
+    /// Record and schedule a transaction already checked by its caller (the
+    /// x402 facilitator), idempotently: the same key and bytes answer the
+    /// same; `None` keys it by txid.
+    pub async fn submit_checked(
+        &self,
+        valid: Relayable,
+        idempotency_key: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<Answer, RelayError> {
+        let key = match idempotency_key {
             Some(k) => check_key(k)?,
-            None => format!("txid:{}", valid.call.txid),
+            None => format!("txid:{}", valid.txid),
         };
-        let fingerprint = hex::encode(Sha256::digest(&s.tx));
+        let fingerprint = hex::encode(Sha256::digest(&valid.bytes));
         let req = Request {
             valid,
             key: key.clone(),
             fingerprint,
-            request_id: s.request_id,
+            request_id,
         };
         let stopping = || JobAnswer::Refused(RelayError::ShuttingDown);
         let taken_then_stopping = || JobAnswer::Committed(Err(RelayError::ShuttingDown));
@@ -308,14 +371,14 @@ fn check_key(k: String) -> Result<String, RelayError> {
 pub fn accepted_body(
     p: &Payment,
     txid: &str,
-    function: EscrowFunction,
+    function: &str,
     request_id: Option<&str>,
 ) -> serde_json::Value {
     let id = p.payment_id.to_string();
     json!({
         "payment_id": id,
         "txid": txid,
-        "function": function.as_str(),
+        "function": function,
         "status": p.status,
         "broadcast": "scheduled",
         "request_id": request_id,

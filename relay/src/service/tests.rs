@@ -37,10 +37,10 @@ fn job(n: u8, function: EscrowFunction, txid: &str) -> (Job, oneshot::Receiver<J
     };
     let job = Job {
         req: Request {
-            valid: ValidTx {
+            valid: Relayable::escrow(ValidTx {
                 call,
                 bytes: vec![n, 1, 2],
-            },
+            }),
             key: format!("txid:{txid}"),
             fingerprint: format!("fp-{txid}"),
             request_id: None,

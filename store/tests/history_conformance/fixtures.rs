@@ -99,6 +99,7 @@ pub fn escrow_tx(i: u32, id: PaymentId) -> EscrowTx {
             block_height: 7,
         }],
         admin: vec![],
+        transfer: None,
     }
 }
 

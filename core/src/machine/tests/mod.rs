@@ -20,6 +20,8 @@ use crate::domain::{
 mod orders;
 // Whole blocks: every transaction and print of a block, in order.
 mod blocks;
+// x402 `exact` transfers: only those the facilitator settled, and what moved.
+mod exact;
 
 const ID: PaymentId = PaymentId([0x11; 32]);
 /// The create-payment transaction the record tracks.
@@ -114,6 +116,7 @@ fn escrow_tx(
         call,
         prints,
         admin: Vec::new(),
+        transfer: None,
     }
 }
 

@@ -141,7 +141,8 @@ impl Ingestor {
                 ..Default::default()
             });
         }
-        let decoded = decode_block(&nb, &self.contract);
+        let mut decoded = decode_block(&nb, &self.contract);
+        self.keep_settled_transfers(cur, &mut decoded).await?;
         let mut out = Outcome {
             stats: decoded.stats.clone(),
             block_height: Some(nb.block_height),
@@ -237,6 +238,40 @@ impl Ingestor {
         self.connect_held(cur, &header.index_block_hash, &mut out)
             .await?;
         Ok(out)
+    }
+
+    /// Drops the transfers of `decoded` that the x402 facilitator did not
+    /// settle (no `exact` record tracks them): we index our payments, not
+    /// every transfer on the chain. The record is written before the
+    /// broadcast, so it exists before any block can carry the transaction.
+    async fn keep_settled_transfers(
+        &self,
+        cur: &Cursor,
+        decoded: &mut DecodedBlock,
+    ) -> Result<(), IngestError> {
+        let ids: Vec<PaymentId> = decoded
+            .txs
+            .iter()
+            .filter(|t| t.transfer.is_some())
+            .map(|t| PaymentId::exact(&t.txid))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tracked = self.load(cur, &ids).await?;
+        decoded.txs.retain_mut(|t| {
+            if t.transfer.is_none() {
+                return true;
+            }
+            let ours = tracked
+                .get(&PaymentId::exact(&t.txid))
+                .is_some_and(|p| p.is_exact() && p.create_txid.as_deref() == Some(&t.txid));
+            if !ours {
+                t.transfer = None;
+            }
+            ours || !t.prints.is_empty() || t.call.is_some()
+        });
+        Ok(())
     }
 
     /// Fork choice, reading headers missing from the cache from history.

@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// Dropped txids looked up as x402 `exact` payments, per delivery: a node
+/// drops a handful at a time; a hostile body of millions must not become
+/// millions of state reads.
+const MAX_EXACT_DROPS: usize = 10_000;
+
 impl Ingestor {
     pub(super) async fn new_burn_block(
         &self,
@@ -125,13 +130,18 @@ impl Ingestor {
                     .await
             }
         };
-        let known = self
+        let mut known = self
             .hist(cur)
             .payments_for_txids(&drop.dropped_txids)
             .await?;
-        if known.is_empty() {
-            return Ok(Outcome::default());
-        }
+        // x402 `exact` payments are keyed by their txid (the machine moves
+        // only those whose record tracks that very transaction).
+        known.extend(
+            drop.dropped_txids
+                .iter()
+                .take(MAX_EXACT_DROPS)
+                .map(|t| (t.clone(), PaymentId::exact(t))),
+        );
         let ids: Vec<PaymentId> = known.iter().map(|(_, id)| *id).collect();
         let mut current = self.load(cur, &ids).await?;
         let ctx = self.ctx(0);
