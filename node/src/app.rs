@@ -24,4 +24,6 @@ pub struct App {
     pub reconciler: Option<Arc<nexus_verifier::reconcile::Reconciler>>,
     /// `POST /api/payments`: validation, idempotency, rate limits, broadcasts.
     pub relay: crate::relay::Relay,
+    /// `/x402/*`: the x402 facilitator.
+    pub facilitator: Arc<nexus_facilitator::Facilitator>,
 }

@@ -124,6 +124,14 @@ pub struct Config {
     pub rate_limit_per_ip: Option<nexus_relay::ratelimit::Quota>,
     /// Per API key, on `/api/*` requests that carry one (`NEXUS_RATE_LIMIT_PER_KEY`).
     pub rate_limit_per_key: Option<nexus_relay::ratelimit::Quota>,
+    /// Longest `/x402/settle` waits for the confirming block before it answers
+    /// `transaction_pending` (x402-stacks' middleware gives up at 50 s), also
+    /// bounded by the requirements' `maxTimeoutSeconds` (`NEXUS_X402_SETTLE_WAIT_SECS`).
+    pub x402_settle_wait_secs: u64,
+    /// SIP-010 tokens accepted in x402 `exact` payments, as
+    /// `ADDR.contract::token`; empty = sBTC and USDCx of the chain
+    /// (`NEXUS_X402_TOKENS`, e.g. `["ST1….test-token::test-token"]`).
+    pub x402_tokens: Vec<String>,
 }
 
 impl Default for Config {
@@ -169,6 +177,8 @@ impl Default for Config {
             relay_max_retry_secs: 1_800,
             relay_concurrency: 32,
             relay_batch_max: 256,
+            x402_settle_wait_secs: 45,
+            x402_tokens: Vec::new(),
             api_keys: Vec::new(),
             rate_limit_per_ip: Some(nexus_relay::ratelimit::Quota {
                 per_second: 50.0,
@@ -189,6 +199,8 @@ pub enum ConfigError {
     Invalid(#[source] Box<figment::Error>),
     #[error("invalid contract_id")]
     Contract(#[source] nexus_core::decode::ContractIdError),
+    #[error("x402_tokens: {0:?} is not ADDR.contract::token")]
+    X402Token(String),
 }
 
 /// The prefix of the node's environment variables.
@@ -261,6 +273,31 @@ impl Config {
             } else {
                 0x8000_0000
             }
+        })
+    }
+
+    /// What the x402 facilitator settles: this chain, our escrow, the
+    /// configured tokens (or sBTC and USDCx).
+    pub fn x402_policy(&self) -> Result<nexus_core::x402::Policy, ConfigError> {
+        let chain_id = self.relay_chain_id();
+        let mainnet = chain_id == nexus_core::validate::MAINNET_CHAIN_ID;
+        let tokens = if self.x402_tokens.is_empty() {
+            nexus_core::x402::Token::defaults(mainnet)
+        } else {
+            self.x402_tokens
+                .iter()
+                .map(|t| {
+                    nexus_core::x402::Token::parse(t)
+                        .ok_or_else(|| ConfigError::X402Token(t.clone()))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        Ok(nexus_core::x402::Policy {
+            chain_id,
+            mainnet,
+            escrow: self.contract().map_err(ConfigError::Contract)?,
+            escrow_timeout_blocks: nexus_core::x402::ESCROW_TIMEOUT_BLOCKS,
+            tokens,
         })
     }
 

@@ -19,6 +19,13 @@ pub struct PathLabel {
     pub path: String,
 }
 
+/// An x402 call and its answer (`valid`, `settled`, or the x402 reason).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct X402Label {
+    pub call: String,
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabel {
     pub path: String,
@@ -51,6 +58,8 @@ pub struct Metrics {
     pub verifier: crate::verifier::VerifierMetrics,
     /// Relay requests, replays and rate limits.
     pub relay: crate::relay::metrics::RelayMetrics,
+    /// `/x402/verify` and `/x402/settle` answers.
+    pub x402: Family<X402Label, Counter>,
 }
 
 impl Metrics {
@@ -80,6 +89,7 @@ impl Metrics {
             delivery: Default::default(),
             verifier: crate::verifier::VerifierMetrics::default(),
             relay: Default::default(),
+            x402: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -147,10 +157,26 @@ impl Metrics {
             "Held blocks whose ancestry is still missing",
             m.open_gaps.clone(),
         );
+        registry.register(
+            "x402_requests",
+            "x402 facilitator answers, by call (verify, settle) and outcome (ok or the x402 reason)",
+            m.x402.clone(),
+        );
         m.delivery.register(&mut registry);
         m.verifier.register(&mut registry);
         m.relay.register(&mut registry);
         Metrics { registry, ..m }
+    }
+
+    /// Count an x402 answer: `reason` `None` is a valid or settled payment.
+    pub fn x402(&self, call: &str, reason: Option<nexus_core::x402::Reason>) {
+        let outcome = reason.map(|r| r.as_str()).unwrap_or("ok");
+        self.x402
+            .get_or_create(&X402Label {
+                call: call.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Record what a delivery did.

@@ -40,6 +40,8 @@ pub enum StartError {
     Lease(#[source] nexus_verifier::lease::LeaseError),
     #[error("could not start the relay")]
     Relay(#[from] crate::relay::RelayStartError),
+    #[error("invalid x402 settings")]
+    X402(#[source] crate::config::ConfigError),
 }
 
 /// A running node: its bound addresses and the handle to stop it.
@@ -151,7 +153,18 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         .map(|p| crate::verifier::reconciler(&cfg, &ingestor, p, &metrics.verifier));
     let relay_tasks = tokio_util::task::TaskTracker::new();
     let relay = crate::relay::start(&cfg, &ingestor, rpc.clone(), &relay_tasks, &shutdown).await?;
+    let facilitator = Arc::new(nexus_facilitator::Facilitator {
+        settings: nexus_facilitator::Settings {
+            policy: cfg.x402_policy().map_err(StartError::X402)?,
+            settle_wait: std::time::Duration::from_secs(cfg.x402_settle_wait_secs),
+        },
+        rpc: rpc.clone().map(|p| p as Arc<dyn nexus_stacks::StacksRpc>),
+        acceptor: relay.acceptor.clone(),
+        ingestor: ingestor.clone(),
+        bus: bus.clone(),
+    });
     let app = Arc::new(App {
+        facilitator,
         relay,
         ingestor,
         metrics,

@@ -1,6 +1,6 @@
 //! A stacks-node RPC test double (feature `test-server`): a real HTTP server
 //! that answers `/v2/info`, `call-read get-payment`, `map_entry payments` and
-//! `/v2/accounts` from a scripted chain state, with the real Clarity
+//! `/v2/accounts` (per principal) and SIP-010 `get-balance` from a scripted chain state, with the real Clarity
 //! serialization and the shapes of stacks-core's `docs/rpc/openapi.yaml`, and
 //! `POST /v2/transactions` from a scripted queue of outcomes
 //! ([`BroadcastOutcome`]).
@@ -89,7 +89,15 @@ struct ChainState {
     broadcast_delay: Duration,
     /// Every posted body, in arrival order (including refused ones).
     broadcast_bodies: Vec<Vec<u8>>,
+    /// `/v2/accounts` answers by principal: (uSTX, nonce). Others have
+    /// [`DEFAULT_BALANCE`] and nonce 0.
+    accounts: HashMap<String, (u128, u64)>,
+    /// SIP-010 `get-balance` answers by (`ADDR.contract`, principal); others 0.
+    token_balances: HashMap<(String, String), u128>,
 }
+
+/// uSTX of an account the script has not set: 1,000 STX.
+pub const DEFAULT_BALANCE: u128 = 1_000_000_000;
 
 /// The scripted chain and its counters; shared by the server and the test.
 pub struct Script {
@@ -134,6 +142,20 @@ impl Script {
     pub fn put(&self, id: PaymentId, p: ChainPayment) {
         let hex = encode_value(&encode_get_payment(Some(&p))).expect("serializable");
         self.lock().payments.insert(id, (p, hex));
+    }
+
+    /// `/v2/accounts/{principal}` answers this balance (uSTX) and nonce.
+    pub fn set_account(&self, principal: &str, balance: u128, nonce: u64) {
+        self.lock()
+            .accounts
+            .insert(principal.to_string(), (balance, nonce));
+    }
+
+    /// `get-balance` of SIP-010 `token` (`ADDR.contract`) for `principal`.
+    pub fn set_token_balance(&self, token: &str, principal: &str, amount: u128) {
+        self.lock()
+            .token_balances
+            .insert((token.to_string(), principal.to_string()), amount);
     }
 
     pub fn remove(&self, id: &PaymentId) {
@@ -278,6 +300,8 @@ pub async fn start() -> ScriptedNode {
             broadcast_script: VecDeque::new(),
             broadcast_delay: Duration::ZERO,
             broadcast_bodies: Vec::new(),
+            accounts: HashMap::new(),
+            token_balances: HashMap::new(),
         }),
         calls: Mutex::new(HashMap::new()),
         total: AtomicU64::new(0),
@@ -354,7 +378,7 @@ fn payment_id_of(v: &Value) -> Option<PaymentId> {
 
 async fn call_read(
     State(s): State<Arc<Script>>,
-    Path((_addr, _contract, function)): Path<(String, String, String)>,
+    Path((addr, contract, function)): Path<(String, String, String)>,
     q: Q,
     Json(body): Json<serde_json::Value>,
 ) -> Response {
@@ -362,6 +386,22 @@ async fn call_read(
         return r;
     }
     s.saw_tip(&q.0);
+    if function == "get-balance" {
+        // SIP-010: (get-balance (who principal)) -> (response uint uint).
+        let arg = body["arguments"][0].as_str().unwrap_or_default();
+        let Ok(Value::Principal(who)) = decode_value(arg) else {
+            return (StatusCode::BAD_REQUEST, "bad arguments").into_response();
+        };
+        let amount = s
+            .lock()
+            .token_balances
+            .get(&(format!("{addr}.{contract}"), who.to_string()))
+            .copied()
+            .unwrap_or(0);
+        let ok = Value::okay(Value::UInt(amount)).expect("(ok uint)");
+        return Json(json!({"okay": true, "result": encode_value(&ok).expect("serializable")}))
+            .into_response();
+    }
     if function != "get-payment" {
         return Json(json!({"okay": false, "cause": format!("Unchecked(NoSuchPublicFunction(\"{function}\"))")}))
             .into_response();
@@ -394,16 +434,22 @@ async fn map_entry(
     Json(json!({"data": data, "proof": ""})).into_response()
 }
 
-async fn account(State(s): State<Arc<Script>>, Path(_p): Path<String>, q: Q) -> Response {
+async fn account(State(s): State<Arc<Script>>, Path(p): Path<String>, q: Q) -> Response {
     if let Err(r) = s.enter("account").await {
         return r;
     }
     s.saw_tip(&q.0);
+    let (balance, nonce) = s
+        .lock()
+        .accounts
+        .get(&p)
+        .copied()
+        .unwrap_or((DEFAULT_BALANCE, 0));
     Json(json!({
-        "balance": "0x0000000000000000000000003b9aca00",
+        "balance": format!("0x{balance:032x}"),
         "locked": "0x00000000000000000000000000000000",
         "unlock_height": 0,
-        "nonce": 0,
+        "nonce": nonce,
         "balance_proof": "",
         "nonce_proof": "",
     }))

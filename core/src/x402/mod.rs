@@ -7,6 +7,7 @@
 //! * [`reason`]: the x402 error codes, with a sentence each.
 //! * [`rules`]: the `exact` (STX, SIP-010) and `escrow` checks.
 //! * [`funds`]: the checks that need chain state, given that state.
+//! * [`settle`]: what `/settle` answers for a payment as we hold it.
 //!
 //! Schemes:
 //! * `exact`: the payer signs a transfer straight to `payTo`: an STX
@@ -19,6 +20,7 @@
 pub mod funds;
 pub mod reason;
 pub mod rules;
+pub mod settle;
 pub mod wire;
 
 #[cfg(test)]
@@ -123,6 +125,10 @@ impl Policy {
         }
     }
 }
+
+/// Blocks from an escrow create to its refund: the contract's
+/// `PAYMENT-TIMEOUT` (contracts/x402-nexus-escrow.clar).
+pub const ESCROW_TIMEOUT_BLOCKS: u64 = 100;
 
 /// The chain ids whose CAIP-2 names x402 clients know.
 pub const KNOWN_CHAIN_IDS: [u32; 2] = [MAINNET_CHAIN_ID, TESTNET_CHAIN_ID];

@@ -6,6 +6,7 @@
 //! * [`relay`]: `POST /api/payments`, provider statistics.
 //! * [`webhooks`]: webhook dead letters.
 //! * [`ws`]: the `GET /ws` upgrade.
+//! * [`x402`]: the x402 facilitator (`/x402/supported`, `/verify`, `/settle`).
 //! * [`guard`]: request ids, API keys, rate limits.
 //! * [`observer`]: stacks-node's `[[events_observer]]` POSTs.
 //! * [`error`], [`schema`], [`openapi`]: the one error body, the response
@@ -20,6 +21,7 @@ pub mod relay;
 pub mod schema;
 pub mod webhooks;
 pub mod ws;
+pub mod x402;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ pub fn api_router(app: Arc<App>) -> Router {
             post(webhooks::retry),
         )
         .merge(relay::router())
+        .merge(x402::router())
         .route("/api/openapi.json", get(openapi::document))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
