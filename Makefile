@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-rust lint services bench-ingest bench-import bench-ws bench-reconcile bench-relay fmt
+.PHONY: demo run test test-contract test-e2e test-rust lint services bench-ingest bench-import bench-ws bench-reconcile bench-relay fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -13,7 +13,7 @@ run:
 	$(CARGO) run -q -p nexus-node -- run
 
 ## Everything CI runs: contract tests, fixture drift, fuzzing, type-check, Rust gates and tests.
-test: test-contract lint test-rust
+test: test-contract lint test-rust test-e2e
 
 test-contract:
 	npm ci --no-audit --no-fund
@@ -32,6 +32,11 @@ lint:
 # Captured stacks-node payloads (third-party data, not in the repository).
 NEXUS_CAPTURED_FIXTURES ?= $(abspath ../shared/fixtures/stacks-node-events)
 export NEXUS_CAPTURED_FIXTURES
+
+## x402 end to end: x402-stacks' middleware and client against the real nexus-node binary and the chain double.
+test-e2e:
+	$(CARGO) build -q -p nexus-node
+	npm run test:e2e
 
 test-rust: services
 	@if [ ! -d "$(NEXUS_CAPTURED_FIXTURES)" ]; then \

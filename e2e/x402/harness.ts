@@ -1,0 +1,101 @@
+/**
+ * One end-to-end world: the chain double, a real nexus-node (embedded
+ * default) beside it, and an Express resource server whose routes are
+ * protected by x402-stacks' real `paymentMiddleware`, pointed at the node.
+ */
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import express from "express";
+import { paymentMiddleware } from "x402-stacks";
+import { loadDevnetAccounts, type DevnetAccount } from "../../tests/devnet-keys";
+import { escrowMiddlewareConfig, type EscrowTerms } from "../../clients/typescript/escrow";
+import { ChainDouble } from "./chain-double";
+import { Node } from "./node";
+
+export const HIRO_TESTNET = "https://api.testnet.hiro.so";
+
+export type World = {
+  chain: ChainDouble;
+  node: Node;
+  server: Server;
+  /** The resource server, e.g. http://127.0.0.1:PORT. */
+  api: string;
+  deployer: DevnetAccount;
+  payer: DevnetAccount;
+  merchant: DevnetAccount;
+  other: DevnetAccount;
+  escrow: string;
+  token: string;
+  stop(): Promise<void>;
+};
+
+/** `route` -> middleware config overrides (everything but facilitatorUrl). */
+export type Routes = Record<string, Record<string, unknown>>;
+
+export async function startWorld(routes: (w: Omit<World, "stop" | "server" | "api">) => Routes): Promise<World> {
+  const accounts = loadDevnetAccounts();
+  const get = (n: string) => accounts.get(n)!;
+  const deployer = get("deployer");
+  const escrow = `${deployer.address}.x402-nexus-escrow`;
+  // A devnet stand-in for sBTC: x402-stacks picks its token kind by name.
+  const token = `${deployer.address}.test-sbtc`;
+  const chain = new ChainDouble({ escrow });
+  await chain.start();
+  const node = new Node({
+    NEXUS_RPC_URL: chain.url,
+    NEXUS_X402_TOKENS: `["${token}::test-sbtc"]`,
+    NEXUS_X402_SETTLE_WAIT_SECS: "20",
+    NEXUS_RELAY_INITIAL_BACKOFF_MS: "20",
+  });
+  await node.start();
+  chain.opts.observer = node.observer;
+  await chain.genesis();
+  const base = { chain, node, deployer, payer: get("wallet_1"), merchant: get("wallet_2"), other: get("wallet_3"), escrow, token };
+  const app = express();
+  for (const [path, cfg] of Object.entries(routes(base))) {
+    const config = cfg.scheme === "escrow"
+      ? escrowMiddlewareConfig({ ...(cfg as unknown as EscrowTerms), facilitatorUrl: `${node.api}/x402` })
+      : { network: "testnet", facilitatorUrl: `${node.api}/x402`, ...cfg };
+    app.get(path, paymentMiddleware(config as never), (_req, res) => {
+      res.json({ paid: path });
+    });
+  }
+  const server = await new Promise<Server>((ok) => {
+    const s = app.listen(0, "127.0.0.1", () => ok(s));
+  });
+  const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    ...base,
+    server,
+    api,
+    async stop() {
+      await new Promise((ok) => server.close(ok));
+      await node.stop();
+      await chain.stop();
+    },
+  };
+}
+
+/**
+ * x402-stacks' client reads nonce and fee from the public Hiro API
+ * (`new StacksTestnet()` inside `wrapAxiosWithPayment`, not configurable):
+ * send those requests to the chain double instead. Returns the undo.
+ */
+export function routeHiroTo(chainUrl: string): () => void {
+  const real = globalThis.fetch;
+  globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (url.startsWith(HIRO_TESTNET)) return real(chainUrl + url.slice(HIRO_TESTNET.length), init);
+    return real(input, init);
+  }) as typeof fetch;
+  return () => {
+    globalThis.fetch = real;
+  };
+}
+
+/** Payments of `principal` as the node's API lists them. */
+export async function paymentsOf(node: Node, principal: string): Promise<Array<Record<string, unknown>>> {
+  const r = await fetch(`${node.api}/api/payments?sender=${principal}`);
+  const body = (await r.json()) as { payments: Array<Record<string, unknown>> };
+  return body.payments;
+}
