@@ -1,14 +1,13 @@
 /**
  * One end-to-end world: the chain double, a real nexus-node (embedded
- * default) beside it, and an Express resource server whose routes are
- * protected by x402-stacks' real `paymentMiddleware`, pointed at the node.
+ * default) beside it, and the example paid API (`examples/x402/paid-api.ts`),
+ * whose routes x402-stacks' real `paymentMiddleware` protects, pointed at
+ * the node.
  */
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import express from "express";
-import { paymentMiddleware } from "x402-stacks";
 import { loadDevnetAccounts, type DevnetAccount } from "../../tests/devnet-keys";
-import { escrowMiddlewareConfig, type EscrowTerms } from "../../clients/typescript/escrow";
+import { paidApi } from "../../examples/x402/paid-api";
 import { ChainDouble } from "./chain-double";
 import { Node } from "./node";
 
@@ -29,10 +28,7 @@ export type World = {
   stop(): Promise<void>;
 };
 
-/** `route` -> middleware config overrides (everything but facilitatorUrl). */
-export type Routes = Record<string, Record<string, unknown>>;
-
-export async function startWorld(routes: (w: Omit<World, "stop" | "server" | "api">) => Routes): Promise<World> {
+export async function startWorld(): Promise<World> {
   const accounts = loadDevnetAccounts();
   const get = (n: string) => accounts.get(n)!;
   const deployer = get("deployer");
@@ -50,22 +46,20 @@ export async function startWorld(routes: (w: Omit<World, "stop" | "server" | "ap
   await node.start();
   chain.opts.observer = node.observer;
   await chain.genesis();
-  const base = { chain, node, deployer, payer: get("wallet_1"), merchant: get("wallet_2"), other: get("wallet_3"), escrow, token };
-  const app = express();
-  for (const [path, cfg] of Object.entries(routes(base))) {
-    const config = cfg.scheme === "escrow"
-      ? escrowMiddlewareConfig({ ...(cfg as unknown as EscrowTerms), facilitatorUrl: `${node.api}/x402` })
-      : { network: "testnet", facilitatorUrl: `${node.api}/x402`, ...cfg };
-    app.get(path, paymentMiddleware(config as never), (_req, res) => {
-      res.json({ paid: path });
-    });
-  }
+  const merchant = get("wallet_2");
+  // The paid API of examples/x402, as a user would run it.
+  const app = paidApi({
+    facilitatorUrl: `${node.api}/x402`,
+    merchant: merchant.address,
+    escrow,
+    token: { address: deployer.address, name: "test-sbtc" },
+  });
   const server = await new Promise<Server>((ok) => {
     const s = app.listen(0, "127.0.0.1", () => ok(s));
   });
   const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    ...base,
+    chain, node, deployer, payer: get("wallet_1"), merchant, other: get("wallet_3"), escrow, token,
     server,
     api,
     async stop() {

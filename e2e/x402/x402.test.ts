@@ -10,24 +10,14 @@ import axios from "axios";
 import WebSocket from "ws";
 import { Cl, Pc, makeContractCall, makeSTXTokenTransfer } from "@stacks/transactions";
 import { privateKeyToAccount, wrapAxiosWithPayment, decodePaymentResponse } from "x402-stacks";
-import { fetchWithEscrow, paymentResponse } from "../../clients/typescript/escrow";
+import { payEscrow, payExact } from "../../examples/x402/agent";
 import { paymentsOf, routeHiroTo, startWorld, type World } from "./harness";
 
 let w: World;
 let unroute: () => void;
 
 beforeAll(async () => {
-  w = await startWorld((b) => ({
-    "/stx": { amount: 1000n, payTo: b.merchant.address },
-    "/expired": { amount: 1000n, payTo: b.merchant.address, extra: { expiresAt: "2026-01-01T00:00:00Z" } },
-    "/sbtc": {
-      amount: 500n,
-      payTo: b.merchant.address,
-      tokenType: "sBTC",
-      tokenContract: { address: b.deployer.address, name: "test-sbtc" },
-    },
-    "/escrow": { scheme: "escrow", network: "testnet", amount: 5000n, payTo: b.merchant.address, contract: b.escrow },
-  }));
+  w = await startWorld();
   unroute = routeHiroTo(w.chain.url);
 });
 
@@ -76,11 +66,12 @@ async function payDirect(path: string, tx: string, accepted?: Record<string, unk
 describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
   it("pays STX exact: 200, the payment-response txid, the record and the WebSocket events", async () => {
     const feed = await watch(w.payer.address);
-    const client = wrapAxiosWithPayment(axios.create({ baseURL: w.api }), privateKeyToAccount(w.payer.privateKey, "testnet"));
-    const r = await client.get("/stx");
+    const r = await payExact(w.api, "/weather", w.payer.privateKey);
     expect(r.status).toBe(200);
-    expect(r.data).toEqual({ paid: "/stx" });
-    const settled = decodePaymentResponse(r.headers["payment-response"]);
+    expect(r.body).toEqual({ forecast: "sunny" });
+    const client = wrapAxiosWithPayment(axios.create({ baseURL: w.api }), privateKeyToAccount(w.payer.privateKey, "testnet"));
+    const again = await client.get("/weather");
+    const settled = decodePaymentResponse(again.headers["payment-response"]);
     expect(settled?.success).toBe(true);
     expect(settled?.payer).toBe(w.payer.address);
     const txid = settled!.transaction;
@@ -99,7 +90,7 @@ describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
   it("pays a SIP-010 token exact with the token's transfer", async () => {
     w.chain.tokens.set(`${w.token}|${w.payer.address}`, 10_000n);
     const client = wrapAxiosWithPayment(axios.create({ baseURL: w.api }), privateKeyToAccount(w.payer.privateKey, "testnet"));
-    const r = await client.get("/sbtc");
+    const r = await client.get("/premium");
     expect(r.status).toBe(200);
     const txid = decodePaymentResponse(r.headers["payment-response"])!.transaction;
     const [p] = (await paymentsOf(w.node, w.payer.address)).filter((x) => x.create_txid === txid);
@@ -112,8 +103,8 @@ describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
       recipient: w.merchant.address, amount: 1000n, network: "testnet", nonce, fee: 2000n, senderKey: w.payer.privateKey,
     });
     const before = w.chain.broadcasts.length;
-    const first = await payDirect("/stx", tx.serialize());
-    const again = await payDirect("/stx", tx.serialize());
+    const first = await payDirect("/weather", tx.serialize());
+    const again = await payDirect("/weather", tx.serialize());
     expect([first.status, again.status]).toEqual([200, 200]);
     expect(w.chain.broadcasts.length).toBe(before + 1);
   });
@@ -128,11 +119,11 @@ describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
     const before = await paymentsOf(w.node, w.payer.address);
     const broadcasts = w.chain.broadcasts.length;
     const cases: Array<[string, string, string]> = [
-      ["wrong recipient", "/stx", await stx({ to: w.other.address })],
-      ["too little", "/stx", await stx({ amount: 999n })],
-      ["wrong network", "/stx", await stx({ network: "mainnet" })],
+      ["wrong recipient", "/weather", await stx({ to: w.other.address })],
+      ["too little", "/weather", await stx({ amount: 999n })],
+      ["wrong network", "/weather", await stx({ network: "mainnet" })],
       ["expired", "/expired", await stx({})],
-      ["garbage payload", "/stx", "deadbeef"],
+      ["garbage payload", "/weather", "deadbeef"],
     ];
     const reasons = [];
     for (const [, path, tx] of cases) {
@@ -151,7 +142,7 @@ describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
     // 402 after its payment with a new payment, so it would loop here.)
     const rich = w.chain.account(w.payer.address);
     w.chain.accounts.set(w.payer.address, { ...rich, balance: 100n });
-    const poor = await payDirect("/stx", await stx({}));
+    const poor = await payDirect("/weather", await stx({}));
     w.chain.accounts.set(w.payer.address, rich);
     expect([poor.status, poor.body.error]).toEqual([402, "insufficient_funds"]);
 
@@ -160,16 +151,12 @@ describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
   });
 
   it("pays the escrow scheme with the TypeScript helper and the node confirms the lock", async () => {
-    const { response, paymentId } = await fetchWithEscrow(`${w.api}/escrow`, {
-      privateKey: w.payer.privateKey,
-      coreApiUrl: w.chain.url,
-    });
-    expect(response.status).toBe(200);
-    const settled = paymentResponse(response);
-    expect(settled?.success).toBe(true);
+    const { status, body, txid, paymentId } = await payEscrow(w.api, "/report", w.payer.privateKey, w.chain.url);
+    expect(status).toBe(200);
+    expect(body).toEqual({ report: "quarterly" });
     const r = await fetch(`${w.node.api}/api/payments/${paymentId}`);
     const { payment } = (await r.json()) as { payment: Record<string, unknown> };
-    expect(payment).toMatchObject({ status: "confirmed", amount: "5000", recipient: w.merchant.address, create_txid: settled!.transaction });
+    expect(payment).toMatchObject({ status: "confirmed", amount: "5000", recipient: w.merchant.address, create_txid: txid });
   });
 
   it("refuses a create-payment to someone else for the escrow scheme", async () => {
@@ -180,7 +167,7 @@ describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
       postConditionMode: "deny", postConditions: [Pc.principal(w.payer.address).willSendEq(5000).ustx()],
       network: "testnet", nonce, fee: 3000n, senderKey: w.payer.privateKey,
     });
-    const r = await payDirect("/escrow", tx.serialize());
+    const r = await payDirect("/report", tx.serialize());
     expect(r.status).toBe(402);
     expect(r.body.error).toBe("recipient_mismatch");
   });

@@ -1,0 +1,31 @@
+/**
+ * An agent paying the example API: x402-stacks' `wrapAxiosWithPayment` for
+ * the `exact` routes, the escrow helper for `/report`.
+ *
+ *   AGENT_KEY=<hex private key> API=http://127.0.0.1:3000 CORE_API=http://127.0.0.1:20443 \
+ *     npx tsx examples/x402/agent.ts
+ */
+import axios from "axios";
+import { decodePaymentResponse, privateKeyToAccount, wrapAxiosWithPayment } from "x402-stacks";
+import { fetchWithEscrow, paymentResponse } from "../../clients/typescript/escrow";
+
+/** GETs `path` of `api`, paying with an `exact` transfer; answers the body and the txid. */
+export async function payExact(api: string, path: string, privateKey: string) {
+  const client = wrapAxiosWithPayment(axios.create({ baseURL: api }), privateKeyToAccount(privateKey, "testnet"));
+  const r = await client.get(path);
+  return { status: r.status, body: r.data, txid: decodePaymentResponse(r.headers["payment-response"])?.transaction };
+}
+
+/** GETs `path` of `api`, paying into the escrow; answers the body, the txid and the payment id. */
+export async function payEscrow(api: string, path: string, privateKey: string, coreApiUrl: string) {
+  const { response, paymentId } = await fetchWithEscrow(`${api}${path}`, { privateKey, coreApiUrl });
+  return { status: response.status, body: await response.json(), txid: paymentResponse(response)?.transaction, paymentId };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const key = process.env.AGENT_KEY;
+  if (!key) throw new Error("set AGENT_KEY to the agent's hex private key");
+  const api = process.env.API ?? "http://127.0.0.1:3000";
+  console.log("weather:", await payExact(api, "/weather", key));
+  console.log("report:", await payEscrow(api, "/report", key, process.env.CORE_API ?? "http://127.0.0.1:20443"));
+}
