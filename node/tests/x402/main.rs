@@ -71,6 +71,14 @@ fn stx_body(max_timeout: u64) -> Value {
 
 /// A node whose facilitator broadcasts to `rpc` and accepts the fixture's token.
 async fn x402_node(stores: Stores, rpc: &ScriptedNode) -> TestNode {
+    x402_node_with(stores, rpc, |_| {}).await
+}
+
+async fn x402_node_with(
+    stores: Stores,
+    rpc: &ScriptedNode,
+    tweak: impl FnOnce(&mut nexus_node::config::Config),
+) -> TestNode {
     let f = fixture();
     // The fixture's transactions carry nonce 3: the payer's next one.
     rpc.script
@@ -81,6 +89,7 @@ async fn x402_node(stores: Stores, rpc: &ScriptedNode) -> TestNode {
         c.rpc_timeout_ms = 2_000;
         c.x402_tokens = vec![f["token"].as_str().unwrap().to_string()];
         c.x402_settle_wait_secs = 15;
+        tweak(c);
     })
     .await
 }
@@ -294,7 +303,44 @@ async fn a_slow_block_answers_pending_and_a_restart_loses_nothing(stores: Stores
     node.stop().await;
 }
 
+/// The reconciler reads the escrow's `get-payment`, which knows nothing of
+/// a direct transfer: it must leave confirmed `exact` payments alone.
+async fn the_escrow_reconciler_leaves_exact_payments_alone(stores: Stores) {
+    let rpc = scripted::start().await;
+    let node = x402_node_with(stores, &rpc, |c| {
+        c.reconcile_interval_secs = 3600;
+        c.reconcile_drop_after_secs = 0;
+    })
+    .await;
+    let settling = settle_until_broadcast(&node, &rpc, stx_body(60), 1).await;
+    node.post_ok("/new_block", block("main", 1, "main", Some("stx")))
+        .await;
+    assert_eq!(settling.await.unwrap().1["success"], true);
+    let rec = node.app().reconciler.clone().expect("an RPC is configured");
+    for _ in 0..3 {
+        let n = rec.status().cycles;
+        rec.wake();
+        eventually("a reconcile cycle", WAIT, || {
+            let rec = rec.clone();
+            async move { rec.status().cycles > n }
+        })
+        .await;
+    }
+    let p = payment(&node, "stx").await;
+    assert_eq!(p["payment"]["status"], "confirmed", "{p}");
+    assert!(
+        p["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source"] != "reconciler"),
+        "{p}"
+    );
+    node.stop().await;
+}
+
 common::both_stores!(
+    the_escrow_reconciler_leaves_exact_payments_alone,
     an_stx_payment_settles_once_confirmed_and_only_once,
     a_reorg_reverts_a_settled_payment_until_it_is_mined_again,
     a_token_payment_settles_with_the_amount_its_event_moved,

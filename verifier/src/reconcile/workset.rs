@@ -46,8 +46,12 @@ pub struct Tracked {
 /// `claimed`/`refunded` until the loop has written their final proof: a
 /// payment can settle and turn final between two cycles (2 s blocks, a 10 s
 /// cycle), and its proof must still be brought up to the settlement.
+///
+/// x402 `exact` payments are never watched here: they are direct
+/// transfers, which the escrow's `get-payment` cannot know, so its "no such
+/// payment" would wrongly revert them.
 pub fn is_open(p: &Payment) -> bool {
-    !matches!(p.status, PaymentStatus::Failed | PaymentStatus::Dropped)
+    !p.is_exact() && !matches!(p.status, PaymentStatus::Failed | PaymentStatus::Dropped)
 }
 
 /// Loaded at the start of a leadership term: the open ones, less the
