@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-e2e test-rust lint services bench-ingest bench-import bench-ws bench-reconcile bench-relay fmt
+.PHONY: demo run test test-contract test-e2e test-rust lint services bench-ingest bench-import bench-ws bench-reconcile bench-relay bench-x402 fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -70,3 +70,6 @@ bench-reconcile: services
 ## Sustained POST /api/payments into real Redis + PostgreSQL, RPC double at 1 ms, then replays and a bare-JSON floor (last line: JSON figures).
 bench-relay: services
 	$(CARGO) bench -q -p nexus-node --bench relay
+## x402: /x402/verify per second beside its decode+signature floor, and settle overhead after the confirming block at 100 concurrent settles (last line: JSON figures).
+bench-x402:
+	$(CARGO) bench -q -p nexus-node --bench x402

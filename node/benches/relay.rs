@@ -16,7 +16,6 @@
 //!
 //! Knobs: `BENCH_PAYMENTS` (20000), `BENCH_CLIENTS` (64). Last line: one JSON object.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,15 +39,12 @@ use nexus_stacks::scripted;
 
 #[path = "relay/floor.rs"]
 mod floor;
+#[path = "common/load.rs"]
+mod load;
+
+use load::{env_usize, load, summary};
 
 const RECIPIENT: &str = "ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A signed create-payment of payment id `n` (JSON request body).
 fn signed_create(n: u64, key: &Secp256k1PrivateKey) -> String {
@@ -83,63 +79,6 @@ fn signed_create(n: u64, key: &Secp256k1PrivateKey) -> String {
     signer.sign_origin(key).expect("sign");
     let tx = signer.get_tx().expect("signed");
     json!({ "tx": format!("0x{}", hex::encode(tx.serialize_to_vec())) }).to_string()
-}
-
-/// `clients` loops POSTing `bodies` (each once) to `url`; latencies in ms.
-async fn load(
-    url: &str,
-    bodies: Arc<Vec<String>>,
-    clients: usize,
-    expect: u16,
-) -> (Duration, Vec<f64>) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .expect("client");
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (next, bodies, http, url) =
-                (next.clone(), bodies.clone(), http.clone(), url.to_string());
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { break };
-                    let t = Instant::now();
-                    let resp = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .expect("POST");
-                    let code = resp.status().as_u16();
-                    let text = resp.bytes().await.expect("body");
-                    assert_eq!(code, expect, "{}", String::from_utf8_lossy(&text));
-                    lat.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-                lat
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(bodies.len());
-    for t in tasks {
-        all.extend(t.await.expect("client task"));
-    }
-    (started.elapsed(), all)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    (sorted[i] * 100.0).round() / 100.0
-}
-
-fn summary(took: Duration, mut lat: Vec<f64>) -> (f64, f64, f64) {
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let per_sec = (lat.len() as f64 / took.as_secs_f64()).round();
-    (per_sec, pct(&lat, 0.5), pct(&lat, 0.99))
 }
 
 fn main() {
