@@ -1,8 +1,11 @@
 /**
  * Records tests/fixtures/x402-txs.json: real signed transactions that an
  * x402 client could hand the facilitator (core/src/x402/tests.rs checks each
- * rule against them). Devnet keys, testnet chain id, fixed nonces and fees,
- * RFC 6979 signatures: the output is deterministic.
+ * rule against them), and the events the test token (contracts/test/
+ * test-sbtc.clar) emits for a transfer in the Clarinet simnet (the indexer's
+ * decoder and the end-to-end chain double use their shape). Devnet keys,
+ * testnet chain id, fixed nonces and fees, RFC 6979 signatures: the output
+ * is deterministic.
  *
  *   npm run x402-fixtures          # (re)write the fixture
  *   npm run x402-fixtures:check    # regenerate into a temp file, diff, exit 1 on drift
@@ -12,7 +15,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cl, Pc, makeContractCall, makeSTXTokenTransfer, type ClarityValue, type StacksTransactionWire } from "@stacks/transactions";
+import { initSimnet } from "@stacks/clarinet-sdk";
+import { Cl, Pc, cvToString, makeContractCall, makeSTXTokenTransfer, type ClarityValue, type StacksTransactionWire } from "@stacks/transactions";
 import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
 
 export const FIXTURE_PATH = "tests/fixtures/x402-txs.json";
@@ -20,7 +24,7 @@ const FEE = 2000;
 const NONCE = 3;
 const MEMO = "x402:order-7";
 /** The token contract the fixture pays with (the Rust tests allow it). */
-const TOKEN_NAME = "test-token";
+const TOKEN_NAME = "test-sbtc";
 
 type Tx = { label: string; tx_hex: string; txid: string };
 
@@ -86,6 +90,23 @@ export async function generateFixture(): Promise<string> {
   push("escrow create", await escrow("create-payment", [id, Cl.principal(w2.address), Cl.uint(1000), Cl.bufferFromUtf8(MEMO)]));
   push("escrow claim", await escrow("claim-payment", [id]));
 
+  // The token's real events for a transfer of 500 with a memo, in the simnet.
+  const simnet = await initSimnet("./Clarinet.toml");
+  simnet.callPublicFn("test-sbtc", "mint", [Cl.uint(10_000), Cl.principal(w1.address)], w1.address);
+  const moved = simnet.callPublicFn(
+    "test-sbtc",
+    "transfer",
+    [Cl.uint(500), Cl.principal(w1.address), Cl.principal(w2.address), Cl.some(Cl.bufferFromUtf8(MEMO))],
+    w1.address,
+  );
+  if (cvToString(moved.result) !== "(ok true)") throw new Error(`test-sbtc transfer: ${cvToString(moved.result)}`);
+  const token_transfer_events = moved.events.map((e) => {
+    const data = e.data as Record<string, unknown>;
+    return e.event === "print_event"
+      ? { type: "contract_event", contract_identifier: data.contract_identifier, topic: data.topic, raw_value: data.raw_value }
+      : { type: e.event, ...data };
+  });
+
   const fixture = {
     chain_id: 0x80000000,
     escrow: `${deployer.address}.x402-nexus-escrow`,
@@ -97,6 +118,8 @@ export async function generateFixture(): Promise<string> {
     fee: FEE,
     nonce: NONCE,
     txs,
+    token_contract: `${deployer.address}.test-sbtc`,
+    token_transfer_events,
   };
   return JSON.stringify(fixture, null, 2) + "\n";
 }

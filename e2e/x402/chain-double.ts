@@ -177,6 +177,14 @@ export class ChainDouble {
             amount: moved.toString(),
           },
         });
+        // The test token prints the memo, as contracts/test/test-sbtc.clar
+        // does (tests/fixtures/x402-txs.json has its simnet events).
+        const memo = args[3] as { type: string; value?: ClarityValue };
+        if (memo.value) {
+          ev("contract_event", {
+            contract_event: { contract_identifier: contract, topic: "print", raw_value: `0x${serializeCV(memo.value)}` },
+          });
+        }
         const key = `${contract}|${sender}`;
         this.tokens.set(key, (this.tokens.get(key) ?? 0n) - moved);
         moved = 0n;

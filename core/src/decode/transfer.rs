@@ -117,21 +117,36 @@ mod tests {
     }
 
     /// A block of the fixture's STX and token transfers with the events a
-    /// node would send, the token's amount differing from its argument.
+    /// node sends: the token's are those the test token emitted in the
+    /// Clarinet simnet (`token_transfer_events`), its amount changed to show
+    /// that the event, not the argument, is read.
     fn block() -> NewBlock {
         let f: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
         let (stx, token, claim) = (tx("stx"), tx("token"), tx("escrow claim"));
         let entry = |t: &serde_json::Value, i: u32, status: &str| json!({"txid": t["txid"], "tx_index": i, "status": status, "raw_tx": t["tx_hex"], "raw_result": "0x0703"});
+        let mut events = vec![
+            json!({"txid": stx["txid"], "event_index": 0, "type": "stx_transfer_event", "committed": true,
+             "stx_transfer_event": {"sender": f["payer"], "recipient": f["pay_to"], "amount": "1000", "memo": ""}}),
+        ];
+        for (i, e) in f["token_transfer_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let kind = e["type"].as_str().unwrap();
+            let mut data = e.clone();
+            data.as_object_mut().unwrap().remove("type");
+            if kind == "ft_transfer_event" {
+                data["amount"] = json!("499");
+            }
+            events.push(json!({"txid": token["txid"], "event_index": i + 1, "type": kind, "committed": true, kind: data}));
+        }
         serde_json::from_value(json!({
             "block_hash": "0x01", "block_height": 7, "index_block_hash": "0x02",
             "parent_index_block_hash": "0x03",
             "transactions": [entry(&stx, 0, "success"), entry(&token, 1, "success"), entry(&claim, 2, "abort_by_response")],
-            "events": [
-                {"txid": stx["txid"], "event_index": 0, "type": "stx_transfer_event", "committed": true,
-                 "stx_transfer_event": {"sender": f["payer"], "recipient": f["pay_to"], "amount": "1000", "memo": ""}},
-                {"txid": token["txid"], "event_index": 1, "type": "ft_transfer_event", "committed": true,
-                 "ft_transfer_event": {"asset_identifier": f["token"], "sender": f["payer"], "recipient": f["pay_to"], "amount": "499"}},
-            ],
+            "events": events,
         }))
         .unwrap()
     }
