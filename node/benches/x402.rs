@@ -134,7 +134,13 @@ async fn run(verifies: usize, clients: usize, settles: usize) {
             .map(|i| settle_body(&verify_txs[i % pool]))
             .collect(),
     );
-    load(&format!("{api}/x402/verify"), Arc::new(bodies[..pool.min(200)].to_vec()), clients, 200).await;
+    load(
+        &format!("{api}/x402/verify"),
+        Arc::new(bodies[..pool.min(200)].to_vec()),
+        clients,
+        200,
+    )
+    .await;
     eprintln!("  verifying {verifies} payments with {clients} clients…");
     let (took, lat) = load(&format!("{api}/x402/verify"), bodies, clients, 200).await;
     let (verify_per_sec, verify_p50, verify_p99) = summary(took, lat);
@@ -172,7 +178,13 @@ async fn run(verifies: usize, clients: usize, settles: usize) {
         .enumerate()
         .map(|(i, tx)| {
             let txid = format!("0x{}", scripted::txid_hex(tx));
-            tx_entry(&txid, i as u32, true, &format!("0x{}", hex::encode(tx)), "0x0703")
+            tx_entry(
+                &txid,
+                i as u32,
+                true,
+                &format!("0x{}", hex::encode(tx)),
+                "0x0703",
+            )
         })
         .collect();
     let events: Vec<Value> = entries

@@ -172,7 +172,7 @@ fn parse_requirements(v: &Value, at: &str) -> Result<Requirements, Refusal> {
 }
 
 /// `POST /verify`'s answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {
     pub is_valid: bool,
@@ -206,7 +206,7 @@ impl VerifyResponse {
 }
 
 /// `POST /settle`'s answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SettleResponse {
     pub success: bool,
@@ -240,20 +240,23 @@ impl SettleResponse {
 }
 
 /// One `GET /supported` kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Kind {
     pub x402_version: u64,
     pub scheme: &'static str,
     pub network: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub extra: Option<Value>,
 }
 
 /// `GET /supported`'s answer: all three keys are required by the spec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Supported {
     pub kinds: Vec<Kind>,
+    #[schema(value_type = Vec<Object>)]
     pub extensions: Vec<Value>,
+    #[schema(value_type = Object)]
     pub signers: Map<String, Value>,
 }

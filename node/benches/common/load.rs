@@ -68,4 +68,3 @@ pub fn summary(took: Duration, mut lat: Vec<f64>) -> (f64, f64, f64) {
     let per_sec = (lat.len() as f64 / took.as_secs_f64()).round();
     (per_sec, pct(&lat, 0.5), pct(&lat, 0.99))
 }
-

@@ -7,6 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use nexus_core::domain::{Payment, PaymentEvent, Proof, ProofView};
+use nexus_core::x402::{SettleResponse, VerifyResponse};
 
 use super::schema::{
     Accepted, ErrorBody, ErrorDetail, Links, PaymentDetail, PaymentList, PaymentView, ProofResponse,
@@ -28,7 +29,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "x402-Nexus node",
-        description = "Payment-reliability node for the x402 STX escrow on Stacks: payments, proofs, relay, webhooks. Every error body is `{\"error\": {type, code, message, field?, retry_after_seconds?}}`; every response carries `X-Request-Id`.",
+        description = "Payment-reliability node for x402 payments on Stacks: payments, proofs, relay, webhooks, and the x402 v2 facilitator (`/x402`). Every error body is `{\"error\": {type, code, message, field?, retry_after_seconds?}}`; every response carries `X-Request-Id`.",
     ),
     paths(
         crate::http::api::health,
@@ -42,9 +43,12 @@ impl Modify for BearerAuth {
         crate::http::ws::handler,
         crate::http::webhooks::list,
         crate::http::webhooks::retry,
+        crate::http::x402::supported,
+        crate::http::x402::verify,
+        crate::http::x402::settle,
         document,
     ),
-    components(schemas(ErrorBody, ErrorDetail, PaymentDetail, PaymentList, ProofResponse, Accepted, Links, PaymentView, PaymentEvent, Payment, Proof, ProofView, crate::http::relay::SubmitBody)),
+    components(schemas(ErrorBody, ErrorDetail, PaymentDetail, PaymentList, ProofResponse, Accepted, Links, PaymentView, PaymentEvent, Payment, Proof, ProofView, crate::http::relay::SubmitBody, nexus_core::x402::Supported, nexus_core::x402::wire::Kind, VerifyResponse, SettleResponse, nexus_core::x402::Reason)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -89,6 +93,9 @@ mod tests {
             ("/api/observer/dead-letters", "get"),
             ("/ws", "get"),
             ("/api/openapi.json", "get"),
+            ("/x402/supported", "get"),
+            ("/x402/verify", "post"),
+            ("/x402/settle", "post"),
         ] {
             assert!(
                 paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -103,6 +110,9 @@ mod tests {
             "Accepted",
             "SubmitBody",
             "PaymentStatus",
+            "VerifyResponse",
+            "SettleResponse",
+            "Reason",
         ] {
             assert!(schemas.contains_key(s), "schema {s}");
         }

@@ -31,7 +31,11 @@ pub fn router() -> Router<Arc<App>> {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-async fn supported(State(app): State<Arc<App>>) -> Response {
+/// The schemes and networks this facilitator settles.
+#[utoipa::path(get, path = "/x402/supported", tag = "x402", responses(
+    (status = 200, description = "x402 v2 supported kinds", body = nexus_core::x402::Supported),
+))]
+pub(crate) async fn supported(State(app): State<Arc<App>>) -> Response {
     Json(app.facilitator.settings.policy.supported()).into_response()
 }
 
@@ -69,7 +73,15 @@ fn respond<T: serde::Serialize>(reason: Option<Reason>, body: &T) -> Response {
     r
 }
 
-async fn verify(State(app): State<Arc<App>>, body: Bytes) -> Response {
+/// Checks a payment and the payer's funds; stores and broadcasts nothing.
+#[utoipa::path(post, path = "/x402/verify", tag = "x402",
+    request_body(content = Object, description = "{x402Version: 2, paymentPayload, paymentRequirements}"),
+    responses(
+        (status = 200, description = "valid, or invalid with its x402 reason", body = VerifyResponse),
+        (status = 413, description = "body over 64 KiB"),
+        (status = 503, description = "unexpected_verify_error: this node's RPC is down; Retry-After", body = VerifyResponse),
+    ))]
+pub(crate) async fn verify(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let answer = match json_body(&body) {
         Ok(v) => match app.facilitator.verify(&v, now_ms(&app)).await {
             Ok(v) => VerifyResponse::valid(v.payer),
@@ -81,7 +93,16 @@ async fn verify(State(app): State<Arc<App>>, body: Bytes) -> Response {
     respond(answer.invalid_reason, &answer)
 }
 
-async fn settle(State(app): State<Arc<App>>, body: Bytes) -> Response {
+/// Verifies, records and broadcasts the payment, and answers once a
+/// committed block holds it (or `transaction_pending` at the deadline).
+#[utoipa::path(post, path = "/x402/settle", tag = "x402",
+    request_body(content = Object, description = "{x402Version: 2, paymentPayload, paymentRequirements}"),
+    responses(
+        (status = 200, description = "settled, or refused with its x402 reason", body = SettleResponse),
+        (status = 413, description = "body over 64 KiB"),
+        (status = 503, description = "unexpected_settle_error: this node's RPC or stores are down; Retry-After", body = SettleResponse),
+    ))]
+pub(crate) async fn settle(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let answer = match json_body(&body) {
         Ok(v) => app.facilitator.settle(&v, now_ms(&app)).await,
         Err(r) => SettleResponse::failed(&r, &app.facilitator.network(), None, None),
