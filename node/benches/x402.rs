@@ -13,6 +13,10 @@
 //!    delivery started: ingesting the block, waking the waiting settles,
 //!    reading their records and answering.
 //!
+//! Floors beside them: the RPC reads each verify makes (tip and account),
+//! alone against the same double; and the confirming block's own commit
+//! (the observer's round trip), under which no settle can answer.
+//!
 //! Knobs: `BENCH_VERIFY` (4000 requests), `BENCH_CLIENTS` (32),
 //! `BENCH_SETTLES` (100). Last line: one JSON object.
 
@@ -146,6 +150,32 @@ async fn run(verifies: usize, clients: usize, settles: usize) {
     let (verify_per_sec, verify_p50, verify_p99) = summary(took, lat);
     eprintln!("  {verify_per_sec}/s, p50 {verify_p50} ms, p99 {verify_p99} ms");
 
+    // The RPC reads every verify makes (tip, then the payer's account),
+    // alone, with the same clients: what the double costs this machine.
+    let rpc_reads_per_sec = {
+        let http = reqwest::Client::new();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                let (http, next, base) = (http.clone(), next.clone(), rpc.url());
+                tokio::spawn(async move {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < verifies {
+                        for path in ["/v2/info".to_string(), format!("/v2/accounts/{MERCHANT}?proof=0")] {
+                            let r = http.get(format!("{base}{path}")).send().await.expect("RPC");
+                            r.bytes().await.expect("body");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("reader");
+        }
+        (verifies as f64 / t.elapsed().as_secs_f64()).round()
+    };
+    eprintln!("  the RPC reads alone (tip + account): {rpc_reads_per_sec} verifies' worth/s");
+
     // /settle: all at once, then the block that confirms them all.
     eprintln!("  settling {settles} payments at once…");
     let http = reqwest::Client::new();
@@ -207,14 +237,26 @@ async fn run(verifies: usize, clients: usize, settles: usize) {
         .await
         .expect("deliver");
     assert!(r.status().is_success());
+    // The observer answers once the block is committed: its own round trip
+    // is the floor under any settle's answer.
+    let committed = Instant::now();
+    let block_commit_ms = (committed.duration_since(delivered).as_secs_f64() * 1e5).round() / 100.0;
     let mut overhead: Vec<f64> = Vec::with_capacity(settles);
+    let mut after_commit: Vec<f64> = Vec::with_capacity(settles);
     for w in waiting {
         let answered = w.await.expect("settle task");
         overhead.push(answered.duration_since(delivered).as_secs_f64() * 1e3);
+        // Signed: an answer can beat the observer's own 200 to the client.
+        after_commit.push(
+            answered.duration_since(delivered).as_secs_f64() * 1e3
+                - committed.duration_since(delivered).as_secs_f64() * 1e3,
+        );
     }
     overhead.sort_by(|a, b| a.total_cmp(b));
+    after_commit.sort_by(|a, b| a.total_cmp(b));
     let (p50, p99) = (pct(&overhead, 0.5), pct(&overhead, 0.99));
-    eprintln!("  settle overhead after the block: p50 {p50} ms, p99 {p99} ms");
+    let (c50, c99) = (pct(&after_commit, 0.5), pct(&after_commit, 0.99));
+    eprintln!("  settle overhead after the block: p50 {p50} ms, p99 {p99} ms (the block's own commit: {block_commit_ms} ms; after it: p50 {c50}, p99 {c99} ms)");
     node.shutdown.cancel();
 
     println!(
@@ -226,9 +268,13 @@ async fn run(verifies: usize, clients: usize, settles: usize) {
             "verify_share_of_floor": (verify_per_sec / floor_per_sec * 1000.0).round() / 1000.0,
             "verify_p50_ms": verify_p50,
             "verify_p99_ms": verify_p99,
+            "rpc_reads_per_sec": rpc_reads_per_sec,
             "settles": settles,
             "settle_overhead_p50_ms": p50,
             "settle_overhead_p99_ms": p99,
+            "block_commit_ms": block_commit_ms,
+            "settle_after_commit_p50_ms": c50,
+            "settle_after_commit_p99_ms": c99,
         })
     );
 }
