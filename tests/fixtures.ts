@@ -10,11 +10,7 @@
  * Output is deterministic: simnet block heights are fixed, payment ids are
  * sha256 of labels, and transaction signatures use RFC 6979 nonces.
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { initSimnet, type ParsedTransactionResult, type Simnet } from "@stacks/clarinet-sdk";
 import {
   Cl,
@@ -27,6 +23,7 @@ import {
   type PostCondition,
 } from "@stacks/transactions";
 import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
+import { writeOrCheck } from "./fixture-file";
 
 export const FIXTURE_PATH = "tests/fixtures/escrow-simnet.json";
 const CONTRACT_NAME = "x402-nexus-escrow";
@@ -217,23 +214,4 @@ export async function generateFixture(): Promise<string> {
   return JSON.stringify(fixture, null, 2) + "\n";
 }
 
-async function main(): Promise<void> {
-  const check = process.argv.includes("--check");
-  const json = await generateFixture();
-  if (!check) {
-    writeFileSync(FIXTURE_PATH, json);
-    console.error(`wrote ${FIXTURE_PATH}`);
-    return;
-  }
-  const fresh = join(mkdtempSync(join(tmpdir(), "escrow-fixture-")), "escrow-simnet.json");
-  writeFileSync(fresh, json);
-  if (readFileSync(FIXTURE_PATH, "utf8") === json) {
-    console.error(`${FIXTURE_PATH} is up to date`);
-    return;
-  }
-  spawnSync("diff", ["-u", FIXTURE_PATH, fresh], { stdio: "inherit" });
-  console.error(`${FIXTURE_PATH} drifted: run \`npm run fixtures\` and review the diff`);
-  process.exit(1);
-}
-
-await main();
+writeOrCheck(FIXTURE_PATH, await generateFixture(), "fixtures");

@@ -22,11 +22,7 @@
  * plus at least one such STX condition on the sender, so the client's wallet,
  * not the contract, bounds what leaves the account.
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   AnchorMode,
   Cl,
@@ -44,6 +40,7 @@ import {
   type StacksTransactionWire,
 } from "@stacks/transactions";
 import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
+import { writeOrCheck } from "./fixture-file";
 
 export const FIXTURE_PATH = "tests/fixtures/relay-txs.json";
 const CONTRACT_NAME = "x402-nexus-escrow";
@@ -337,23 +334,4 @@ export async function generateFixture(): Promise<string> {
   return JSON.stringify(fixture, null, 2) + "\n";
 }
 
-async function main(): Promise<void> {
-  const check = process.argv.includes("--check");
-  const json = await generateFixture();
-  if (!check) {
-    writeFileSync(FIXTURE_PATH, json);
-    console.error(`wrote ${FIXTURE_PATH}`);
-    return;
-  }
-  const fresh = join(mkdtempSync(join(tmpdir(), "relay-fixture-")), "relay-txs.json");
-  writeFileSync(fresh, json);
-  if (readFileSync(FIXTURE_PATH, "utf8") === json) {
-    console.error(`${FIXTURE_PATH} is up to date`);
-    return;
-  }
-  spawnSync("diff", ["-u", FIXTURE_PATH, fresh], { stdio: "inherit" });
-  console.error(`${FIXTURE_PATH} drifted: run \`npm run relay-fixtures\` and review the diff`);
-  process.exit(1);
-}
-
-await main();
+writeOrCheck(FIXTURE_PATH, await generateFixture(), "relay-fixtures");

@@ -10,14 +10,11 @@
  *   npm run x402-fixtures          # (re)write the fixture
  *   npm run x402-fixtures:check    # regenerate into a temp file, diff, exit 1 on drift
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { initSimnet } from "@stacks/clarinet-sdk";
 import { Cl, Pc, cvToString, makeContractCall, makeSTXTokenTransfer, type ClarityValue, type StacksTransactionWire } from "@stacks/transactions";
 import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
+import { writeOrCheck } from "./fixture-file";
 
 export const FIXTURE_PATH = "tests/fixtures/x402-txs.json";
 const FEE = 2000;
@@ -124,22 +121,4 @@ export async function generateFixture(): Promise<string> {
   return JSON.stringify(fixture, null, 2) + "\n";
 }
 
-async function main(): Promise<void> {
-  const json = await generateFixture();
-  if (!process.argv.includes("--check")) {
-    writeFileSync(FIXTURE_PATH, json);
-    console.error(`wrote ${FIXTURE_PATH}`);
-    return;
-  }
-  const fresh = join(mkdtempSync(join(tmpdir(), "x402-fixture-")), "x402-txs.json");
-  writeFileSync(fresh, json);
-  if (readFileSync(FIXTURE_PATH, "utf8") === json) {
-    console.error(`${FIXTURE_PATH} is up to date`);
-    return;
-  }
-  spawnSync("diff", ["-u", FIXTURE_PATH, fresh], { stdio: "inherit" });
-  console.error(`${FIXTURE_PATH} drifted: run \`npm run x402-fixtures\` and review the diff`);
-  process.exit(1);
-}
-
-await main();
+writeOrCheck(FIXTURE_PATH, await generateFixture(), "x402-fixtures");

@@ -60,6 +60,16 @@ pub enum Stores {
     Production,
 }
 
+/// The `type` of each event of a `GET /api/payments/{id}` answer, in order.
+pub fn event_types(p: &Value) -> Vec<String> {
+    p["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().expect("type").to_string())
+        .collect()
+}
+
 /// Admin URL of the test PostgreSQL server.
 pub fn pg_admin_url() -> String {
     std::env::var("NEXUS_TEST_PG_URL")

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, split, start_node, Stores, TestNode};
+use common::{event_types, eventually, split, start_node, Stores, TestNode};
 use nexus_node::config::Config;
 use nexus_relay::ratelimit::Quota;
 use nexus_stacks::scripted::{self, BroadcastOutcome, ScriptedNode};
@@ -140,13 +140,4 @@ async fn status_becomes(node: &TestNode, id: &str, status: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("payment {id} never became {status}: {last}");
-}
-
-fn event_types(p: &Value) -> Vec<String> {
-    p["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
 }
