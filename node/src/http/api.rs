@@ -253,6 +253,7 @@ pub async fn get_proof(
     let stored = app.ingestor.history().get_proof(&id).await?;
     let record = load_payment(&app, &id).await?;
     let tip = tip_height(&app).await?;
+    let exact = record.as_ref().is_some_and(|p| p.is_exact());
     let view = stored
         .zip(record)
         .and_then(|(proof, record)| proof.current(&record, tip, app.config.confirmation_depth));
@@ -262,9 +263,19 @@ pub async fn get_proof(
             StatusCode::NOT_FOUND,
             false,
             "not_found",
-            format!(
-                "no proof of settlement for {id} (not confirmed on chain, or not verified yet)"
-            ),
+            if exact {
+                // The verifier proves escrow state (get-payment); a direct
+                // transfer has none to read.
+                format!(
+                    "no verifier proof for {id}: it is an x402 exact transfer, whose block \
+                     (txid, height, index_block_hash) is the payment's created_in at \
+                     /api/payments/{id}"
+                )
+            } else {
+                format!(
+                    "no proof of settlement for {id} (not confirmed on chain, or not verified yet)"
+                )
+            },
             None,
         )),
     }

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, split, start_node, Stores, TestNode};
+use common::{event_types, eventually, split, start_node, Stores, TestNode};
 use nexus_core::domain::PaymentId;
 use nexus_core::simnet::{block_envelope, tx_entry};
 use nexus_stacks::scripted::{self, ScriptedNode};
@@ -139,15 +139,6 @@ async fn payment(node: &TestNode, label: &str) -> Value {
     v
 }
 
-fn event_types(p: &Value) -> Vec<String> {
-    p["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Settles `body` in the background; answers once the broadcast was sent.
 async fn settle_until_broadcast(
     node: &TestNode,
@@ -206,6 +197,17 @@ async fn an_stx_payment_settles_once_confirmed_and_only_once(stores: Stores) {
         "{types:?}"
     );
     assert_eq!(p["events"][0]["source"], "x402");
+    // No verifier proof for a direct transfer: the 404 says where to look.
+    let id = PaymentId::exact(&txid("stx"));
+    let (code, proof) = node.get(&format!("/api/payments/{id}/proof")).await;
+    assert_eq!(code, 404);
+    assert!(
+        proof["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("created_in"),
+        "{proof}"
+    );
 
     // The middleware or the client retrying: the same answer, no broadcast.
     let (code, again) = call(&node, "settle", &stx_body(60)).await;
