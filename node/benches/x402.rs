@@ -161,7 +161,10 @@ async fn run(verifies: usize, clients: usize, settles: usize) {
                 let (http, next, base) = (http.clone(), next.clone(), rpc.url());
                 tokio::spawn(async move {
                     while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < verifies {
-                        for path in ["/v2/info".to_string(), format!("/v2/accounts/{MERCHANT}?proof=0")] {
+                        for path in [
+                            "/v2/info".to_string(),
+                            format!("/v2/accounts/{MERCHANT}?proof=0"),
+                        ] {
                             let r = http.get(format!("{base}{path}")).send().await.expect("RPC");
                             r.bytes().await.expect("body");
                         }

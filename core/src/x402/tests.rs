@@ -209,7 +209,10 @@ fn malformed_requirements() {
             json!("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.unknown-token"),
         ),
         // The allowed contract, another token name.
-        ("asset", json!(format!("{}::other", f.token.split("::").next().unwrap()))),
+        (
+            "asset",
+            json!(format!("{}::other", f.token.split("::").next().unwrap())),
+        ),
         ("maxTimeoutSeconds", json!("soon")),
         ("extra", json!([1, 2])),
     ];
