@@ -74,7 +74,10 @@ impl Facilitator {
 
     /// Records the `pending` payment and schedules its broadcast, keyed by
     /// payer and nonce: a second transaction with the same nonce (a client
-    /// that re-signed after a failed settle) conflicts instead of paying twice.
+    /// that re-signed after a failed settle) is refused while the first one
+    /// can still be mined, and named. Once the first one has definitely
+    /// failed (refused by every node, aborted, dropped), the nonce is the
+    /// payer's again and the new transaction is settled under its own key.
     async fn submit(&self, v: &Verified) -> Result<(), Refusal> {
         let Some(acceptor) = &self.acceptor else {
             return Err(Refusal::new(
@@ -83,28 +86,42 @@ impl Facilitator {
             ));
         };
         let key = format!("x402:{}:{}", v.payer, v.nonce);
-        match acceptor.submit_checked(relayable(v), Some(key), None).await {
-            Ok(_) | Err(RelayError::InProgress(_)) => Ok(()),
-            Err(RelayError::IdempotencyConflict(_)) => Err(Refusal::new(
+        let first = match acceptor.submit_checked(relayable(v), Some(key), None).await {
+            Ok(_) | Err(RelayError::InProgress(_)) => return Ok(()),
+            Err(RelayError::IdempotencyConflict(_, first)) => first,
+            Err(e) => return Err(relay_refusal(e)),
+        };
+        // Who holds the nonce: the first transaction's answer names it.
+        let first: Option<(PaymentId, String)> = first
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            .and_then(|b| {
+                let id = b["payment_id"].as_str()?.parse().ok()?;
+                Some((id, b["txid"].as_str()?.to_string()))
+            });
+        let held = |txid: &str| {
+            Refusal::new(
                 Reason::InvalidTransactionState,
                 format!(
-                    "another transaction signed by {} with nonce {} is already being settled; \
-                     only one of them can be mined, so this one is not a second payment: settle \
-                     the first one again for its outcome",
+                    "transaction {txid}, signed by {} with the same nonce {}, is already being \
+                     settled; only one of them can be mined, so this one is not a second \
+                     payment: settle {txid} again for its outcome",
                     v.payer, v.nonce
                 ),
-            )),
-            Err(RelayError::PaymentExists {
-                payment_id,
-                existing_txid,
-            }) => Err(Refusal::new(
-                Reason::InvalidTransactionState,
-                format!("payment id {payment_id} is already taken by transaction {existing_txid}"),
-            )),
-            Err(e) => Err(Refusal::new(
-                Reason::UnexpectedSettleError,
-                format!("could not record the payment ({e}); try again"),
-            )),
+            )
+        };
+        let Some((first_id, first_txid)) = first else {
+            return Err(held("another transaction (still being recorded)"));
+        };
+        match self.record(first_id).await? {
+            Some(p) if matches!(p.status, PaymentStatus::Failed | PaymentStatus::Dropped) => {
+                let key = format!("x402:{}:{}:{}", v.payer, v.nonce, v.txid);
+                match acceptor.submit_checked(relayable(v), Some(key), None).await {
+                    Ok(_) | Err(RelayError::InProgress(_)) => Ok(()),
+                    Err(e) => Err(relay_refusal(e)),
+                }
+            }
+            _ => Err(held(&first_txid)),
         }
     }
 
@@ -170,6 +187,23 @@ impl Facilitator {
                 return pending(&p, &network, started.elapsed().as_secs());
             }
         }
+    }
+}
+
+/// A relay refusal of a checked payment, as x402 names it.
+fn relay_refusal(e: RelayError) -> Refusal {
+    match e {
+        RelayError::PaymentExists {
+            payment_id,
+            existing_txid,
+        } => Refusal::new(
+            Reason::InvalidTransactionState,
+            format!("payment id {payment_id} is already taken by transaction {existing_txid}"),
+        ),
+        e => Refusal::new(
+            Reason::UnexpectedSettleError,
+            format!("could not record the payment ({e}); try again"),
+        ),
     }
 }
 

@@ -10,9 +10,10 @@ pub enum RelayError {
     /// The transaction is not one we relay; nothing was stored.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    /// The idempotency key was used with another body.
+    /// The idempotency key was used with another body; the first request's
+    /// answer (its JSON body), once it has one.
     #[error("Idempotency-Key {0:?} was already used with a different request body")]
-    IdempotencyConflict(String),
+    IdempotencyConflict(String, Option<String>),
     /// A request with the same key is still being handled.
     #[error("a request with Idempotency-Key {0:?} is still in progress")]
     InProgress(String),
@@ -57,7 +58,9 @@ impl RelayError {
         match self {
             Self::Invalid(_) => 400,
             Self::UnknownPayment(_) => 404,
-            Self::IdempotencyConflict(_) | Self::PaymentExists { .. } | Self::Settled { .. } => 409,
+            Self::IdempotencyConflict(..) | Self::PaymentExists { .. } | Self::Settled { .. } => {
+                409
+            }
             Self::InProgress(_) => 409,
             Self::NoProvider | Self::Unavailable(_) | Self::ShuttingDown => 503,
         }
@@ -67,7 +70,7 @@ impl RelayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "validation_error",
-            Self::IdempotencyConflict(_) => "idempotency_conflict",
+            Self::IdempotencyConflict(..) => "idempotency_conflict",
             Self::InProgress(_) => "idempotency_in_progress",
             Self::PaymentExists { .. } => "payment_exists",
             Self::UnknownPayment(_) => "unknown_payment",
@@ -82,7 +85,7 @@ impl RelayError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             Self::Invalid(v) => Some(v.field),
-            Self::IdempotencyConflict(_) | Self::InProgress(_) => Some("Idempotency-Key"),
+            Self::IdempotencyConflict(..) | Self::InProgress(_) => Some("Idempotency-Key"),
             Self::PaymentExists { .. } | Self::UnknownPayment(_) | Self::Settled { .. } => {
                 Some("payment_id")
             }

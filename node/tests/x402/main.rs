@@ -230,7 +230,38 @@ async fn an_stx_payment_settles_once_confirmed_and_only_once(stores: Stores) {
         second["errorReason"], "invalid_transaction_state",
         "{second}"
     );
+    // ... and the answer names the transaction that holds the nonce.
+    assert!(
+        second["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains(&txid("stx")),
+        "{second}"
+    );
     assert_eq!(rpc.script.broadcasts().len(), 1);
+    node.stop().await;
+}
+
+/// After a settle that definitely failed (every node refused it, so the
+/// nonce was never used), a transaction re-signed with the same nonce is
+/// the payer's to settle.
+async fn a_nonce_freed_by_a_refused_broadcast_can_pay_again(stores: Stores) {
+    let rpc = scripted::start().await;
+    let node = x402_node(stores, &rpc).await;
+    rpc.script
+        .push_broadcasts([scripted::BroadcastOutcome::reject("FeeTooLow", None)]);
+    let (_, refused) = call(&node, "settle", &stx_body(60)).await;
+    assert_eq!(refused["errorReason"], "broadcast_failed", "{refused}");
+    let f = fixture();
+    rpc.script
+        .set_token_balance(&token_contract(), f["payer"].as_str().unwrap(), 500);
+    let token = f["token"].as_str().unwrap().to_string();
+    let settling = settle_until_broadcast(&node, &rpc, body("token", &token, "500", 60), 2).await;
+    node.post_ok("/new_block", block("main", 1, "main", Some("token")))
+        .await;
+    let (_, answer) = settling.await.unwrap();
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(answer["transaction"], txid("token"));
     node.stop().await;
 }
 
@@ -342,6 +373,7 @@ async fn the_escrow_reconciler_leaves_exact_payments_alone(stores: Stores) {
 }
 
 common::both_stores!(
+    a_nonce_freed_by_a_refused_broadcast_can_pay_again,
     the_escrow_reconciler_leaves_exact_payments_alone,
     an_stx_payment_settles_once_confirmed_and_only_once,
     a_reorg_reverts_a_settled_payment_until_it_is_mined_again,

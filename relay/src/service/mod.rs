@@ -283,7 +283,9 @@ impl Acceptor {
                 reply,
                 replayed: true,
             }),
-            JobAnswer::Found(Reservation::Conflict) => Err(RelayError::IdempotencyConflict(key)),
+            JobAnswer::Found(Reservation::Conflict(first)) => {
+                Err(RelayError::IdempotencyConflict(key, first.map(|r| r.body)))
+            }
             // Still in flight after the wait (`New` never comes back as found).
             JobAnswer::Found(_) | JobAnswer::InFlight(_) => Err(RelayError::InProgress(key)),
             JobAnswer::Refused(e) => Err(e),

@@ -56,8 +56,9 @@ pub enum Reservation {
     Replay(StoredResponse),
     /// Another request with the same key and body is being handled now.
     InFlight,
-    /// The key was used with a different body.
-    Conflict,
+    /// The key was used with a different body: that request's response,
+    /// once it has one (who holds the key, for a caller that must say so).
+    Conflict(Option<StoredResponse>),
 }
 
 /// Why the key store could not answer. Always temporary: the request can be
@@ -82,7 +83,7 @@ pub(crate) struct Record {
 impl Record {
     pub(crate) fn reservation(&self, fingerprint: &str) -> Reservation {
         if self.fingerprint != fingerprint {
-            return Reservation::Conflict;
+            return Reservation::Conflict(self.response.clone());
         }
         match &self.response {
             Some(r) => Reservation::Replay(r.clone()),
@@ -152,7 +153,7 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             store.reserve("k1", "other").await.unwrap(),
-            Reservation::Conflict
+            Reservation::Conflict(None)
         );
         store.complete("k1", "fp", &ok).await.unwrap();
         assert_eq!(
@@ -179,15 +180,15 @@ pub(crate) mod conformance {
         );
         assert_eq!(
             store.reserve("k4", "fp4").await.unwrap(),
-            Reservation::Replay(other)
+            Reservation::Replay(other.clone())
         );
         assert_eq!(
             store.reserve("k4", "fp3").await.unwrap(),
-            Reservation::Conflict
+            Reservation::Conflict(Some(other))
         );
         assert_eq!(
             store.reserve("k1", "other").await.unwrap(),
-            Reservation::Conflict
+            Reservation::Conflict(Some(ok.clone()))
         );
         // A released key is handled afresh.
         assert_eq!(store.reserve("k2", "fp").await.unwrap(), Reservation::New);
@@ -228,12 +229,12 @@ pub(crate) mod conformance {
             found,
             vec![
                 Reservation::New,
-                Reservation::Replay(done),
-                Reservation::Conflict,
+                Reservation::Replay(done.clone()),
+                Reservation::Conflict(Some(done)),
                 Reservation::InFlight,
                 Reservation::New,
                 Reservation::InFlight,
-                Reservation::Conflict,
+                Reservation::Conflict(None),
             ]
         );
         // The new keys are held: a later request waits for them.
@@ -309,11 +310,11 @@ pub(crate) mod conformance {
         let again = open().await;
         assert_eq!(
             again.reserve("a", "fp").await.unwrap(),
-            Reservation::Replay(resp)
+            Reservation::Replay(resp.clone())
         );
         assert_eq!(
             again.reserve("a", "other").await.unwrap(),
-            Reservation::Conflict
+            Reservation::Conflict(Some(resp))
         );
     }
 
