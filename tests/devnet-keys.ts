@@ -48,3 +48,10 @@ export function loadDevnetAccounts(path = "settings/Devnet.toml"): Map<string, D
   }
   return accounts;
 }
+
+/** Looks `name` up in `accounts`, failing with where to add it. */
+export function devnetAccount(accounts: Map<string, DevnetAccount>, name: string): DevnetAccount {
+  const account = accounts.get(name);
+  if (!account) throw new Error(`${name} missing from settings/Devnet.toml`);
+  return account;
+}

@@ -39,7 +39,7 @@ import {
   type PostCondition,
   type StacksTransactionWire,
 } from "@stacks/transactions";
-import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
+import { devnetAccount, loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
 import { writeOrCheck } from "./fixture-file";
 
 export const FIXTURE_PATH = "tests/fixtures/relay-txs.json";
@@ -87,11 +87,7 @@ function memo(text: string): ClarityValue {
 /** Generates the fixture and returns it as pretty-printed JSON. */
 export async function generateFixture(): Promise<string> {
   const devnet = loadDevnetAccounts();
-  function account(name: string): DevnetAccount {
-    const acct = devnet.get(name);
-    if (!acct) throw new Error(`${name} missing from settings/Devnet.toml`);
-    return acct;
-  }
+  const account = (name: string) => devnetAccount(devnet, name);
   const deployer = account("deployer");
   const w1 = account("wallet_1");
   const w2 = account("wallet_2");

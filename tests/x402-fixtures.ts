@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { initSimnet } from "@stacks/clarinet-sdk";
 import { Cl, Pc, cvToString, makeContractCall, makeSTXTokenTransfer, type ClarityValue, type StacksTransactionWire } from "@stacks/transactions";
-import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
+import { devnetAccount, loadDevnetAccounts } from "./devnet-keys";
 import { writeOrCheck } from "./fixture-file";
 
 export const FIXTURE_PATH = "tests/fixtures/x402-txs.json";
@@ -30,11 +30,7 @@ const hex0x = (bytes: Uint8Array | string) =>
 
 export async function generateFixture(): Promise<string> {
   const devnet = loadDevnetAccounts();
-  const account = (name: string): DevnetAccount => {
-    const a = devnet.get(name);
-    if (!a) throw new Error(`${name} missing from settings/Devnet.toml`);
-    return a;
-  };
+  const account = (name: string) => devnetAccount(devnet, name);
   const deployer = account("deployer");
   const w1 = account("wallet_1");
   const w2 = account("wallet_2");

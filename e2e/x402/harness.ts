@@ -6,7 +6,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
-import { loadDevnetAccounts, type DevnetAccount } from "../../tests/devnet-keys";
+import { devnetAccount, loadDevnetAccounts, type DevnetAccount } from "../../tests/devnet-keys";
 import { paidApi } from "../../examples/x402/paid-api";
 import { ChainDouble } from "./chain-double";
 import { Node } from "./node";
@@ -30,7 +30,7 @@ export type World = {
 
 export async function startWorld(): Promise<World> {
   const accounts = loadDevnetAccounts();
-  const get = (n: string) => accounts.get(n)!;
+  const get = (n: string) => devnetAccount(accounts, n);
   const deployer = get("deployer");
   const escrow = `${deployer.address}.x402-nexus-escrow`;
   // A devnet stand-in for sBTC: x402-stacks picks its token kind by name.
