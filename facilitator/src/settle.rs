@@ -30,7 +30,9 @@ impl Facilitator {
             Ok(r) => r,
             Err(r) => return failed(&r, None),
         };
-        let v = match nexus_core::x402::verify(&req, &self.settings.policy, now_ms) {
+        // Expiry is checked below, for new payments only: a settled one
+        // retried after its requirements expired answers as it stands.
+        let v = match nexus_core::x402::rules::verify_terms(&req, &self.settings.policy) {
             Ok(v) => v,
             Err(r) => return failed(&r, None),
         };
@@ -59,6 +61,9 @@ impl Facilitator {
                 return failed(&r, Some(v.txid.clone()));
             }
             Ok(None) => {}
+        }
+        if let Err(r) = nexus_core::x402::rules::check_expiry(&v, now_ms) {
+            return failed(&r, None);
         }
         if let Err(mut r) = crate::funds::check(self.rpc.as_deref(), &v).await {
             if r.reason == Reason::UnexpectedVerifyError {

@@ -7,7 +7,7 @@
 //! | `x402Version` 2 (in [`super::wire`]) | `invalid_x402_version` |
 //! | the requirements' network is ours | `invalid_network` |
 //! | scheme `exact` or `escrow` | `unsupported_scheme` |
-//! | amount a positive integer, `payTo` a principal of our network, a known token, not past `extra.expiresAt` | `invalid_payment_requirements` |
+//! | amount a positive integer, `payTo` a principal of our network, a known token | `invalid_payment_requirements` |
 //! | `accepted` (when sent) matches the requirements | `invalid_payload` (`invalid_network` for the network) |
 //! | one canonical, signed transaction of our chain id | `invalid_payload` (`invalid_network` for version and chain id) |
 //! | the right kind: STX `token-transfer`, the token's `transfer`, our `create-payment` | `invalid_payload` |
@@ -15,6 +15,7 @@
 //! | the recipient is `payTo` | `recipient_mismatch` |
 //! | the amount is at least `amount` | `amount_insufficient` |
 //! | the memo carries `extra.nonce`, when one is given | `invalid_payload` |
+//! | not past `extra.expiresAt` ([`verify`] only; see [`verify_terms`]) | `invalid_payment_requirements` |
 //!
 //! What needs chain state (balance, nonce) is in [`super::funds`].
 
@@ -67,14 +68,26 @@ pub struct Verified {
     pub bytes: Vec<u8>,
     /// `maxTimeoutSeconds` of the requirements.
     pub max_timeout_seconds: u64,
+    /// `extra.expiresAt` of the requirements, Unix milliseconds.
+    pub expires_at_ms: Option<i64>,
 }
 
 fn refuse(reason: Reason, message: impl Into<String>) -> Refusal {
     Refusal::new(reason, message)
 }
 
-/// Checks `req` against `policy` at `now_ms` (Unix milliseconds).
+/// Checks `req` against `policy` at `now_ms` (Unix milliseconds): every
+/// rule, the requirements' `extra.expiresAt` included.
 pub fn verify(req: &Request, policy: &Policy, now_ms: i64) -> Result<Verified, Refusal> {
+    let v = verify_terms(req, policy)?;
+    check_expiry(&v, now_ms)?;
+    Ok(v)
+}
+
+/// Every rule but the expiry: what a payment already being settled is
+/// checked against again (a client retrying a settled payment after its
+/// requirements expired gets the payment's outcome, not a refusal).
+pub fn verify_terms(req: &Request, policy: &Policy) -> Result<Verified, Refusal> {
     let r = &req.requirements;
     let network = policy.network();
     if r.network != network {
@@ -99,7 +112,7 @@ pub fn verify(req: &Request, policy: &Policy, now_ms: i64) -> Result<Verified, R
     let required = parse_amount(&r.amount)?;
     let pay_to = parse_pay_to(&r.pay_to, policy.mainnet)?;
     let asset = Asset::of(r, scheme, policy)?;
-    check_expiry(r, now_ms)?;
+    let expires_at_ms = expires_at(r)?;
     if let Some(a) = &req.accepted {
         check_accepted(a, r)?;
     }
@@ -108,13 +121,15 @@ pub fn verify(req: &Request, policy: &Policy, now_ms: i64) -> Result<Verified, R
         decode_signed(&bytes, policy.mainnet, policy.chain_id).map_err(|e| payload_refusal(&e))?;
     let payer = origin_address(&tx);
     // Every refusal from here on names the payer.
-    paid_by(
+    let mut v = paid_by(
         &tx, bytes, asset, scheme, required, pay_to, r, policy, &payer,
     )
     .map_err(|mut e| {
         e.payer = Some(payer);
         e
-    })
+    })?;
+    v.expires_at_ms = expires_at_ms;
+    Ok(v)
 }
 
 /// The checks of a decoded transaction signed by `payer`.
@@ -184,6 +199,7 @@ fn paid_by(
         function,
         bytes,
         max_timeout_seconds: r.max_timeout_seconds,
+        expires_at_ms: None,
     })
 }
 
@@ -319,9 +335,9 @@ impl Asset {
 
 /// `extra.expiresAt`: RFC 3339, or Unix time (milliseconds; seconds when
 /// below 10^11, which as milliseconds would be 1973).
-fn check_expiry(r: &Requirements, now_ms: i64) -> Result<(), Refusal> {
+fn expires_at(r: &Requirements) -> Result<Option<i64>, Refusal> {
     let Some(v) = r.extra.get("expiresAt") else {
-        return Ok(());
+        return Ok(None);
     };
     let at_ms = match v {
         serde_json::Value::Number(n) => n.as_i64().map(|n| {
@@ -335,24 +351,32 @@ fn check_expiry(r: &Requirements, now_ms: i64) -> Result<(), Refusal> {
             .ok()
             .map(|t| t.timestamp_millis()),
         _ => None,
-    }
-    .ok_or_else(|| {
+    };
+    at_ms.map(Some).ok_or_else(|| {
         refuse(
             Reason::InvalidPaymentRequirements,
             format!("extra.expiresAt {v}: an RFC 3339 time or Unix milliseconds is needed"),
         )
-    })?;
-    if now_ms > at_ms {
-        return Err(refuse(
-            Reason::InvalidPaymentRequirements,
-            format!(
-                "the requirements expired at {} ({}s ago): ask the resource again for fresh ones",
-                crate::clock::rfc3339(at_ms),
-                (now_ms - at_ms) / 1000
-            ),
-        ));
+    })
+}
+
+/// Refuses a payment whose requirements expired before `now_ms`.
+pub fn check_expiry(v: &Verified, now_ms: i64) -> Result<(), Refusal> {
+    match v.expires_at_ms {
+        Some(at_ms) if now_ms > at_ms => {
+            let mut r = refuse(
+                Reason::InvalidPaymentRequirements,
+                format!(
+                    "the requirements expired at {} ({}s ago): ask the resource again for fresh ones",
+                    crate::clock::rfc3339(at_ms),
+                    (now_ms - at_ms) / 1000
+                ),
+            );
+            r.payer = Some(v.payer.clone());
+            Err(r)
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn check_accepted(a: &Requirements, r: &Requirements) -> Result<(), Refusal> {

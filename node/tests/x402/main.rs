@@ -214,6 +214,11 @@ async fn an_stx_payment_settles_once_confirmed_and_only_once(stores: Stores) {
     assert_eq!((code, &again["success"]), (200, &json!(true)), "{again}");
     assert_eq!(again["transaction"], txid("stx"));
     assert_eq!(rpc.script.broadcasts().len(), 1);
+    // ... even once its requirements have expired: the payment is made.
+    let mut late = stx_body(60);
+    late["paymentRequirements"]["extra"] = json!({"expiresAt": "2026-01-01T00:00:00Z"});
+    let (_, late) = call(&node, "settle", &late).await;
+    assert_eq!(late["success"], true, "{late}");
 
     // A transaction re-signed with the same sender and nonce is not a
     // second payment.
