@@ -47,6 +47,9 @@ pub struct Facilitator {
     pub ingestor: Arc<Ingestor>,
     /// Committed payment events: settle wakes on its payment's.
     pub bus: BroadcastBus,
+    /// The node is stopping: waiting settles answer `transaction_pending`
+    /// at once, so they never hold up the shutdown.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Facilitator {

@@ -171,12 +171,15 @@ impl Facilitator {
             let recheck = (Instant::now() + RECHECK).min(deadline);
             loop {
                 tokio::select! {
+                    _ = self.shutdown.cancelled() => {
+                        return pending(&p, &network, started.elapsed().as_secs())
+                    }
                     _ = tokio::time::sleep_until(recheck) => break,
                     ev = events.recv() => match ev {
                         Ok(e) if e.payment_id == id => break,
                         Ok(_) => continue,
                         Err(RecvError::Lagged(_)) => break,
-                        // The node is stopping: answer with what we have.
+                        // No more events: answer with what we have.
                         Err(RecvError::Closed) => {
                             return pending(&p, &network, started.elapsed().as_secs())
                         }

@@ -162,6 +162,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         acceptor: relay.acceptor.clone(),
         ingestor: ingestor.clone(),
         bus: bus.clone(),
+        shutdown: shutdown.clone(),
     });
     let app = Arc::new(App {
         facilitator,

@@ -377,6 +377,22 @@ async fn the_escrow_reconciler_leaves_exact_payments_alone(stores: Stores) {
     node.stop().await;
 }
 
+/// A settle waiting for its block when the node stops answers at once
+/// (`transaction_pending`), so it never holds up the shutdown.
+#[tokio::test]
+async fn a_stopping_node_answers_waiting_settles_at_once() {
+    let rpc = scripted::start().await;
+    let node = x402_node(Stores::Embedded, &rpc).await;
+    let settling = settle_until_broadcast(&node, &rpc, stx_body(60), 1).await;
+    // Without the shutdown signal, the settle (waiting up to 15 s) would
+    // hold the HTTP server's graceful stop past `stop`'s own bound.
+    node.stop().await;
+    let (code, answer) = settling.await.unwrap();
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["errorReason"], "transaction_pending", "{answer}");
+    assert_eq!(answer["transaction"], txid("stx"));
+}
+
 common::both_stores!(
     a_nonce_freed_by_a_refused_broadcast_can_pay_again,
     the_escrow_reconciler_leaves_exact_payments_alone,
