@@ -34,7 +34,7 @@ export type Account = { balance: bigint; nonce: number };
 export type Mined = {
   txid: string;
   height: number;
-  /** performance.now() when the block was delivered to the observer. */
+  /** performance.now() when the block's delivery to the observer started. */
   deliveredAt: number;
 };
 
@@ -218,8 +218,10 @@ export class ChainDouble {
       raw_tx: `0x${hex}`,
       vm_error: null,
     };
+    // Noted before the POST: the node may answer the settle (after its
+    // commit) before the observer's 200 gets back here.
+    this.mined.push({ txid: `0x${txid}`, height: this.height + 1, deliveredAt: performance.now() });
     await this.deliver([entry], events);
-    this.mined.push({ txid: `0x${txid}`, height: this.height, deliveredAt: performance.now() });
   }
 
   /** POSTs the next block (on `this.fork`) to the observer. */
