@@ -8,10 +8,10 @@ import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { devnetAccount, loadDevnetAccounts, type DevnetAccount } from "../../tests/devnet-keys";
 import { paidApi } from "../../examples/x402/paid-api";
+
+export { routeHiroTo } from "../../examples/x402/agent";
 import { ChainDouble } from "./chain-double";
 import { Node } from "./node";
-
-export const HIRO_TESTNET = "https://api.testnet.hiro.so";
 
 export type World = {
   chain: ChainDouble;
@@ -67,23 +67,6 @@ export async function startWorld(): Promise<World> {
       await node.stop();
       await chain.stop();
     },
-  };
-}
-
-/**
- * x402-stacks' client reads nonce and fee from the public Hiro API
- * (`new StacksTestnet()` inside `wrapAxiosWithPayment`, not configurable):
- * send those requests to the chain double instead. Returns the undo.
- */
-export function routeHiroTo(chainUrl: string): () => void {
-  const real = globalThis.fetch;
-  globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    if (url.startsWith(HIRO_TESTNET)) return real(chainUrl + url.slice(HIRO_TESTNET.length), init);
-    return real(input, init);
-  }) as typeof fetch;
-  return () => {
-    globalThis.fetch = real;
   };
 }
 
