@@ -60,6 +60,9 @@ pub struct Metrics {
     pub relay: crate::relay::metrics::RelayMetrics,
     /// `/x402/verify` and `/x402/settle` answers.
     pub x402: Family<X402Label, Counter>,
+    /// Time from a `/x402/settle` request to its answer (mostly the wait
+    /// for the confirming block).
+    pub x402_settle_seconds: Histogram,
 }
 
 impl Metrics {
@@ -90,6 +93,10 @@ impl Metrics {
             verifier: crate::verifier::VerifierMetrics::default(),
             relay: Default::default(),
             x402: Family::default(),
+            // 10 ms .. ~80 s: a settle waits for a block (seconds), at most 45 s by default.
+            x402_settle_seconds: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 14),
+            ),
             registry: Registry::default(),
         };
         registry.register(
@@ -161,6 +168,11 @@ impl Metrics {
             "x402_requests",
             "x402 facilitator answers, by call (verify, settle) and outcome (ok or the x402 reason)",
             m.x402.clone(),
+        );
+        registry.register(
+            "x402_settle_seconds",
+            "Time from an x402 settle request to its answer (mostly waiting for the confirming block)",
+            m.x402_settle_seconds.clone(),
         );
         m.delivery.register(&mut registry);
         m.verifier.register(&mut registry);

@@ -103,10 +103,14 @@ pub(crate) async fn verify(State(app): State<Arc<App>>, body: Bytes) -> Response
         (status = 503, description = "unexpected_settle_error: this node's RPC or stores are down; Retry-After", body = SettleResponse),
     ))]
 pub(crate) async fn settle(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let started = std::time::Instant::now();
     let answer = match json_body(&body) {
         Ok(v) => app.facilitator.settle(&v, now_ms(&app)).await,
         Err(r) => SettleResponse::failed(&r, &app.facilitator.network(), None, None),
     };
+    app.metrics
+        .x402_settle_seconds
+        .observe(started.elapsed().as_secs_f64());
     app.metrics.x402("settle", answer.error_reason);
     respond(answer.error_reason, &answer)
 }

@@ -134,6 +134,9 @@ async fn every_refusal_has_its_reason_and_leaves_no_trace() {
             .await,
         1.0
     );
+    // Every settle answered is timed: the 8 cases, the non-JSON body and
+    // the two funds refusals (the 413 never reaches the handler).
+    assert_eq!(node.metric("nexus_x402_settle_seconds_count").await, 11.0);
     node.stop().await;
 }
 
