@@ -6,7 +6,7 @@ use clarity::vm::types::Value;
 use serde::{Deserialize, Serialize};
 
 use super::print::{decode_print, AdminPrint, EscrowPrint, PaymentPrint};
-use super::transfer::{is_transfer_shaped, transfer_of, Transfer};
+use super::transfer::Transfer;
 use super::tx::{decode_escrow_call, decode_tx_hex, EscrowCall};
 use super::ContractId;
 use crate::error_chain;
@@ -186,6 +186,11 @@ pub struct DecodedBlock {
     pub txs: Vec<EscrowTx>,
     pub problems: Vec<Problem>,
     pub stats: DecodeStats,
+    /// Txids that may be x402 `exact` transfers (they moved tokens, or
+    /// aborted), not decoded: the indexer decodes only those a payment
+    /// record tracks ([`super::transfer::decode_transfers`]), so a block
+    /// full of other people's transfers costs a hash each, not a decode.
+    pub transfer_candidates: Vec<String>,
 }
 
 /// `payment-` as hex: present in any print that imitates ours.
@@ -213,13 +218,16 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         .map(|t| (t.txid.as_str(), t.tx_index))
         .collect();
 
-    // Committed token movements, by transaction (x402 `exact` candidates).
-    let mut moved: HashMap<&str, Vec<&crate::observer::BlockEvent>> = HashMap::new();
-    for ev in &b.events {
-        if ev.committed && (ev.stx_transfer_event.is_some() || ev.ft_transfer_event.is_some()) {
-            moved.entry(ev.txid.as_str()).or_default().push(ev);
-        }
-    }
+    // Transactions that moved tokens (x402 `exact` candidates).
+    let moved: std::collections::HashSet<&str> = b
+        .events
+        .iter()
+        .filter(|ev| {
+            ev.committed && (ev.stx_transfer_event.is_some() || ev.ft_transfer_event.is_some())
+        })
+        .map(|ev| ev.txid.as_str())
+        .collect();
+    let mut transfer_candidates = Vec::new();
 
     // Our prints, sorted into chain order: the node does not guarantee it.
     let mut ours: Vec<(u32, u32, &str, &str)> = Vec::new();
@@ -262,43 +270,32 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
             .raw_tx
             .as_deref()
             .is_some_and(|r| r.contains(contract.name_hex()));
-        let success = t.status == "success";
-        let transfer_events = moved.get(t.txid.as_str());
-        // A transfer moved tokens (success), or may have tried to (abort).
-        let maybe_transfer = transfer_events.is_some() || !success;
-        if prints.is_empty() && !mentions && !maybe_transfer {
+        if prints.is_empty() && !mentions {
+            // A transfer moved tokens (success), or may have tried to (abort).
+            if t.raw_tx.is_some() && (moved.contains(t.txid.as_str()) || t.status != "success") {
+                transfer_candidates.push(t.txid.clone());
+            }
             continue;
         }
-        let decoded = t.raw_tx.as_deref().map(decode_tx_hex);
-        let call = match &decoded {
-            Some(Ok(tx)) if mentions || !prints.is_empty() => {
-                match decode_escrow_call(tx, contract) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        problems.push(Problem {
-                            txid: t.txid.clone(),
-                            event_index: None,
-                            reason: format!("escrow call: {}", error_chain(&e)),
-                        });
-                        None
-                    }
+        let call = match t.raw_tx.as_deref().map(decode_tx_hex) {
+            Some(Ok(tx)) => match decode_escrow_call(&tx, contract) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(Problem {
+                        txid: t.txid.clone(),
+                        event_index: None,
+                        reason: format!("escrow call: {}", error_chain(&e)),
+                    });
+                    None
                 }
-            }
-            Some(Err(_)) if mentions || !prints.is_empty() => {
+            },
+            Some(Err(_)) => {
                 stats.undecodable_txs += 1;
                 None
             }
-            _ => None,
+            None => None,
         };
-        let transfer = match &decoded {
-            Some(Ok(tx)) if maybe_transfer && call.is_none() && is_transfer_shaped(tx) => {
-                let events: &[&crate::observer::BlockEvent] =
-                    transfer_events.map(Vec::as_slice).unwrap_or(&[]);
-                transfer_of(tx, events, success)
-            }
-            _ => None,
-        };
-        if prints.is_empty() && call.is_none() && transfer.is_none() {
+        if prints.is_empty() && call.is_none() {
             continue;
         }
         let outcome = if t.status == "success" {
@@ -324,7 +321,7 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
             call,
             prints: payment_prints,
             admin,
-            transfer,
+            transfer: None,
         });
     }
     txs.sort_by_key(|t| t.tx_index);
@@ -333,6 +330,7 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         txs,
         problems,
         stats,
+        transfer_candidates,
     }
 }
 

@@ -3,16 +3,19 @@
 //! `stx_transfer_event` / `ft_transfer_event` (the chain's word, not the
 //! transaction's intent).
 //!
-//! Every such transaction of a block is a candidate here; the indexer keeps
-//! only those the facilitator settled (a record keyed by
-//! [`crate::domain::PaymentId::exact`] exists), so we never index every
-//! transfer on the chain.
+//! [`super::decode_block`] only lists a block's candidates (transactions
+//! that moved tokens, or aborted); the indexer decodes, with
+//! [`decode_transfers`], only those the facilitator settled (a record keyed
+//! by [`crate::domain::PaymentId::exact`] tracks them), so we never decode
+//! or index every transfer on the chain.
 
 use serde::{Deserialize, Serialize};
 use stacks_codec::codec::{StacksTransaction, TransactionPayload};
 
+use super::block::{Abort, EscrowTx, TxOutcome};
+use super::tx::decode_tx_hex;
 use super::tx::origin_address;
-use crate::observer::BlockEvent;
+use crate::observer::{BlockEvent, NewBlock};
 
 /// What an `exact` payment's transaction moved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,10 +99,50 @@ pub fn transfer_of(
     }
 }
 
+/// The transactions `txids` of block `b` that are transfers, decoded with
+/// what their committed events moved, in `tx_index` order.
+pub fn decode_transfers(b: &NewBlock, txids: &[&str]) -> Vec<EscrowTx> {
+    b.transactions
+        .iter()
+        .filter(|t| txids.contains(&t.txid.as_str()))
+        .filter_map(|t| {
+            let tx = decode_tx_hex(t.raw_tx.as_deref()?).ok()?;
+            if !is_transfer_shaped(&tx) {
+                return None;
+            }
+            let success = t.status == "success";
+            let events: Vec<&BlockEvent> = b
+                .events
+                .iter()
+                .filter(|e| e.committed && e.txid == t.txid)
+                .collect();
+            let transfer = transfer_of(&tx, &events, success)?;
+            Some(EscrowTx {
+                txid: t.txid.clone(),
+                tx_index: t.tx_index,
+                outcome: if success {
+                    TxOutcome::Success
+                } else {
+                    TxOutcome::Aborted(Abort::from_observer(
+                        &t.status,
+                        t.raw_result.as_deref(),
+                        t.vm_error.as_deref(),
+                    ))
+                },
+                call: None,
+                prints: Vec::new(),
+                admin: Vec::new(),
+                transfer: Some(transfer),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
+    use super::decode_transfers;
     use crate::decode::{decode_block, ContractId, TxOutcome};
     use crate::observer::NewBlock;
 
@@ -155,13 +198,25 @@ mod tests {
     fn transfers_carry_what_their_events_moved() {
         let f: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
         let escrow: ContractId = f["escrow"].as_str().unwrap().parse().unwrap();
-        let d = decode_block(&block(), &escrow);
-        let transfers: Vec<_> = d
-            .txs
+        let b = block();
+        let d = decode_block(&b, &escrow);
+        // The block lists both transfers as candidates, and decodes neither.
+        let (stx, token) = (tx("stx"), tx("token"));
+        assert_eq!(
+            d.transfer_candidates,
+            [
+                stx["txid"].as_str().unwrap(),
+                token["txid"].as_str().unwrap()
+            ]
+        );
+        assert!(d.txs.iter().all(|t| t.transfer.is_none()));
+        let candidates: Vec<&str> = d.transfer_candidates.iter().map(String::as_str).collect();
+        let decoded = decode_transfers(&b, &candidates);
+        let transfers: Vec<_> = decoded
             .iter()
             .filter_map(|t| t.transfer.as_ref().map(|x| (t.txid.as_str(), x)))
             .collect();
-        assert_eq!(transfers.len(), 2, "{:?}", d.txs);
+        assert_eq!(transfers.len(), 2, "{decoded:?}");
         assert_eq!(transfers[0].0, tx("stx")["txid"]);
         assert_eq!(transfers[0].1.asset, "STX");
         assert_eq!(transfers[0].1.amount, 1000);

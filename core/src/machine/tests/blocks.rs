@@ -83,6 +83,7 @@ fn apply_block_processes_txs_in_order_and_every_print() {
         ],
         problems: Vec::new(),
         stats: DecodeStats::default(),
+        transfer_candidates: Vec::new(),
     };
     let ids = block_payment_ids(&block);
     assert_eq!(ids, vec![p1, p2, p3, p4, p5], "sorted and deduplicated");
@@ -147,6 +148,7 @@ fn apply_block_follows_the_given_order() {
         txs,
         problems: Vec::new(),
         stats: DecodeStats::default(),
+        transfer_candidates: Vec::new(),
     };
     let mut cur = HashMap::new();
     let evs = apply_block(
@@ -176,6 +178,7 @@ fn empty_block_emits_nothing() {
         txs: Vec::new(),
         problems: Vec::new(),
         stats: DecodeStats::default(),
+        transfer_candidates: Vec::new(),
     };
     assert!(apply_block(&mut cur, &b, &ctx(10)).is_empty());
     assert!(cur.is_empty());

@@ -42,6 +42,7 @@ fn decoded(height: u64, txs: Vec<EscrowTx>) -> DecodedBlock {
         txs,
         problems: Vec::new(),
         stats: DecodeStats::default(),
+        transfer_candidates: Vec::new(),
     }
 }
 

@@ -101,6 +101,7 @@ fn replayed_payment_id_does_not_fail_a_confirmed_payment() {
         )],
         problems: Vec::new(),
         stats: DecodeStats::default(),
+        transfer_candidates: Vec::new(),
     };
     let evs = apply_block(&mut current, &first, &ctx(50));
     assert_eq!(evs.len(), 1);
@@ -120,6 +121,7 @@ fn replayed_payment_id_does_not_fail_a_confirmed_payment() {
         )],
         problems: Vec::new(),
         stats: DecodeStats::default(),
+        transfer_candidates: Vec::new(),
     };
     assert!(apply_block(&mut current, &second, &ctx(51)).is_empty());
     assert_eq!(current[&ID], confirmed, "record untouched");

@@ -142,7 +142,7 @@ impl Ingestor {
             });
         }
         let mut decoded = decode_block(&nb, &self.contract);
-        self.keep_settled_transfers(cur, &mut decoded).await?;
+        self.add_settled_transfers(cur, &nb, &mut decoded).await?;
         let mut out = Outcome {
             stats: decoded.stats.clone(),
             block_height: Some(nb.block_height),
@@ -240,37 +240,42 @@ impl Ingestor {
         Ok(out)
     }
 
-    /// Drops the transfers of `decoded` that the x402 facilitator did not
-    /// settle (no `exact` record tracks them): we index our payments, not
-    /// every transfer on the chain. The record is written before the
-    /// broadcast, so it exists before any block can carry the transaction.
-    async fn keep_settled_transfers(
+    /// Adds to `decoded` the transfers the x402 facilitator settled: of
+    /// the block's candidates, only those an `exact` record tracks are
+    /// decoded. The record is written before the broadcast, so it exists
+    /// before any block can carry the transaction.
+    async fn add_settled_transfers(
         &self,
         cur: &Cursor,
+        nb: &NewBlock,
         decoded: &mut DecodedBlock,
     ) -> Result<(), IngestError> {
-        let ids: Vec<PaymentId> = decoded
-            .txs
-            .iter()
-            .filter(|t| t.transfer.is_some())
-            .map(|t| PaymentId::exact(&t.txid))
-            .collect();
-        if ids.is_empty() {
+        if decoded.transfer_candidates.is_empty() {
             return Ok(());
         }
+        let ids: Vec<PaymentId> = decoded
+            .transfer_candidates
+            .iter()
+            .map(|t| PaymentId::exact(t))
+            .collect();
         let tracked = self.load(cur, &ids).await?;
-        decoded.txs.retain_mut(|t| {
-            if t.transfer.is_none() {
-                return true;
-            }
-            let ours = tracked
-                .get(&PaymentId::exact(&t.txid))
-                .is_some_and(|p| p.is_exact() && p.create_txid.as_deref() == Some(&t.txid));
-            if !ours {
-                t.transfer = None;
-            }
-            ours || !t.prints.is_empty() || t.call.is_some()
-        });
+        let ours: Vec<&str> = decoded
+            .transfer_candidates
+            .iter()
+            .filter(|t| {
+                tracked
+                    .get(&PaymentId::exact(t))
+                    .is_some_and(|p| p.is_exact() && p.create_txid.as_deref() == Some(t.as_str()))
+            })
+            .map(String::as_str)
+            .collect();
+        if ours.is_empty() {
+            return Ok(());
+        }
+        decoded
+            .txs
+            .extend(nexus_core::decode::transfer::decode_transfers(nb, &ours));
+        decoded.txs.sort_by_key(|t| t.tx_index);
         Ok(())
     }
 
@@ -365,6 +370,7 @@ impl Ingestor {
                     txs: stored_txs.remove(hash).unwrap_or_default(),
                     problems: Vec::new(),
                     stats: Default::default(),
+                    transfer_candidates: Vec::new(),
                 });
             }
         }
