@@ -231,6 +231,7 @@ fn relayable(v: &Verified) -> Relayable {
             p.recipient = Some(v.pay_to.clone());
             p.amount = Some(v.amount.to_string());
             p.create_txid = Some(v.txid.clone());
+            p.nonce = Some(v.nonce);
             Relayable {
                 txid: v.txid.clone(),
                 payment_id: v.payment_id,

@@ -148,6 +148,7 @@ fn payment(n: u32, status: PaymentStatus) -> Payment {
         // Odd records are x402 transfers, so both shapes round-trip.
         scheme: (n % 2 == 1).then_some(nexus_core::domain::Scheme::Exact),
         asset: (n % 2 == 1).then(|| "SP3K8BC0PPEVCV7NZ6QSRWPQ2JE9E5B6N3PA0KBR9.token::tok".into()),
+        nonce: (n % 2 == 1).then_some(u64::from(n) + 40),
         updated_seq: u64::from(n),
         updated_at: "2025-06-01T12:00:00Z".into(),
     }

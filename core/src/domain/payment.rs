@@ -242,6 +242,11 @@ pub struct Payment {
     /// Absent on escrow payments, which are always STX.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset: Option<String>,
+    /// The payer's account nonce the transaction spends. Set on `exact`
+    /// payments: the reconciler checks them by whether the payer's nonce is
+    /// spent at the chain's tip (a transfer leaves no contract state to read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<u64>,
     /// `seq` of the last event that changed this record; 0 before its first commit.
     pub updated_seq: u64,
     /// RFC 3339 time of the last change.
@@ -267,6 +272,7 @@ impl Payment {
             is_final: false,
             scheme: None,
             asset: None,
+            nonce: None,
             updated_seq: 0,
             updated_at: at.to_string(),
         }

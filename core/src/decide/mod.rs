@@ -1,5 +1,7 @@
 //! The reconcile decision: (stored record, the escrow's record at a tip) →
-//! what to do. Pure; the whole table is tested in `decide_tests.rs`.
+//! what to do. Pure; the whole table is tested in `tests.rs`. x402 `exact`
+//! transfers, which leave no escrow entry, are decided in [`exact`] from
+//! the payer's account nonce instead.
 //!
 //! The chain wins, with two guards so an RPC can never make us forget a
 //! payment it simply has not seen yet:
@@ -10,7 +12,11 @@
 //!   is down answers nothing), and for a payment that never reached a block
 //!   only after it has waited `drop_after`.
 
+mod exact;
+
 use std::time::Duration;
+
+pub use exact::{decide_exact, ExactCheck};
 
 use crate::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentStatus, Reverted};
 
@@ -216,5 +222,4 @@ pub fn correction(
 }
 
 #[cfg(test)]
-#[path = "decide_tests.rs"]
 mod tests;
