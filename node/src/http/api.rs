@@ -264,12 +264,10 @@ pub async fn get_proof(
             false,
             "not_found",
             if exact {
-                // The verifier proves escrow state (get-payment); a direct
-                // transfer has none to read.
                 format!(
-                    "no verifier proof for {id}: it is an x402 exact transfer, whose block \
-                     (txid, height, index_block_hash) is the payment's created_in at \
-                     /api/payments/{id}"
+                    "no proof for {id} yet: an x402 exact transfer is proven once it is \
+                     confirmed and the verifier has found the payer's nonce spent at the \
+                     chain's tip (within a reconcile cycle)"
                 )
             } else {
                 format!(

@@ -89,6 +89,8 @@ async fn x402_node_with(
         c.rpc_timeout_ms = 2_000;
         c.x402_tokens = vec![f["token"].as_str().unwrap().to_string()];
         c.x402_settle_wait_secs = 15;
+        // Reconcile cycles run when a test wakes them (the first at start).
+        c.reconcile_interval_secs = 3600;
         tweak(c);
     })
     .await
@@ -197,7 +199,7 @@ async fn an_stx_payment_settles_once_confirmed_and_only_once(stores: Stores) {
         "{types:?}"
     );
     assert_eq!(p["events"][0]["source"], "x402");
-    // No verifier proof for a direct transfer: the 404 says where to look.
+    // No proof before the verifier has checked it: the 404 says how it will be.
     let id = PaymentId::exact(&txid("stx"));
     let (code, proof) = node.get(&format!("/api/payments/{id}/proof")).await;
     assert_eq!(code, 404);
@@ -205,7 +207,7 @@ async fn an_stx_payment_settles_once_confirmed_and_only_once(stores: Stores) {
         proof["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("created_in"),
+            .contains("payer's nonce"),
         "{proof}"
     );
 
@@ -341,39 +343,74 @@ async fn a_slow_block_answers_pending_and_a_restart_loses_nothing(stores: Stores
     node.stop().await;
 }
 
-/// The reconciler reads the escrow's `get-payment`, which knows nothing of
-/// a direct transfer: it must leave confirmed `exact` payments alone.
-async fn the_escrow_reconciler_leaves_exact_payments_alone(stores: Stores) {
-    let rpc = scripted::start().await;
-    let node = x402_node_with(stores, &rpc, |c| {
-        c.reconcile_interval_secs = 3600;
-        c.reconcile_drop_after_secs = 0;
+/// Run one cycle of the node's reconciler and wait for it.
+async fn reconcile(node: &TestNode) {
+    let rec = node.app().reconciler.clone().expect("an RPC is configured");
+    let n = rec.status().cycles;
+    rec.wake();
+    eventually("a reconcile cycle", WAIT, || {
+        let rec = rec.clone();
+        async move { rec.status().cycles > n }
     })
     .await;
+}
+
+/// The verifier checks a settled transfer by its payer's nonce at the
+/// chain's tip: spent, it writes the proof; unspent (a reorg the observer
+/// never delivered), it reverts the payment, which the transaction's next
+/// block confirms again.
+async fn the_reconciler_proves_and_reverts_transfers_by_the_payers_nonce(stores: Stores) {
+    let rpc = scripted::start().await;
+    let node = x402_node(stores, &rpc).await;
+    let payer = fixture()["payer"].as_str().unwrap().to_string();
     let settling = settle_until_broadcast(&node, &rpc, stx_body(60), 1).await;
     node.post_ok("/new_block", block("main", 1, "main", Some("stx")))
         .await;
     assert_eq!(settling.await.unwrap().1["success"], true);
-    let rec = node.app().reconciler.clone().expect("an RPC is configured");
-    for _ in 0..3 {
-        let n = rec.status().cycles;
-        rec.wake();
-        eventually("a reconcile cycle", WAIT, || {
-            let rec = rec.clone();
-            async move { rec.status().cycles > n }
-        })
-        .await;
+    let id = PaymentId::exact(&txid("stx"));
+
+    // The chain at height 2 has the payer's nonce 3 spent.
+    rpc.script.set_tip(2, 0);
+    rpc.script.set_account(&payer, 999_000, 4);
+    reconcile(&node).await;
+    let (code, proof) = node.get(&format!("/api/payments/{id}/proof")).await;
+    assert_eq!(code, 200, "{proof}");
+    assert_eq!(proof["proof"]["status"], "confirmed");
+    assert_eq!(proof["proof"]["txid"], txid("stx"));
+    assert_eq!(proof["proof"]["block_height"], 1);
+    assert_eq!(proof["proof"]["verified_tip_height"], 2);
+
+    // At heights 3 and 4 it is unspent: the block with it is gone.
+    rpc.script.set_account(&payer, 1_000_000, 3);
+    for h in [3, 4] {
+        rpc.script.set_tip(h, 1);
+        reconcile(&node).await;
     }
     let p = payment(&node, "stx").await;
+    assert_eq!(p["payment"]["status"], "pending", "{p}");
+    let reverted = p["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "payment:reverted")
+        .unwrap_or_else(|| panic!("no payment:reverted in {p}"));
+    assert_eq!(reverted["source"], "reconciler");
+    assert_eq!(reverted["reverted"]["block_height"], 1);
+    let (code, _) = node.get(&format!("/api/payments/{id}/proof")).await;
+    assert_eq!(code, 404, "nothing to prove while pending");
+
+    // Mined again: confirmed by the observer, then proven by the verifier.
+    node.post_ok("/new_block", block("main", 2, "main", Some("stx")))
+        .await;
+    rpc.script.set_tip(5, 1);
+    rpc.script.set_account(&payer, 999_000, 4);
+    reconcile(&node).await;
+    let p = payment(&node, "stx").await;
     assert_eq!(p["payment"]["status"], "confirmed", "{p}");
-    assert!(
-        p["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["source"] != "reconciler"),
-        "{p}"
-    );
+    let (code, proof) = node.get(&format!("/api/payments/{id}/proof")).await;
+    assert_eq!(code, 200, "{proof}");
+    assert_eq!(proof["proof"]["block_height"], 2);
+    assert_eq!(rpc.script.broadcasts().len(), 1);
     node.stop().await;
 }
 
@@ -395,7 +432,7 @@ async fn a_stopping_node_answers_waiting_settles_at_once() {
 
 common::both_stores!(
     a_nonce_freed_by_a_refused_broadcast_can_pay_again,
-    the_escrow_reconciler_leaves_exact_payments_alone,
+    the_reconciler_proves_and_reverts_transfers_by_the_payers_nonce,
     an_stx_payment_settles_once_confirmed_and_only_once,
     a_reorg_reverts_a_settled_payment_until_it_is_mined_again,
     a_token_payment_settles_with_the_amount_its_event_moved,

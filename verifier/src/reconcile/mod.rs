@@ -1,6 +1,7 @@
 //! The reconciliation loop: every `interval`, read the tip once, check the
-//! open payments against the escrow at that tip (`get-payment ?tip=`), and
-//! let the chain win.
+//! open payments against the chain at that tip (the escrow's `get-payment
+//! ?tip=`; for an x402 `exact` transfer, its payer's nonce), and let the
+//! chain win.
 //!
 //! Cost follows change: a payment already checked at this same tip, whose
 //! record has not changed since, is decided again from the cached answer (an
@@ -12,13 +13,13 @@
 //! With the RPC down the loop keeps ticking, reports itself degraded and
 //! changes nothing: only answers are ever acted on.
 
+mod read;
+mod report;
 mod workset;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -29,11 +30,13 @@ use nexus_indexer::ingest::{Correction, IngestError, Ingestor};
 use nexus_store::{Fence, StoreError};
 
 use crate::lease::Role;
-use nexus_core::decide::{correction, decide, Check, Decision, Rules};
-use nexus_core::escrow::{decode_get_payment, payment_id_arg, OnChain};
-use nexus_stacks::{ContractRef, RpcError, StacksRpc, Tip};
+use nexus_core::decide::{
+    correction, decide, decide_exact, Check, Decision, ExactCheck, Rules, Wait,
+};
+use nexus_stacks::{ContractRef, StacksRpc, Tip};
 
-pub use workset::{is_open, Tracked, Verified, WorkSet};
+pub use report::{CycleReport, NoReconcileObserver, ReconcileObserver, ReconcileStatus};
+pub use workset::{done_once_final, is_open, Answer, Tracked, Verified, WorkSet};
 
 /// Defaults of the node's `reconcile_*` keys.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -45,9 +48,9 @@ pub const DEFAULT_BUDGET: usize = 20_000;
 pub struct ReconcileConfig {
     /// Time between cycle starts; a slow cycle delays the next, never overlaps it.
     pub interval: Duration,
-    /// `get-payment` calls in flight at once.
+    /// Chain reads (`get-payment`, or a payer's account) in flight at once.
     pub concurrency: usize,
-    /// `get-payment` calls per cycle at most; the rest carry over.
+    /// Payments read per cycle at most; the rest carry over.
     pub budget: usize,
     pub rules: Rules,
     /// Blocks (the transition's own included) before a proof is final.
@@ -64,57 +67,6 @@ impl Default for ReconcileConfig {
             confirmation_depth: nexus_indexer::ingest::DEFAULT_CONFIRMATION_DEPTH,
         }
     }
-}
-
-/// What one cycle did (logged, exported as metrics, shown on `/health`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CycleReport {
-    pub tip_height: Option<u64>,
-    pub tip: Option<String>,
-    /// Payments watched.
-    pub open: usize,
-    /// RPC calls made (`/v2/info` included).
-    pub rpc_calls: u64,
-    /// Payments decided from this tip's cached answer, without a call.
-    pub cached: usize,
-    /// Payments left for the next cycle (budget exhausted or their call failed).
-    pub carried_over: usize,
-    pub rpc_errors: u64,
-    pub corrections: usize,
-    /// Corrections skipped because the payment changed meanwhile.
-    pub stale: usize,
-    pub proofs: usize,
-    /// Why the cycle could not read the chain (RPC down, not synced).
-    pub degraded: Option<String>,
-    pub duration_ms: u64,
-}
-
-/// Seen by the node's metrics.
-pub trait ReconcileObserver: Send + Sync + 'static {
-    fn cycle(&self, report: &CycleReport, slow: bool);
-    /// A mismatch corrected: stored status `from`, now `to`.
-    fn discrepancy(&self, from: PaymentStatus, to: PaymentStatus);
-}
-
-/// Observes nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoReconcileObserver;
-
-impl ReconcileObserver for NoReconcileObserver {
-    fn cycle(&self, _: &CycleReport, _: bool) {}
-    fn discrepancy(&self, _: PaymentStatus, _: PaymentStatus) {}
-}
-
-/// The loop's state as `/health` shows it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ReconcileStatus {
-    /// This node holds the lease (or runs alone) and reconciles.
-    pub leader: bool,
-    pub degraded: bool,
-    pub last_cycle: Option<CycleReport>,
-    /// A storage failure of the last cycle.
-    pub last_error: Option<String>,
-    pub cycles: u64,
 }
 
 /// Why a cycle stopped early (the RPC's failures are not errors: they are
@@ -359,24 +311,35 @@ impl Reconciler {
         need.sort_unstable();
         let take = need.len().min(self.cfg.budget);
         let carried = need.len() - take;
-        let batch: Vec<PaymentId> = need.into_iter().take(take).map(|(_, id)| id).collect();
-        let answers = self.read_all(&batch, &tip).await;
-        report.rpc_calls += batch.len() as u64;
+        let batch: Vec<&nexus_core::domain::Payment> = need
+            .into_iter()
+            .take(take)
+            .filter_map(|(_, id)| work.open.get(&id).map(|t| &t.payment))
+            .collect();
+        let reads = read::read_all(
+            self.rpc.as_ref(),
+            &self.contract,
+            self.cfg.concurrency,
+            &batch,
+            &tip,
+        )
+        .await;
+        report.rpc_calls += reads.calls;
 
         let mut fresh: std::collections::HashSet<PaymentId> = std::collections::HashSet::new();
         let mut failed = 0u64;
         let mut last_err = None;
-        for (id, answer) in answers {
+        for (id, answer) in reads.answers {
             let Some(t) = work.open.get_mut(&id) else {
                 continue;
             };
             t.checked_in = Some(cycle_no);
             match answer {
                 Ok(chain) => {
-                    t.absent_streak = if chain.is_none() {
-                        t.absent_streak + 1
-                    } else {
+                    t.absent_streak = if chain.shows(t.payment.nonce) {
                         0
+                    } else {
+                        t.absent_streak + 1
                     };
                     t.last = Some(Verified {
                         tip: tip.index_block_hash.clone(),
@@ -421,22 +384,15 @@ impl Reconciler {
                 (Some(n), Ok(u)) => (n - u).to_std().unwrap_or_default(),
                 _ => Duration::ZERO,
             };
-            let check = Check {
-                stored: &t.payment,
-                chain: v.chain.as_ref(),
-                tip: &tip,
-                age,
-                absent_streak: t.absent_streak,
-            };
-            match decide(&check, &self.cfg.rules) {
+            match judge(t, &v.chain, &tip, age, &self.cfg.rules) {
                 Decision::Agree => {
                     if !is_fresh {
                         continue;
                     }
                     if let Some(proof) = self.proof(t, &tip, &now) {
-                        // Settled and final (or settled where no block is known): done.
-                        // Confirmed payments stay: a claim or refund can come at any block.
-                        if t.payment.status.is_settled()
+                        // Done and final (or settled where no block is known): leave.
+                        // Confirmed escrow payments stay: a claim or refund can come at any block.
+                        if done_once_final(&t.payment)
                             && (proof.is_final || t.payment.status_pos().is_none())
                         {
                             leave.push(t.payment.payment_id);
@@ -447,12 +403,12 @@ impl Reconciler {
                 Decision::Wait(_) => {}
                 Decision::Correct { to, event, reason } => {
                     let (next, ev) =
-                        correction(&t.payment, v.chain.as_ref(), to, event, &reason, &now);
+                        correction(&t.payment, v.chain.entry(), to, event, &reason, &now);
                     tracing::warn!(
                         target: "nexus::discrepancy",
                         payment_id = %t.payment.payment_id,
                         stored = %t.payment.status,
-                        on_chain = v.chain.as_ref().map(|c| c.status.as_str()).unwrap_or("none"),
+                        on_chain = %on_chain(&v.chain),
                         corrected_to = %to,
                         event = event.as_str(),
                         tip_height = tip.height,
@@ -460,7 +416,8 @@ impl Reconciler {
                         reason = %reason,
                         "discrepancy: the chain wins"
                     );
-                    if let Some(p) = self.proof_of(&next, v.chain.is_some(), &tip, &now) {
+                    let shown = v.chain.shows(next.nonce);
+                    if let Some(p) = self.proof_of(&next, shown, &tip, &now) {
                         proofs.push(p);
                     }
                     corrections.push((
@@ -513,43 +470,12 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// `get-payment` for each id at `tip`, `concurrency` at a time.
-    async fn read_all(
-        &self,
-        ids: &[PaymentId],
-        tip: &Tip,
-    ) -> Vec<(PaymentId, Result<OnChain, String>)> {
-        let sender = self.contract.address.clone();
-        stream::iter(ids.iter().copied())
-            .map(|id| {
-                let sender = &sender;
-                async move {
-                    let r = self
-                        .rpc
-                        .call_read(
-                            &self.contract,
-                            "get-payment",
-                            &[payment_id_arg(&id)],
-                            sender,
-                            tip,
-                        )
-                        .await
-                        .map_err(|e: RpcError| nexus_core::error_chain(&e))
-                        .and_then(|v| decode_get_payment(&v).map_err(|e| e.to_string()));
-                    (id, r)
-                }
-            })
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect()
-            .await
-    }
-
     fn proof(&self, t: &Tracked, tip: &Tip, now: &str) -> Option<Proof> {
         self.proof_of(&t.payment, true, tip, now)
     }
 
     /// The proof of a record the chain agrees with at `tip`: only statuses
-    /// the escrow holds (`confirmed`, `claimed`, `refunded`).
+    /// the chain holds (`confirmed`, `claimed`, `refunded`).
     fn proof_of(
         &self,
         p: &nexus_core::domain::Payment,
@@ -575,6 +501,44 @@ impl Reconciler {
             self.cfg.confirmation_depth,
             now,
         ))
+    }
+}
+
+/// Decide one payment from what the chain said of it.
+fn judge(t: &Tracked, answer: &Answer, tip: &Tip, age: Duration, rules: &Rules) -> Decision {
+    match (answer, t.payment.nonce) {
+        (Answer::Escrow(chain), _) => decide(
+            &Check {
+                stored: &t.payment,
+                chain: chain.as_ref(),
+                tip,
+                age,
+                absent_streak: t.absent_streak,
+            },
+            rules,
+        ),
+        (Answer::Nonce(next), Some(nonce)) => decide_exact(
+            &ExactCheck {
+                stored: &t.payment,
+                nonce,
+                account_nonce: *next,
+                tip,
+                age,
+                unspent_streak: t.absent_streak,
+            },
+            rules,
+        ),
+        // The work set only reads accounts for records with a nonce.
+        (Answer::Nonce(_), None) => Decision::Wait(Wait::NotYetOnChain),
+    }
+}
+
+/// What the chain said, for the discrepancy log.
+fn on_chain(answer: &Answer) -> String {
+    match answer {
+        Answer::Escrow(Some(c)) => c.status.as_str().to_string(),
+        Answer::Escrow(None) => "none".to_string(),
+        Answer::Nonce(next) => format!("payer's next nonce {next}"),
     }
 }
 

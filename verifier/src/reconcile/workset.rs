@@ -7,12 +7,41 @@ use nexus_core::domain::{Payment, PaymentId, PaymentStatus};
 use nexus_indexer::ingest::Ingestor;
 use nexus_store::{PaymentFilter, StoreError};
 
-use nexus_core::escrow::OnChain;
+use nexus_core::escrow::{ChainPayment, OnChain};
 
 /// Events read per page while catching up with the log.
 const EVENT_PAGE: u32 = 5_000;
 /// Payments read per page at the initial load.
 const LOAD_PAGE: u32 = 500;
+
+/// What the chain said of one payment at a tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The escrow's `get-payment` (`None`: no such entry).
+    Escrow(OnChain),
+    /// The payer's next account nonce, for an x402 `exact` transfer (which
+    /// leaves nothing in the escrow).
+    Nonce(u64),
+}
+
+impl Answer {
+    /// The escrow's entry, when the answer is one.
+    pub fn entry(&self) -> Option<&ChainPayment> {
+        match self {
+            Answer::Escrow(chain) => chain.as_ref(),
+            Answer::Nonce(_) => None,
+        }
+    }
+
+    /// Whether the chain shows the payment's transaction at all: an escrow
+    /// entry, or the transfer's nonce spent (`nonce`: the one it spends).
+    pub fn shows(&self, nonce: Option<u64>) -> bool {
+        match self {
+            Answer::Escrow(chain) => chain.is_some(),
+            Answer::Nonce(next) => nonce.is_some_and(|n| *next > n),
+        }
+    }
+}
 
 /// What the last check of a payment found.
 #[derive(Debug, Clone)]
@@ -20,7 +49,7 @@ pub struct Verified {
     /// The tip it was read at (index block hash).
     pub tip: String,
     pub tip_height: u64,
-    pub chain: OnChain,
+    pub chain: Answer,
     /// The stored record's `updated_seq` when it was checked: a newer record
     /// is checked again even at the same tip.
     pub seq: u64,
@@ -31,12 +60,11 @@ pub struct Verified {
 pub struct Tracked {
     pub payment: Payment,
     pub last: Option<Verified>,
-    /// Consecutive checks that found no escrow entry.
+    /// Consecutive checks that found no escrow entry (for an `exact`
+    /// transfer: its nonce unspent).
     pub absent_streak: u32,
     /// Cycle number of the last RPC check (carry-over order: oldest first).
     pub checked_in: Option<u64>,
-    /// A settled payment whose position is unknown leaves after one agreeing check.
-    pub agreed_settled: bool,
 }
 
 /// Should the reconciler watch this record?
@@ -47,18 +75,34 @@ pub struct Tracked {
 /// payment can settle and turn final between two cycles (2 s blocks, a 10 s
 /// cycle), and its proof must still be brought up to the settlement.
 ///
-/// x402 `exact` payments are never watched here: they are direct
-/// transfers, which the escrow's `get-payment` cannot know, so its "no such
-/// payment" would wrongly revert them.
+/// x402 `exact` transfers are watched from `pending` to `confirmed`, by
+/// their payer's nonce (the escrow's `get-payment` knows nothing of them):
+/// only those whose record carries the nonce, as every one the facilitator
+/// settles does.
 pub fn is_open(p: &Payment) -> bool {
-    !p.is_exact() && !matches!(p.status, PaymentStatus::Failed | PaymentStatus::Dropped)
+    if p.is_exact() {
+        return p.nonce.is_some()
+            && p.sender.is_some()
+            && matches!(
+                p.status,
+                PaymentStatus::Pending | PaymentStatus::Submitted | PaymentStatus::Confirmed
+            );
+    }
+    !matches!(p.status, PaymentStatus::Failed | PaymentStatus::Dropped)
 }
 
-/// Loaded at the start of a leadership term: the open ones, less the
-/// settled ones already final (history holds every one of those; their last
+/// A payment that can no longer move once its latest transition is final:
+/// a settled escrow payment, or a confirmed transfer (an escrow payment
+/// that is only confirmed can still be claimed or refunded).
+pub fn done_once_final(p: &Payment) -> bool {
+    p.status.is_settled() || p.is_exact()
+}
+
+/// Loaded at the start of a leadership term: the open ones, less those
+/// already done and final (history holds every one of those; their last
 /// proof stands, and the API brings it up to the record when it is read).
 fn is_open_at_load(p: &Payment) -> bool {
-    is_open(p) && !(p.status.is_settled() && p.is_final)
+    is_open(p) && !(done_once_final(p) && p.is_final)
 }
 
 /// The watched set and where in the event log it is up to.
@@ -159,7 +203,6 @@ impl WorkSet {
                         last: None,
                         absent_streak: 0,
                         checked_in: None,
-                        agreed_settled: false,
                     },
                 );
             }

@@ -21,7 +21,7 @@ use nexus_store::CommitBatch;
 
 use super::*;
 use nexus_core::escrow::{encode_get_payment, ChainPayment, ChainStatus};
-use nexus_stacks::{Account, NodeInfo};
+use nexus_stacks::{Account, NodeInfo, RpcError};
 
 const NOW: &str = "2026-01-01T00:00:00.000Z";
 const CONTRACT: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.x402-nexus-escrow";
@@ -39,6 +39,9 @@ struct Fake {
     max_in_flight: AtomicU64,
     infos_in_flight: AtomicU64,
     max_infos_in_flight: AtomicU64,
+    /// Each payer's next nonce at every tip.
+    nonces: Mutex<HashMap<String, u64>>,
+    account_reads: AtomicU64,
 }
 
 fn bump_max(cur: &AtomicU64, max: &AtomicU64) {
@@ -105,8 +108,25 @@ impl StacksRpc for Fake {
         unreachable!("the reconciler reads get-payment")
     }
 
-    async fn account(&self, _: &str, _: &Tip) -> Result<Account, RpcError> {
-        unreachable!("the reconciler reads get-payment")
+    async fn account(&self, principal: &str, _: &Tip) -> Result<Account, RpcError> {
+        self.account_reads.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(RpcError::AllOpen {
+                retry_after: Duration::from_secs(60),
+            });
+        }
+        Ok(Account {
+            balance: 1_000_000,
+            locked: 0,
+            unlock_height: 0,
+            nonce: self
+                .nonces
+                .lock()
+                .unwrap()
+                .get(principal)
+                .copied()
+                .unwrap_or(0),
+        })
     }
 }
 
@@ -495,3 +515,6 @@ async fn a_stale_leaders_writes_are_refused_by_its_fencing_token() {
     let r = s.rec.cycle(Some(fence(8))).await.unwrap();
     assert_eq!(r.corrections, 1);
 }
+
+// x402 `exact` transfers, checked by their payers' nonces.
+mod exact;
