@@ -1,12 +1,21 @@
 ;; x402-nexus-escrow
 ;;
-;; STX escrow for x402 payments. A payer locks uSTX for a recipient under a
-;; caller-chosen 32-byte payment id; the recipient claims it before the
-;; payment expires, or anyone refunds it to the payer once it has expired.
+;; Escrow for x402 payments, in STX or an allowed SIP-010 token. A payer
+;; locks an amount for a recipient under a caller-chosen 32-byte payment id;
+;; the recipient claims it before the payment expires, or anyone refunds it
+;; to the payer once it has expired.
+;;
+;; Tokens live in this same contract, not a sibling: payment ids must be
+;; unique across STX and tokens, and only one contract can see one map (a
+;; sibling could read ours, but ours could not read the sibling's without a
+;; circular dependency). The `-ft` functions mirror the STX ones and take the
+;; token as a <sip-010-trait>; the payment records which token it holds.
 ;;
 ;; Invariants (checked by contracts/x402-nexus-escrow.tests.clar):
-;; - total-locked == sum of the amounts of pending payments
+;; - total-locked == sum of the amounts of pending STX payments
 ;;               == the STX balance of this contract;
+;; - for each token, token-locked == sum of its pending payments' amounts
+;;               == the contract's balance of it (as its get-balance says);
 ;; - a payment id is used at most once, forever (payments are never deleted);
 ;; - a payment moves pending -> claimed or pending -> refunded, and a settled
 ;;   payment never changes again;
@@ -40,6 +49,10 @@
 (define-constant ERR-NOT-PROPOSED-OWNER (err u111))
 (define-constant ERR-ALREADY-PAUSED (err u112))
 (define-constant ERR-NOT-PAUSED (err u113))
+(define-constant ERR-TOKEN-NOT-ALLOWED (err u114))
+(define-constant ERR-WRONG-TOKEN (err u115))
+
+(use-trait sip-010-trait .sip-010-trait.sip-010-trait)
 
 ;; ---------------------------------------------------------------------------
 ;; State
@@ -49,8 +62,21 @@
 (define-data-var proposed-owner (optional principal) none)
 ;; Stops create-payment and claim-payment; never refund-expired.
 (define-data-var paused bool false)
-;; Sum of the amounts of all pending payments.
+;; Sum of the amounts of all pending STX payments.
 (define-data-var total-locked uint u0)
+;; Per token: the sum of the amounts of its pending payments.
+(define-map token-locked principal uint)
+;; Tokens the owner has ever allowed. `asset-name` is the token's
+;; `define-fungible-token` name, which the payout's `with-ft` allowance
+;; needs; it outlives `allowed`, so that disallowing a token never blocks the
+;; claims and refunds of payments already made with it.
+(define-map tokens
+  principal
+  {
+    asset-name: (string-ascii 128),
+    allowed: bool,
+  }
+)
 
 ;; Entries are never deleted, which is what makes payment ids single-use.
 (define-map payments
@@ -63,6 +89,8 @@
     created-at: uint,
     expires-at: uint,
     status: (string-ascii 8),
+    ;; none: uSTX; some: the SIP-010 token contract.
+    token: (optional principal),
   }
 )
 
@@ -82,6 +110,7 @@
       created-at: uint,
       expires-at: uint,
       status: (string-ascii 8),
+      token: (optional principal),
     })
   )
   (print {
@@ -92,6 +121,7 @@
     amount: (get amount payment),
     memo: (get memo payment),
     expires-at: (get expires-at payment),
+    token: (get token payment),
     block-height: stacks-block-height,
   })
 )
@@ -111,8 +141,37 @@
   )
 )
 
-;; Mark a pending payment settled and release its amount from total-locked.
-;; Runs before the transfer out (checks-effects-interactions).
+;; The contract's balance of `token`, as the token itself reports it.
+(define-private (ft-balance (token <sip-010-trait>))
+  (unwrap! (contract-call? token get-balance current-contract) u0)
+)
+
+;; Send `amount` of `token` held by this contract to `to`. The allowance is
+;; exactly `amount` of the token's own asset; and the contract's balance
+;; must fall by exactly `amount`, so a token whose transfer says `ok`
+;; without moving that much fails the payout instead of leaving the books
+;; wrong. Either failure becomes ERR-TRANSFER-FAILED.
+(define-private (pay-out-ft
+    (token <sip-010-trait>)
+    (asset-name (string-ascii 128))
+    (amount uint)
+    (to principal)
+  )
+  (let ((before (ft-balance token)))
+    (try! (match (as-contract? ((with-ft (contract-of token) asset-name amount))
+        (unwrap! (contract-call? token transfer amount tx-sender to none)
+          ERR-TRANSFER-FAILED
+        ))
+      sent (ok sent)
+      allowance-index ERR-TRANSFER-FAILED
+    ))
+    (asserts! (is-eq (+ (ft-balance token) amount) before) ERR-TRANSFER-FAILED)
+    (ok true)
+  )
+)
+
+;; Mark a pending payment settled and release its amount from what is locked
+;; (STX or its token). Runs before the transfer out (checks-effects-interactions).
 (define-private (settle
     (payment-id (buff 32))
     (payment {
@@ -123,12 +182,41 @@
       created-at: uint,
       expires-at: uint,
       status: (string-ascii 8),
+      token: (optional principal),
     })
     (status (string-ascii 8))
   )
   (begin
     (map-set payments payment-id (merge payment { status: status }))
-    (var-set total-locked (- (var-get total-locked) (get amount payment)))
+    (match (get token payment)
+      token (map-set token-locked token
+        (- (default-to u0 (map-get? token-locked token)) (get amount payment))
+      )
+      (var-set total-locked (- (var-get total-locked) (get amount payment)))
+    )
+  )
+)
+
+;; The payment's token, checked against the one the caller names: a claim or
+;; refund must name the token the payment holds. Returns its asset name.
+(define-private (payment-token
+    (payment {
+      sender: principal,
+      recipient: principal,
+      amount: uint,
+      memo: (buff 34),
+      created-at: uint,
+      expires-at: uint,
+      status: (string-ascii 8),
+      token: (optional principal),
+    })
+    (token <sip-010-trait>)
+  )
+  (begin
+    (asserts! (is-eq (get token payment) (some (contract-of token)))
+      ERR-WRONG-TOKEN
+    )
+    (ok (get asset-name (unwrap! (map-get? tokens (contract-of token)) ERR-WRONG-TOKEN)))
   )
 )
 
@@ -154,6 +242,7 @@
       created-at: stacks-block-height,
       expires-at: (+ stacks-block-height PAYMENT-TIMEOUT),
       status: STATUS-PENDING,
+      token: none,
     }))
     (asserts! (not (var-get paused)) ERR-PAUSED)
     (asserts! (> amount u0) ERR-ZERO-AMOUNT)
@@ -179,6 +268,7 @@
     (asserts! (is-eq tx-sender (get recipient payment)) ERR-NOT-RECIPIENT)
     (asserts! (is-eq (get status payment) STATUS-PENDING) ERR-NOT-PENDING)
     (asserts! (< stacks-block-height (get expires-at payment)) ERR-EXPIRED)
+    (asserts! (is-none (get token payment)) ERR-WRONG-TOKEN)
     (settle payment-id payment STATUS-CLAIMED)
     (try! (pay-out (get amount payment) (get recipient payment)))
     (print-payment-event "payment-claimed" payment-id payment)
@@ -192,8 +282,92 @@
   (let ((payment (unwrap! (map-get? payments payment-id) ERR-NOT-FOUND)))
     (asserts! (is-eq (get status payment) STATUS-PENDING) ERR-NOT-PENDING)
     (asserts! (>= stacks-block-height (get expires-at payment)) ERR-NOT-EXPIRED)
+    (asserts! (is-none (get token payment)) ERR-WRONG-TOKEN)
     (settle payment-id payment STATUS-REFUNDED)
     (try! (pay-out (get amount payment) (get sender payment)))
+    (print-payment-event "payment-refunded" payment-id payment)
+    (ok true)
+  )
+)
+
+;; ---------------------------------------------------------------------------
+;; Token payments: the STX functions' rules, for an allowed SIP-010 token.
+
+;; Lock `amount` of `token` from tx-sender for `recipient`. The contract's
+;; balance of the token must rise by exactly `amount`: a token whose
+;; transfer says `ok` without moving that much is refused.
+(define-public (create-payment-ft
+    (payment-id (buff 32))
+    (recipient principal)
+    (amount uint)
+    (memo (buff 34))
+    (token <sip-010-trait>)
+  )
+  (let (
+      (token-id (contract-of token))
+      (payment {
+        sender: tx-sender,
+        recipient: recipient,
+        amount: amount,
+        memo: memo,
+        created-at: stacks-block-height,
+        expires-at: (+ stacks-block-height PAYMENT-TIMEOUT),
+        status: STATUS-PENDING,
+        token: (some token-id),
+      })
+      (before (ft-balance token))
+    )
+    (asserts! (not (var-get paused)) ERR-PAUSED)
+    (asserts! (> amount u0) ERR-ZERO-AMOUNT)
+    (asserts! (not (is-eq tx-sender recipient)) ERR-SELF-PAYMENT)
+    (asserts! (is-none (map-get? payments payment-id)) ERR-ID-USED)
+    (asserts! (is-token-allowed token-id) ERR-TOKEN-NOT-ALLOWED)
+    (unwrap! (contract-call? token transfer amount tx-sender current-contract none)
+      ERR-TRANSFER-FAILED
+    )
+    (asserts! (is-eq (ft-balance token) (+ before amount)) ERR-TRANSFER-FAILED)
+    (map-set payments payment-id payment)
+    (map-set token-locked token-id
+      (+ (default-to u0 (map-get? token-locked token-id)) amount)
+    )
+    (print-payment-event "payment-created" payment-id payment)
+    (ok true)
+  )
+)
+
+;; The recipient takes a pending, unexpired token payment; `token` must be
+;; the one it holds. Allowed or not: a disallowed token still pays out.
+(define-public (claim-payment-ft
+    (payment-id (buff 32))
+    (token <sip-010-trait>)
+  )
+  (let ((payment (unwrap! (map-get? payments payment-id) ERR-NOT-FOUND)))
+    (asserts! (not (var-get paused)) ERR-PAUSED)
+    (asserts! (is-eq tx-sender (get recipient payment)) ERR-NOT-RECIPIENT)
+    (asserts! (is-eq (get status payment) STATUS-PENDING) ERR-NOT-PENDING)
+    (asserts! (< stacks-block-height (get expires-at payment)) ERR-EXPIRED)
+    (let ((asset-name (try! (payment-token payment token))))
+      (settle payment-id payment STATUS-CLAIMED)
+      (try! (pay-out-ft token asset-name (get amount payment) (get recipient payment)))
+    )
+    (print-payment-event "payment-claimed" payment-id payment)
+    (ok true)
+  )
+)
+
+;; Anyone may return an expired pending token payment to its sender; also
+;; while paused, and also once the token is disallowed.
+(define-public (refund-expired-ft
+    (payment-id (buff 32))
+    (token <sip-010-trait>)
+  )
+  (let ((payment (unwrap! (map-get? payments payment-id) ERR-NOT-FOUND)))
+    (asserts! (is-eq (get status payment) STATUS-PENDING) ERR-NOT-PENDING)
+    (asserts! (>= stacks-block-height (get expires-at payment)) ERR-NOT-EXPIRED)
+    (let ((asset-name (try! (payment-token payment token))))
+      (settle payment-id payment STATUS-REFUNDED)
+      (try! (pay-out-ft token asset-name (get amount payment) (get sender payment)))
+    )
     (print-payment-event "payment-refunded" payment-id payment)
     (ok true)
   )
@@ -225,6 +399,50 @@
     (var-set paused false)
     (print {
       event: "unpaused",
+      sender: contract-caller,
+      block-height: stacks-block-height,
+    })
+    (ok true)
+  )
+)
+
+;; Allow `token` for new payments. `asset-name` is its `define-fungible-token`
+;; name, which payouts' `with-ft` allowance names; allowing again updates
+;; it (a wrong name only makes payouts fail, never lets more out).
+;; Allowed while paused: the allowlist is managed through incidents.
+(define-public (allow-token
+    (token principal)
+    (asset-name (string-ascii 128))
+  )
+  (begin
+    (asserts! (is-owner-caller) ERR-NOT-OWNER)
+    (map-set tokens token {
+      asset-name: asset-name,
+      allowed: true,
+    })
+    (print {
+      event: "token-allowed",
+      token: token,
+      asset-name: asset-name,
+      sender: contract-caller,
+      block-height: stacks-block-height,
+    })
+    (ok true)
+  )
+)
+
+;; Stop new payments in `token`. Payments already made with it can still be
+;; claimed and refunded.
+(define-public (disallow-token (token principal))
+  (begin
+    (asserts! (is-owner-caller) ERR-NOT-OWNER)
+    (asserts! (is-token-allowed token) ERR-TOKEN-NOT-ALLOWED)
+    (map-set tokens token
+      (merge (unwrap-panic (map-get? tokens token)) { allowed: false })
+    )
+    (print {
+      event: "token-disallowed",
+      token: token,
       sender: contract-caller,
       block-height: stacks-block-height,
     })
@@ -290,6 +508,20 @@
 
 (define-read-only (get-total-locked)
   (var-get total-locked)
+)
+
+;; The sum of the pending payments' amounts in `token`.
+(define-read-only (get-token-locked (token principal))
+  (default-to u0 (map-get? token-locked token))
+)
+
+(define-read-only (is-token-allowed (token principal))
+  (default-to false (get allowed (map-get? tokens token)))
+)
+
+;; The asset name recorded for `token`, allowed or not.
+(define-read-only (get-token-asset-name (token principal))
+  (get asset-name (map-get? tokens token))
 )
 
 (define-read-only (get-owner)

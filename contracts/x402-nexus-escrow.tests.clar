@@ -2,7 +2,13 @@
 ;;
 ;; Rendezvous appends this file (and its `context` map) to the contract and
 ;; deploys the result in place of it, so everything here sees the contract's
-;; private state: `payments`, `total-locked`, `paused`, `owner`.
+;; private state: `payments`, `total-locked`, `token-locked`, `tokens`,
+;; `paused`, `owner`.
+;;
+;; Tokens: two are allowed from the start, test-sbtc (honest) and
+;; test-bad-token, whose transfer the fuzzer can switch to lying (`ok`
+;; without moving, or moving half). The per-token invariants must hold for
+;; both: the escrow's own balance checks, not the allowlist, keep its books.
 ;;
 ;; - invariant mode: random sequences of the public functions (including the
 ;;   fuzz-* wrappers below), from random devnet accounts, with random burn
@@ -76,8 +82,18 @@
     created-at: uint,
     expires-at: uint,
     status: (string-ascii 8),
+    token: (optional principal),
   }
 )
+
+(map-set tokens .test-sbtc {
+  asset-name: "test-sbtc",
+  allowed: true,
+})
+(map-set tokens .test-bad-token {
+  asset-name: "bad-token",
+  allowed: true,
+})
 
 (define-private (record-settlement (id (buff 32)))
   (match (map-get? payments id)
@@ -183,6 +199,65 @@
   )
 )
 
+;; Token payments, in test-sbtc (even `which`) or test-bad-token (odd). The
+;; caller is minted what it pays first, so creates mostly get that far.
+(define-public (fuzz-create-ft
+    (which uint)
+    (recipient principal)
+    (amount uint)
+    (memo (buff 34))
+  )
+  (if (is-eq (mod which u2) u0)
+    (begin
+      (try! (contract-call? .test-sbtc mint (+ amount u1) tx-sender))
+      (create-payment-ft (fresh-id) recipient amount memo .test-sbtc)
+    )
+    (begin
+      (try! (contract-call? .test-bad-token mint (+ amount u1) tx-sender))
+      (create-payment-ft (fresh-id) recipient amount memo .test-bad-token)
+    )
+  )
+)
+
+(define-public (fuzz-claim-ft
+    (pick uint)
+    (which uint)
+  )
+  (let ((id (if (is-eq (mod pick u2) u0)
+      (default-to (recent-id pick) (fold find-claimable WINDOW none))
+      (recent-id pick)
+    )))
+    (try! (if (is-eq (mod which u2) u0)
+      (claim-payment-ft id .test-sbtc)
+      (claim-payment-ft id .test-bad-token)
+    ))
+    (map-set ghost-claims id (bump (default-to u0 (map-get? ghost-claims id))))
+    (record-settlement id)
+    (ok true)
+  )
+)
+
+(define-public (fuzz-refund-ft
+    (pick uint)
+    (which uint)
+  )
+  (let ((id (recent-id pick)))
+    (try! (if (is-eq (mod which u2) u0)
+      (refund-expired-ft id .test-sbtc)
+      (refund-expired-ft id .test-bad-token)
+    ))
+    (map-set ghost-refunds id (bump (default-to u0 (map-get? ghost-refunds id))))
+    (record-settlement id)
+    (ok true)
+  )
+)
+
+;; Switch test-bad-token between honest (0), ok-without-moving (1) and
+;; moving half (2).
+(define-public (fuzz-bad-token-mode (mode uint))
+  (contract-call? .test-bad-token set-mode (mod mode u3))
+)
+
 ;; ---------------------------------------------------------------------------
 ;; Invariants
 
@@ -208,6 +283,19 @@
         u1
       )
       true
+    )
+  )
+)
+
+;; Per token: the contract holds exactly the pending funds of that token,
+;; whatever the token's transfer claimed to do.
+(define-read-only (invariant-token-locked-matches-balance)
+  (and
+    (is-eq (get-token-locked .test-sbtc)
+      (unwrap-panic (contract-call? .test-sbtc get-balance current-contract))
+    )
+    (is-eq (get-token-locked .test-bad-token)
+      (unwrap-panic (contract-call? .test-bad-token get-balance current-contract))
     )
   )
 )
@@ -269,21 +357,41 @@
 
 (define-private (pending-amount
     (back uint)
-    (sum uint)
+    (acc {
+      token: (optional principal),
+      sum: uint,
+    })
   )
   (match (map-get? payments (default-to 0x (window-id back)))
-    payment (if (is-eq (get status payment) STATUS-PENDING)
-      (+ sum (get amount payment))
-      sum
+    payment (if (and
+        (is-eq (get status payment) STATUS-PENDING)
+        (is-eq (get token payment) (get token acc))
+      )
+      (merge acc { sum: (+ (get sum acc) (get amount payment)) })
+      acc
     )
-    sum
+    acc
   )
 )
 
-;; total-locked covers at least the pending payments among the recent ids
-;; (other ids come from direct create-payment calls with random ids).
+(define-private (pending-sum (token (optional principal)))
+  (get sum
+    (fold pending-amount WINDOW {
+      token: token,
+      sum: u0,
+    })
+  )
+)
+
+;; What is locked covers at least the pending payments among the recent ids
+;; (other ids come from direct create calls with random ids), in STX and in
+;; each token.
 (define-read-only (invariant-total-locked-covers-pending)
-  (>= (var-get total-locked) (fold pending-amount WINDOW u0))
+  (and
+    (>= (var-get total-locked) (pending-sum none))
+    (>= (get-token-locked .test-sbtc) (pending-sum (some .test-sbtc)))
+    (>= (get-token-locked .test-bad-token) (pending-sum (some .test-bad-token)))
+  )
 )
 
 ;; ---------------------------------------------------------------------------
@@ -344,6 +452,7 @@
               created-at: stacks-block-height,
               expires-at: (+ stacks-block-height PAYMENT-TIMEOUT),
               status: STATUS-PENDING,
+              token: none,
             })
           )
           (err u904)
@@ -380,7 +489,10 @@
               u107
               (if (>= stacks-block-height (get expires-at payment))
                 u108
-                u0
+                (if (is-some (get token payment))
+                  u115
+                  u0
+                )
               )
             )
           )
@@ -432,7 +544,10 @@
           u107
           (if (< stacks-block-height (get expires-at payment))
             u109
-            u0
+            (if (is-some (get token payment))
+              u115
+              u0
+            )
           )
         )
         u105

@@ -71,6 +71,19 @@ async function successPathCosts(): Promise<Row[]> {
   pub("claim-payment", [id("a")], bob, "recipient, before expiry");
   simnet.mineEmptyStacksBlocks(100);
   pub("refund-expired", [id("b")], bob, "third party, after expiry");
+  // Token payments in the test token (a plain SIP-010 token; a real token's
+  // transfer and get-balance cost what its own code costs).
+  const token = Cl.principal(`${deployer}.test-sbtc`);
+  if (cvToString(simnet.callPublicFn("test-sbtc", "mint", [Cl.uint(10_000_000), Cl.principal(alice)], alice).result) !== "(ok true)") {
+    throw new Error("mint failed");
+  }
+  pub("allow-token", [token, Cl.stringAscii("test-sbtc")], deployer, "owner");
+  pub("create-payment-ft", [id("t1"), Cl.principal(bob), Cl.uint(1_000_000), memo34, token], alice, "34-byte memo");
+  pub("create-payment-ft", [id("t2"), Cl.principal(bob), Cl.uint(1_000_000), memo34, token], alice, "34-byte memo (to be refunded)");
+  pub("claim-payment-ft", [id("t1"), token], bob, "recipient, before expiry");
+  simnet.mineEmptyStacksBlocks(100);
+  pub("refund-expired-ft", [id("t2"), token], bob, "third party, after expiry");
+  pub("disallow-token", [token], deployer, "owner");
   pub("pause", [], deployer, "owner");
   pub("unpause", [], deployer, "owner");
   pub("propose-owner", [Cl.principal(alice)], deployer, "owner");
@@ -83,6 +96,8 @@ async function successPathCosts(): Promise<Row[]> {
   ro("get-proposed-owner", [], "");
   ro("is-paused", [], "");
   ro("get-timeout", [], "");
+  ro("get-token-locked", [token], "");
+  ro("is-token-allowed", [token], "");
   // The second create-payment row only sets up the refund.
   return rows.filter((r) => !r.scenario.includes("to be refunded"));
 }

@@ -1,6 +1,7 @@
 /**
- * Self-consistency of the recorded fixture the Rust decoders are tested
- * against (tests/fixtures/escrow-simnet.json). Drift against a fresh run is
+ * Self-consistency of the recorded fixtures the Rust decoders are tested
+ * against (tests/fixtures/escrow-simnet.json for STX payments,
+ * escrow-ft-simnet.json for token payments). Drift against a fresh run is
  * `npm run fixtures:check`; this checks that what was recorded is coherent:
  * signed transactions decode to the recorded call, and every print event has
  * the fixed shape documented in contracts/EVENTS.md.
@@ -36,7 +37,10 @@ type Fixture = {
   }[];
 };
 
-const fixture: Fixture = JSON.parse(readFileSync("tests/fixtures/escrow-simnet.json", "utf8"));
+const FIXTURES: [string, Fixture][] = ["escrow-simnet.json", "escrow-ft-simnet.json"].map((f) => [
+  f,
+  JSON.parse(readFileSync(`tests/fixtures/${f}`, "utf8")),
+]);
 
 const PAYMENT_KEYS = [
   "amount",
@@ -47,6 +51,7 @@ const PAYMENT_KEYS = [
   "payment-id",
   "recipient",
   "sender",
+  "token",
 ];
 const EVENT_KEYS: Record<string, string[]> = {
   "payment-created": PAYMENT_KEYS,
@@ -56,9 +61,14 @@ const EVENT_KEYS: Record<string, string[]> = {
   unpaused: ["block-height", "event", "sender"],
   "owner-proposed": ["block-height", "event", "recipient", "sender"],
   "owner-changed": ["block-height", "event", "recipient", "sender"],
+  "token-allowed": ["asset-name", "block-height", "event", "sender", "token"],
+  "token-disallowed": ["block-height", "event", "sender", "token"],
 };
 
-describe("recorded fixture", () => {
+/** Every event name the two scenarios print, between them. */
+const seen = new Set<string>();
+
+describe.each(FIXTURES)("recorded fixture %s", (_file, fixture) => {
   it("names the deployed contract and the timeout", () => {
     expect(fixture.contract_id).toBe(escrowId);
     expect(fixture.timeout).toBe(100);
@@ -86,7 +96,6 @@ describe("recorded fixture", () => {
   );
 
   it("every print event has its documented shape and the tx's block height", () => {
-    const seen = new Set<string>();
     for (const t of fixture.transactions) {
       const prints = t.events.filter((e) => e.type === "print_event");
       expect(prints.length).toBe(t.success ? 1 : 0);
@@ -105,11 +114,18 @@ describe("recorded fixture", () => {
         seen.add(event.value);
       }
     }
+  });
+});
+
+describe("recorded fixtures together", () => {
+  it("cover every payment event and the admin events they script", () => {
     expect([...seen].sort()).toStrictEqual([
       "paused",
       "payment-claimed",
       "payment-created",
       "payment-refunded",
+      "token-allowed",
+      "token-disallowed",
       "unpaused",
     ]);
   });

@@ -1,11 +1,12 @@
 /**
- * Records tests/fixtures/escrow-simnet.json: a scripted escrow scenario run
- * in the Clarinet simnet, with every call's arguments, result and events
- * exactly as the SDK returns them, plus a real signed transaction for the
- * same call. The Rust decoders are tested against this file.
+ * Records tests/fixtures/escrow-simnet.json (STX payments) and
+ * tests/fixtures/escrow-ft-simnet.json (token payments): scripted escrow
+ * scenarios run in the Clarinet simnet, with every call's arguments, result
+ * and events exactly as the SDK returns them, plus a real signed transaction
+ * for the same call. The Rust decoders are tested against these files.
  *
- *   npm run fixtures          # (re)write the fixture
- *   npm run fixtures:check    # regenerate into a temp file, diff, exit 1 on drift
+ *   npm run fixtures          # (re)write the fixtures
+ *   npm run fixtures:check    # regenerate into temp files, diff, exit 1 on drift
  *
  * Output is deterministic: simnet block heights are fixed, payment ids are
  * sha256 of labels, and transaction signatures use RFC 6979 nonces.
@@ -26,6 +27,8 @@ import { loadDevnetAccounts, type DevnetAccount } from "./devnet-keys";
 import { writeOrCheck } from "./fixture-file";
 
 export const FIXTURE_PATH = "tests/fixtures/escrow-simnet.json";
+export const FT_FIXTURE_PATH = "tests/fixtures/escrow-ft-simnet.json";
+const TOKEN_NAME = "test-sbtc";
 const CONTRACT_NAME = "x402-nexus-escrow";
 const TIMEOUT = 100;
 /** Fixed fee (uSTX) of every recorded signed transaction. */
@@ -33,7 +36,8 @@ const FEE = 2000;
 
 type FixtureEvent =
   | { type: "print_event"; contract_identifier: string; raw_value: string }
-  | { type: "stx_transfer_event"; sender: string; recipient: string; amount: string };
+  | { type: "stx_transfer_event"; sender: string; recipient: string; amount: string }
+  | { type: "ft_transfer_event"; asset_identifier: string; sender: string; recipient: string; amount: string };
 
 type FixtureTx = {
   step: string;
@@ -50,7 +54,7 @@ type FixtureTx = {
   txid: string;
 };
 
-type Fixture = { contract_id: string; timeout: number; transactions: FixtureTx[] };
+type Fixture = { contract_id: string; timeout: number; token?: string; transactions: FixtureTx[] };
 
 function hex0x(value: string): string {
   const lower = value.toLowerCase();
@@ -94,14 +98,22 @@ function fixtureEvents(result: ParsedTransactionResult): FixtureEvent[] {
           recipient: e.data.recipient,
           amount: String(e.data.amount),
         };
+      case "ft_transfer_event":
+        return {
+          type: "ft_transfer_event",
+          asset_identifier: e.data.asset_identifier,
+          sender: e.data.sender,
+          recipient: e.data.recipient,
+          amount: String(e.data.amount),
+        };
       default:
         throw new Error(`unexpected event type ${e.event}: extend the fixture format first`);
     }
   });
 }
 
-/** Runs the scenario and returns the fixture as pretty-printed JSON. */
-export async function generateFixture(): Promise<string> {
+/** A fresh simnet and a recorder of escrow calls in it. */
+async function recorder() {
   const simnet: Simnet = await initSimnet("./Clarinet.toml");
   const devnet = loadDevnetAccounts();
   const simnetAccounts = simnet.getAccounts();
@@ -118,11 +130,12 @@ export async function generateFixture(): Promise<string> {
   const w2 = account("wallet_2");
   const w3 = account("wallet_3");
   const contractId = `${deployer.address}.${CONTRACT_NAME}`;
+  const tokenId: `${string}.${string}` = `${deployer.address}.${TOKEN_NAME}`;
 
   const nonces = new Map<string, number>();
   const transactions: FixtureTx[] = [];
 
-  /** The STX post-conditions a careful wallet would attach to this call. */
+  /** The post-conditions a careful wallet would attach to this call. */
   function postConditions(fn: string, caller: string, amount: bigint): PostCondition[] {
     switch (fn) {
       case "create-payment":
@@ -130,6 +143,11 @@ export async function generateFixture(): Promise<string> {
       case "claim-payment":
       case "refund-expired":
         return [Pc.principal(contractId).willSendEq(amount).ustx()];
+      case "create-payment-ft":
+        return [Pc.principal(caller).willSendEq(amount).ft(tokenId, TOKEN_NAME)];
+      case "claim-payment-ft":
+      case "refund-expired-ft":
+        return [Pc.principal(contractId).willSendEq(amount).ft(tokenId, TOKEN_NAME)];
       default:
         return [];
     }
@@ -183,6 +201,12 @@ export async function generateFixture(): Promise<string> {
     }
   }
 
+  return { simnet, deployer, w1, w2, w3, contractId, tokenId, transactions, call, expectResult };
+}
+
+/** The STX scenario, as pretty-printed JSON. */
+export async function generateFixture(): Promise<string> {
+  const { simnet, deployer, w1, w2, w3, contractId, transactions, call, expectResult } = await recorder();
   const create = (step: string, from: DevnetAccount, label: string, to: DevnetAccount, amount: bigint, note: string) =>
     call(step, "create-payment", from, [paymentId(label), Cl.principal(to.address), Cl.uint(amount), memo(note)], amount);
   const claim = (step: string, from: DevnetAccount, label: string, amount: bigint) =>
@@ -214,4 +238,40 @@ export async function generateFixture(): Promise<string> {
   return JSON.stringify(fixture, null, 2) + "\n";
 }
 
+/** The token scenario (test-sbtc), as pretty-printed JSON. */
+export async function generateFtFixture(): Promise<string> {
+  const { simnet, deployer, w1, w2, w3, contractId, tokenId, transactions, call, expectResult } = await recorder();
+  // Funding is setup, not escrow traffic: minted unrecorded.
+  for (const w of [w1, w2, w3]) {
+    simnet.callPublicFn(TOKEN_NAME, "mint", [Cl.uint(10_000_000n), Cl.principal(w.address)], w.address);
+  }
+  const token = Cl.principal(tokenId);
+  const create = (step: string, from: DevnetAccount, label: string, to: DevnetAccount, amount: bigint, note: string) =>
+    call(step, "create-payment-ft", from, [paymentId(label), Cl.principal(to.address), Cl.uint(amount), memo(note), token], amount);
+  const claim = (step: string, from: DevnetAccount, label: string, amount: bigint) =>
+    call(step, "claim-payment-ft", from, [paymentId(label), token], amount);
+  const refund = (step: string, from: DevnetAccount, label: string, amount: bigint) =>
+    call(step, "refund-expired-ft", from, [paymentId(label), token], amount);
+
+  expectResult(await create("wallet_1 pays in a token not yet allowed", w1, "t0", w2, 100n, "early"), "(err u114)");
+  expectResult(
+    await call("deployer allows test-sbtc", "allow-token", deployer, [token, Cl.stringAscii(TOKEN_NAME)], 0n),
+    "(ok true)",
+  );
+  expectResult(await create("wallet_1 pays wallet_2 in test-sbtc (t1)", w1, "t1", w2, 250_000n, "invoice-t1"), "(ok true)");
+  expectResult(await create("wallet_3 pays wallet_1 in test-sbtc (t2, will expire)", w3, "t2", w1, 40_000n, "invoice-t2"), "(ok true)");
+  expectResult(await call("wallet_2 claims t1 as STX (wrong token)", "claim-payment", w2, [paymentId("t1")], 0n), "(err u115)");
+  expectResult(await claim("wallet_2 claims t1", w2, "t1", 250_000n), "(ok true)");
+
+  simnet.mineEmptyStacksBlocks(TIMEOUT);
+
+  expectResult(await refund("wallet_2 refunds expired t2 to wallet_3", w2, "t2", 40_000n), "(ok true)");
+  expectResult(await call("deployer disallows test-sbtc", "disallow-token", deployer, [token], 0n), "(ok true)");
+  expectResult(await create("wallet_1 pays in a disallowed token", w1, "t3", w2, 100n, "late"), "(err u114)");
+
+  const fixture: Fixture = { contract_id: contractId, timeout: TIMEOUT, token: `${tokenId}::${TOKEN_NAME}`, transactions };
+  return JSON.stringify(fixture, null, 2) + "\n";
+}
+
 writeOrCheck(FIXTURE_PATH, await generateFixture(), "fixtures");
+writeOrCheck(FT_FIXTURE_PATH, await generateFtFixture(), "fixtures");

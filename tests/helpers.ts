@@ -8,7 +8,7 @@ import type { ParsedTransactionResult } from "@stacks/clarinet-sdk";
 import { createHash } from "node:crypto";
 
 export const CONTRACT = "x402-nexus-escrow";
-export const PROXY = "pause-proxy";
+export const PROXY = "x402-nexus-pause-proxy";
 
 const accounts = simnet.getAccounts();
 function account(name: string): string {
@@ -29,6 +29,9 @@ export const carol = account("wallet_3");
 export const dave = account("wallet_4");
 
 export const escrowId = `${deployer}.${CONTRACT}`;
+/** The plain SIP-010 test token, and the one whose transfer can lie. */
+export const testToken = `${deployer}.test-sbtc`;
+export const badToken = `${deployer}.test-bad-token`;
 export const proxyId = `${deployer}.${PROXY}`;
 
 /** Blocks between creation and expiry (PAYMENT-TIMEOUT). */
@@ -50,6 +53,8 @@ export const ERR = {
   NOT_PROPOSED_OWNER: 111n,
   ALREADY_PAUSED: 112n,
   NOT_PAUSED: 113n,
+  TOKEN_NOT_ALLOWED: 114n,
+  WRONG_TOKEN: 115n,
 } as const;
 
 /** A deterministic 32-byte payment id: sha256 of a label. */
@@ -92,6 +97,61 @@ export function claimPayment(caller: string, id: Uint8Array): ParsedTransactionR
 
 export function refundExpired(caller: string, id: Uint8Array): ParsedTransactionResult {
   return simnet.callPublicFn(CONTRACT, "refund-expired", [Cl.buffer(id)], caller);
+}
+
+// Token payments: `token` is a contract id (`ADDR.name`).
+
+export function createPaymentFt(
+  sender: string,
+  id: Uint8Array,
+  recipient: string,
+  amount: bigint,
+  token: string,
+  memoBytes: Uint8Array = memo("x402"),
+): ParsedTransactionResult {
+  return simnet.callPublicFn(
+    CONTRACT,
+    "create-payment-ft",
+    [Cl.buffer(id), Cl.principal(recipient), Cl.uint(amount), Cl.buffer(memoBytes), Cl.principal(token)],
+    sender,
+  );
+}
+
+export function claimPaymentFt(caller: string, id: Uint8Array, token: string): ParsedTransactionResult {
+  return simnet.callPublicFn(CONTRACT, "claim-payment-ft", [Cl.buffer(id), Cl.principal(token)], caller);
+}
+
+export function refundExpiredFt(caller: string, id: Uint8Array, token: string): ParsedTransactionResult {
+  return simnet.callPublicFn(CONTRACT, "refund-expired-ft", [Cl.buffer(id), Cl.principal(token)], caller);
+}
+
+export function allowToken(caller: string, token: string, assetName: string): ParsedTransactionResult {
+  return simnet.callPublicFn(CONTRACT, "allow-token", [Cl.principal(token), Cl.stringAscii(assetName)], caller);
+}
+
+export function disallowToken(caller: string, token: string): ParsedTransactionResult {
+  return simnet.callPublicFn(CONTRACT, "disallow-token", [Cl.principal(token)], caller);
+}
+
+/** `token`'s balance of `who`, as the token's own get-balance reports it. */
+export function tokenBalance(token: string, who: string): bigint {
+  const r = simnet.callReadOnlyFn(token, "get-balance", [Cl.principal(who)], deployer).result;
+  if (r.type !== "ok" || r.value.type !== "uint") throw new Error(`get-balance of ${who}: ${r.type}`);
+  return BigInt(r.value.value);
+}
+
+/** The FT transfer events of a result, in order, as plain data. */
+export function ftTransfers(
+  result: ParsedTransactionResult,
+): { asset: string; sender: string; recipient: string; amount: string }[] {
+  return result.events
+    .filter((e) => e.event === "ft_transfer_event")
+    .map((e) => ({
+      asset: e.data.asset_identifier as string,
+      sender: e.data.sender as string,
+      recipient: e.data.recipient as string,
+      amount: e.data.amount as string,
+    }));
 }
 
 export function pause(caller: string): ParsedTransactionResult {
@@ -180,6 +240,8 @@ export function paymentEvent(fields: {
   memo: Uint8Array;
   expiresAt: bigint;
   blockHeight: bigint;
+  /** The token contract; absent for STX. */
+  token?: string;
 }): ClarityValue {
   return Cl.tuple({
     event: Cl.stringAscii(fields.event),
@@ -189,8 +251,14 @@ export function paymentEvent(fields: {
     amount: Cl.uint(fields.amount),
     memo: Cl.buffer(fields.memo),
     "expires-at": Cl.uint(fields.expiresAt),
+    token: tokenField(fields.token),
     "block-height": Cl.uint(fields.blockHeight),
   });
+}
+
+/** The `token` field of prints and records: none for STX. */
+function tokenField(token?: string): ClarityValue {
+  return token ? Cl.some(Cl.principal(token)) : Cl.none();
 }
 
 /** The expected stored record of a payment (get-payment's `some` value). */
@@ -201,6 +269,7 @@ export function paymentRecord(fields: {
   memo: Uint8Array;
   createdAt: bigint;
   status: "pending" | "claimed" | "refunded";
+  token?: string;
 }): ClarityValue {
   return Cl.tuple({
     sender: Cl.principal(fields.sender),
@@ -210,5 +279,6 @@ export function paymentRecord(fields: {
     "created-at": Cl.uint(fields.createdAt),
     "expires-at": Cl.uint(fields.createdAt + TIMEOUT),
     status: Cl.stringAscii(fields.status),
+    token: tokenField(fields.token),
   });
 }

@@ -462,7 +462,7 @@ describe("pause / unpause", () => {
   });
 
   it("checks contract-caller: the owner calling through an intermediary is refused", () => {
-    // tx-sender is the owner here, contract-caller is pause-proxy.
+    // tx-sender is the owner here, contract-caller is the proxy.
     const res = simnet.callPublicFn(PROXY, "pause-escrow", [], deployer);
     expect(res.result).toBeErr(Cl.uint(ERR.NOT_OWNER));
     expect(readOnly("is-paused")).toBeBool(false);
@@ -589,11 +589,16 @@ describe("contract surface", () => {
       .sort();
     expect(publicFns).toStrictEqual([
       "accept-owner",
+      "allow-token",
       "claim-payment",
+      "claim-payment-ft",
       "create-payment",
+      "create-payment-ft",
+      "disallow-token",
       "pause",
       "propose-owner",
       "refund-expired",
+      "refund-expired-ft",
       "unpause",
     ]);
     expect(CONTRACT).toBe("x402-nexus-escrow");
