@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo run test test-contract test-e2e test-rust lint services bench-ingest bench-import bench-ws bench-reconcile bench-relay bench-x402 fmt
+.PHONY: demo run test test-contract test-e2e test-rust lint services check-deploy bench-ingest bench-import bench-ws bench-reconcile bench-relay bench-x402 fmt
 
 ## The recorded escrow scenario through a real node (memory + SQLite, no services).
 demo:
@@ -49,6 +49,11 @@ test-rust: services
 
 services:
 	@scripts/ensure-services.sh
+
+## The operator pack's Prometheus rules: syntax and their unit tests (promtool, from Debian's `prometheus`).
+check-deploy:
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
 
 fmt:
 	$(CARGO) fmt --all
