@@ -20,7 +20,9 @@
  * amount), willSendGte(x <= amount), willSendGt(x < amount) and
  * willSendLt(x > amount) on the sender all do. The relay requires Deny mode
  * plus at least one such STX condition on the sender, so the client's wallet,
- * not the contract, bounds what leaves the account.
+ * not the contract, bounds what leaves the account. The `-ft` functions
+ * follow the same rule with the token (an FT condition on the token the
+ * call names) in place of STX.
  */
 import { createHash } from "node:crypto";
 import {
@@ -65,6 +67,8 @@ type RelayCase = {
   recipient?: string;
   amount?: string;
   memo?: string;
+  /** The `-ft` functions: the token contract named. */
+  token?: string;
   nonce?: number;
   fee?: number;
 };
@@ -236,6 +240,55 @@ export async function generateFixture(): Promise<string> {
     nonce: 6,
     fee: FEE,
   });
+
+  // ---- token payments (the -ft functions) --------------------------------
+  const tokenId = `${deployer.address}.test-sbtc` as const;
+  const token = Cl.principal(tokenId);
+  const tokenEq = (who: string, amount: bigint) => [Pc.principal(who).willSendEq(amount).ft(tokenId, "test-sbtc")];
+  const ftCreate = (label: string, pcs: PostCondition[], mode: "allow" | "deny" = "deny", tokenArg: ClarityValue = token) =>
+    signedCall({ fn: "create-payment-ft", args: [...createArgs(label, w2.address, AMOUNT), tokenArg], pcs, mode });
+  push("create-payment-ft: Deny, sender willSendEq(amount) of the token", await ftCreate("ft-eq", tokenEq(w1.address, AMOUNT)), "valid", {
+    function: "create-payment-ft",
+    payment_id: hex0x(paymentIdBytes("ft-eq")),
+    sender: w1.address,
+    recipient: w2.address,
+    amount: String(AMOUNT),
+    memo: hex0x(new TextEncoder().encode("invoice")),
+    token: tokenId,
+    nonce: 7,
+    fee: FEE,
+  });
+  push(
+    "claim-payment-ft: Deny, contract willSendEq(amount) of the token",
+    await signedCall({ from: w2, fn: "claim-payment-ft", args: [...oneId("ft-eq"), token], pcs: tokenEq(contractId, AMOUNT), nonce: 3 }),
+    "valid",
+    { function: "claim-payment-ft", payment_id: hex0x(paymentIdBytes("ft-eq")), sender: w2.address, token: tokenId, nonce: 3, fee: FEE },
+  );
+  push(
+    "refund-expired-ft: Allow, no post-conditions",
+    await signedCall({ from: w3, fn: "refund-expired-ft", args: [...oneId("ft-eq"), token], mode: "allow", nonce: 6 }),
+    "valid",
+    { function: "refund-expired-ft", payment_id: hex0x(paymentIdBytes("ft-eq")), sender: w3.address, token: tokenId, nonce: 6, fee: FEE },
+  );
+  push("create-payment-ft in Allow mode", await ftCreate("ft-allow", tokenEq(w1.address, AMOUNT), "allow"), reject("post_condition_mode", "Deny"));
+  push(
+    "create-payment-ft without post-conditions",
+    await ftCreate("ft-none", []),
+    reject("post_conditions", `Pc.principal("${w1.address}").willSendEq(${AMOUNT}).ft("${tokenId}"`),
+  );
+  push("create-payment-ft with an STX condition instead of the token's", await ftCreate("ft-stx", senderEq(w1, AMOUNT)), reject("post_conditions", "sends nothing"));
+  push("create-payment-ft, token willSendEq(amount - 1)", await ftCreate("ft-short", tokenEq(w1.address, AMOUNT - 1n)), reject("post_conditions", "does not admit"));
+  push(
+    "create-payment-ft, a condition on another token",
+    await ftCreate("ft-other", [...tokenEq(w1.address, AMOUNT), Pc.principal(w1.address).willSendEq(5n).ft(`${deployer.address}.test-bad-token`, "bad-token")]),
+    reject("post_conditions", "does not move that token"),
+  );
+  push("create-payment-ft, token given as a standard principal", await ftCreate("ft-std", tokenEq(w1.address, AMOUNT), "deny", Cl.principal(w3.address)), reject("args", "token"));
+  push(
+    "claim-payment-ft in Deny mode without post-conditions",
+    await signedCall({ from: w2, fn: "claim-payment-ft", args: [...oneId("ft-eq"), token] }),
+    reject("post_conditions", "post-condition for the token"),
+  );
 
   // ---- invalid: bytes ------------------------------------------------------
   const createHex = createEq.serialize();

@@ -73,7 +73,12 @@ export async function generateFixture(): Promise<string> {
       functionName: fn,
       functionArgs: args,
       postConditionMode: "deny",
-      postConditions: fn === "create-payment" ? [Pc.principal(w1.address).willSendEq(1000n).ustx()] : [],
+      postConditions:
+        fn === "create-payment"
+          ? [Pc.principal(w1.address).willSendEq(1000n).ustx()]
+          : fn === "create-payment-ft"
+            ? [Pc.principal(w1.address).willSendEq(1000n).ft(`${deployer.address}.${TOKEN_NAME}`, TOKEN_NAME)]
+            : [],
       network: "devnet",
       nonce: NONCE,
       fee: FEE,
@@ -82,6 +87,8 @@ export async function generateFixture(): Promise<string> {
   const id = Cl.buffer(createHash("sha256").update("x402-nexus x402 fixture escrow").digest());
   push("escrow create", await escrow("create-payment", [id, Cl.principal(w2.address), Cl.uint(1000), Cl.bufferFromUtf8(MEMO)]));
   push("escrow claim", await escrow("claim-payment", [id]));
+  const tokenArg = Cl.principal(`${deployer.address}.${TOKEN_NAME}`);
+  push("escrow token create", await escrow("create-payment-ft", [id, Cl.principal(w2.address), Cl.uint(1000), Cl.bufferFromUtf8(MEMO), tokenArg]));
 
   // The token's real events for a transfer of 500 with a memo, in the simnet.
   const simnet = await initSimnet("./Clarinet.toml");

@@ -10,7 +10,8 @@
  * signed `create-payment` on the escrow contract (the amount locked for
  * `payTo`; the contract refunds it after `timeoutBlocks` if the merchant
  * never claims), and retries the request with the `payment-signature`
- * header.
+ * header. When the requirements' `asset` is a SIP-010 token, it signs a
+ * `create-payment-ft` naming that token instead.
  */
 import { randomBytes } from "node:crypto";
 import { Cl, Pc, getAddressFromPrivateKey, makeContractCall } from "@stacks/transactions";
@@ -39,6 +40,12 @@ export type EscrowTerms = {
   facilitatorUrl: string;
   maxTimeoutSeconds?: number;
   description?: string;
+  /**
+   * Lock a SIP-010 token instead of uSTX (`amount` in its base unit). `asset`
+   * is its `define-fungible-token` name (default: the contract name), which
+   * the agent's post-condition needs.
+   */
+  token?: { address: string; name: string; asset?: string };
 };
 
 /** A config for x402-stacks' `paymentMiddleware` that asks for an escrow payment. */
@@ -51,8 +58,19 @@ export function escrowMiddlewareConfig(t: EscrowTerms) {
     facilitatorUrl: t.facilitatorUrl,
     maxTimeoutSeconds: t.maxTimeoutSeconds ?? 60,
     description: t.description,
-    extra: { contract: t.contract },
+    // x402-stacks turns these into the requirements' `asset` (ADDR.contract).
+    ...(t.token ? { tokenType: "sBTC", tokenContract: { address: t.token.address, name: t.token.name } } : {}),
+    extra: { contract: t.contract, ...(t.token ? { assetName: t.token.asset ?? t.token.name } : {}) },
   };
+}
+
+/** The token an escrow requirement locks: its contract and asset name; null for STX. */
+export function escrowToken(req: Requirements): { contract: string; asset: string } | null {
+  if (req.asset.toUpperCase() === "STX") return null;
+  const [contract, named] = req.asset.split("::");
+  const asset = named ?? String(req.extra?.assetName ?? contract.split(".")[1] ?? "");
+  if (!contract.includes(".") || !asset) throw new Error(`escrow: cannot read token asset ${req.asset}`);
+  return { contract, asset };
 }
 
 export type Agent = {
@@ -79,14 +97,20 @@ export async function signEscrowPayment(req: Requirements, agent: Agent): Promis
   const { nonce } = (await account.json()) as { nonce: number };
   const amount = BigInt(req.amount);
   const id = randomBytes(32);
+  const token = escrowToken(req);
+  const args = [Cl.buffer(id), Cl.principal(req.payTo), Cl.uint(amount), Cl.bufferFromUtf8("x402")];
   const tx = await makeContractCall({
     contractAddress: address,
     contractName: name,
-    functionName: "create-payment",
-    functionArgs: [Cl.buffer(id), Cl.principal(req.payTo), Cl.uint(amount), Cl.bufferFromUtf8("x402")],
+    functionName: token ? "create-payment-ft" : "create-payment",
+    functionArgs: token ? [...args, Cl.principal(token.contract)] : args,
     // The wallet, not the contract, bounds what leaves the account.
     postConditionMode: "deny",
-    postConditions: [Pc.principal(sender).willSendEq(amount).ustx()],
+    postConditions: [
+      token
+        ? Pc.principal(sender).willSendEq(amount).ft(token.contract as `${string}.${string}`, token.asset)
+        : Pc.principal(sender).willSendEq(amount).ustx(),
+    ],
     network,
     nonce,
     fee: agent.fee ?? 3000n,

@@ -2,9 +2,10 @@
 //!
 //! `(define-read-only (get-payment (payment-id (buff 32))) (map-get? payments payment-id))`
 //! returns `(optional {sender: principal, recipient: principal, amount: uint,
-//! memo: (buff 34), created-at: uint, expires-at: uint, status: (string-ascii 8)})`
-//! (`contracts/x402-nexus-escrow.clar`); `status` is `"pending"`, `"claimed"`
-//! or `"refunded"`.
+//! memo: (buff 34), created-at: uint, expires-at: uint, status: (string-ascii 8),
+//! token: (optional principal)})` (`contracts/x402-nexus-escrow.clar`);
+//! `status` is `"pending"`, `"claimed"` or `"refunded"`; `token` is `none`
+//! for STX.
 
 use clarity::vm::types::{BuffData, CharType, PrincipalData, SequenceData, TupleData, Value};
 use clarity::vm::ClarityName;
@@ -43,6 +44,10 @@ pub struct ChainPayment {
     pub created_at: u64,
     pub expires_at: u64,
     pub status: ChainStatus,
+    /// The SIP-010 token contract (`ADDR.contract`) of a token payment;
+    /// `None` for STX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// What `get-payment` said at one tip: the contract's word, or no entry.
@@ -94,6 +99,16 @@ pub fn decode_get_payment(v: &Value) -> Result<OnChain, ChainError> {
         created_at: height(t, "created-at")?,
         expires_at: height(t, "expires-at")?,
         status,
+        // Absent in records of the contract from before tokens.
+        token: match t.get("token") {
+            Err(_) => None,
+            Ok(Value::Optional(o)) => match o.data.as_deref() {
+                None => None,
+                Some(Value::Principal(p)) => Some(p.to_string()),
+                Some(_) => return Err(ChainError::WrongType("token")),
+            },
+            Ok(_) => return Err(ChainError::WrongType("token")),
+        },
     }))
 }
 
@@ -115,6 +130,13 @@ pub fn encode_get_payment(p: Option<&ChainPayment>) -> Value {
         field(
             "status",
             Value::string_ascii_from_bytes(p.status.as_str().as_bytes().to_vec()).expect("ascii"),
+        ),
+        field(
+            "token",
+            match &p.token {
+                Some(t) => Value::some(principal(t)).expect("an optional"),
+                None => Value::none(),
+            },
         ),
     ])
     .expect("a well-formed tuple");
@@ -172,6 +194,7 @@ mod tests {
             created_at: 10,
             expires_at: 110,
             status,
+            token: None,
         }
     }
 
@@ -183,9 +206,15 @@ mod tests {
             ChainStatus::Refunded,
         ] {
             let p = sample(st);
-            let hex = encode_get_payment(Some(&p)).serialize_to_hex().unwrap();
-            let v = Value::try_deserialize_hex_untyped(&hex).unwrap();
-            assert_eq!(decode_get_payment(&v).unwrap(), Some(p));
+            let token = ChainPayment {
+                token: Some("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.test-sbtc".into()),
+                ..sample(st)
+            };
+            for p in [p, token] {
+                let hex = encode_get_payment(Some(&p)).serialize_to_hex().unwrap();
+                let v = Value::try_deserialize_hex_untyped(&hex).unwrap();
+                assert_eq!(decode_get_payment(&v).unwrap(), Some(p));
+            }
         }
         let none = Value::try_deserialize_hex_untyped("0x09").unwrap();
         assert_eq!(decode_get_payment(&none).unwrap(), None);

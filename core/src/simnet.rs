@@ -36,7 +36,7 @@ pub struct RecordedTx {
     pub txid: String,
 }
 
-/// A recorded event: a print (`raw_value`) or an STX transfer.
+/// A recorded event: a print (`raw_value`), or an STX or SIP-010 transfer.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RecordedEvent {
     #[serde(rename = "type")]
@@ -51,6 +51,9 @@ pub struct RecordedEvent {
     pub recipient: Option<String>,
     #[serde(default)]
     pub amount: Option<String>,
+    /// `ft_transfer_event` only: `ADDR.contract::name`.
+    #[serde(default)]
+    pub asset_identifier: Option<String>,
 }
 
 /// One observer POST.
@@ -158,6 +161,12 @@ pub fn block_entries(contract_id: &str, mined: &[&RecordedTx]) -> (Vec<Value>, V
                     e.contract_identifier.as_deref().unwrap_or(contract_id),
                     e.raw_value.as_deref().unwrap_or_default(),
                 ),
+                "ft_transfer_event" => json!({
+                    "txid": t.txid, "event_index": idx, "committed": true,
+                    "type": "ft_transfer_event",
+                    "ft_transfer_event": {"asset_identifier": e.asset_identifier, "sender": e.sender,
+                                          "recipient": e.recipient, "amount": e.amount},
+                }),
                 _ => json!({
                     "txid": t.txid, "event_index": idx, "committed": true,
                     "type": "stx_transfer_event",

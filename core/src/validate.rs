@@ -132,7 +132,7 @@ pub fn validate(bytes: &[u8], policy: &RelayPolicy) -> Result<ValidTx, Validatio
         .ok_or_else(|| {
             ValidationError::new("payload", "not a payment call to the escrow contract")
         })?;
-    if function == EscrowFunction::CreatePayment {
+    if function.creates() {
         check_create(&call, args, policy)?;
     }
     postcond::check(&tx, &call, &policy.contract)?;
@@ -290,17 +290,13 @@ fn check_target<'t>(
         ));
     }
     let name = call.function_name.as_str();
-    let function = [
-        EscrowFunction::CreatePayment,
-        EscrowFunction::ClaimPayment,
-        EscrowFunction::RefundExpired,
-    ]
-    .into_iter()
-    .find(|f| f.as_str() == name)
-    .ok_or_else(|| {
+    let function = EscrowFunction::parse(name).ok_or_else(|| {
         ValidationError::new(
             "function",
-            format!("{name} is not relayed; call create-payment, claim-payment or refund-expired"),
+            format!(
+                "{name} is not relayed; call create-payment, claim-payment or refund-expired \
+                 (or their -ft twins for a SIP-010 token)"
+            ),
         )
     })?;
     check_args(function, &call.function_args)?;
@@ -314,6 +310,8 @@ enum Param {
     Principal,
     Uint,
     BuffUpTo34,
+    /// A `<sip-010-trait>` argument: a contract principal.
+    Token,
 }
 
 impl Param {
@@ -323,6 +321,7 @@ impl Param {
             (Param::BuffUpTo34, Value::Sequence(SequenceData::Buffer(b))) => b.data.len() <= 34,
             (Param::Principal, Value::Principal(_)) => true,
             (Param::Uint, Value::UInt(_)) => true,
+            (Param::Token, Value::Principal(PrincipalData::Contract(_))) => true,
             _ => false,
         }
     }
@@ -333,6 +332,7 @@ impl Param {
             Param::Principal => "principal",
             Param::Uint => "uint",
             Param::BuffUpTo34 => "(buff 34)",
+            Param::Token => "<sip-010-trait>",
         }
     }
 }
@@ -347,6 +347,16 @@ fn params(function: EscrowFunction) -> &'static [(&'static str, Param)] {
         ],
         EscrowFunction::ClaimPayment | EscrowFunction::RefundExpired => {
             &[("payment-id", Param::Buff32)]
+        }
+        EscrowFunction::CreatePaymentFt => &[
+            ("payment-id", Param::Buff32),
+            ("recipient", Param::Principal),
+            ("amount", Param::Uint),
+            ("memo", Param::BuffUpTo34),
+            ("token", Param::Token),
+        ],
+        EscrowFunction::ClaimPaymentFt | EscrowFunction::RefundExpiredFt => {
+            &[("payment-id", Param::Buff32), ("token", Param::Token)]
         }
     }
 }
@@ -378,6 +388,7 @@ fn check_args(function: EscrowFunction, args: &[Value]) -> Result<(), Validation
             let exact = match param {
                 Param::Buff32 => " (exactly 32 bytes)",
                 Param::BuffUpTo34 => " (at most 34 bytes)",
+                Param::Token => " (the token's contract principal)",
                 Param::Principal | Param::Uint => "",
             };
             return Err(ValidationError::new(

@@ -1,6 +1,6 @@
 //! What a subscription (WebSocket or webhook) wants to see. Pure.
 
-use nexus_core::domain::{EventType, PaymentEvent, PaymentId};
+use nexus_core::domain::{token_contract_of, EventType, PaymentEvent, PaymentId};
 
 /// Which events a subscription matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,11 +9,30 @@ pub enum Filter {
     Payment(PaymentId),
     /// Every event whose sender or recipient is this principal.
     Principal(String),
+    /// Every event of payments in one asset, by [`asset_key`]: `STX`, or a
+    /// SIP-010 token's contract. Build it with [`Filter::asset`].
+    Asset(String),
     /// Every event.
     All,
 }
 
+/// The asset an event is about, as [`Filter::Asset`] keys it: `STX` (escrow
+/// STX payments carry no asset), or the token's contract (`ADDR.contract`,
+/// whether the event names the asset in it or not).
+pub fn asset_key(event: &PaymentEvent) -> &str {
+    event
+        .asset
+        .as_deref()
+        .and_then(token_contract_of)
+        .unwrap_or("STX")
+}
+
 impl Filter {
+    /// The filter of `asset` (`STX`, `ADDR.contract` or `ADDR.contract::name`).
+    pub fn asset(asset: &str) -> Filter {
+        Filter::Asset(token_contract_of(asset).unwrap_or("STX").to_string())
+    }
+
     /// Does `event` match?
     pub fn matches(&self, event: &PaymentEvent) -> bool {
         match self {
@@ -23,6 +42,7 @@ impl Filter {
                 event.sender.as_deref() == Some(p.as_str())
                     || event.recipient.as_deref() == Some(p.as_str())
             }
+            Filter::Asset(a) => asset_key(event) == a,
         }
     }
 }
@@ -40,6 +60,23 @@ impl TypedFilter {
         (self.types.is_empty() || self.types.contains(&event.event_type))
             && self.filter.matches(event)
     }
+}
+
+/// A valid asset name for a filter: `STX`, or a token contract with or
+/// without its asset name (`ADDR.contract[::name]`).
+pub fn valid_asset(s: &str) -> bool {
+    let Some(contract) = token_contract_of(s) else {
+        return true;
+    };
+    let name_ok = s.split_once("::").is_none_or(|(_, n)| {
+        !n.is_empty() && n.len() <= 128 && n.bytes().all(|b| b.is_ascii_graphic())
+    });
+    name_ok
+        && contract.contains('.')
+        && matches!(
+            clarity::vm::types::PrincipalData::parse(contract),
+            Ok(clarity::vm::types::PrincipalData::Contract(_))
+        )
 }
 
 /// A valid Stacks principal (standard `S…` address or `S….contract-name`),
@@ -100,6 +137,39 @@ mod tests {
         assert!(Filter::Principal("SP_A".into()).matches(&e), "as sender");
         assert!(Filter::Principal("SP_B".into()).matches(&e), "as recipient");
         assert!(!Filter::Principal("SP_C".into()).matches(&e));
+    }
+
+    #[test]
+    fn asset_filters_key_stx_and_each_token_by_contract() {
+        const TOKEN: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.test-sbtc";
+        let with = |asset: Option<&str>| PaymentEvent {
+            asset: asset.map(str::to_string),
+            ..event(1, 7, "SP_A", "SP_B")
+        };
+        let escrow_stx = with(None);
+        let exact_stx = with(Some("STX"));
+        let token = with(Some(&format!("{TOKEN}::test-sbtc")));
+        let pending_token = with(Some(TOKEN));
+        for f in [Filter::asset("STX"), Filter::asset("stx")] {
+            assert!(f.matches(&escrow_stx) && f.matches(&exact_stx));
+            assert!(!f.matches(&token) && !f.matches(&pending_token));
+        }
+        for f in [
+            Filter::asset(TOKEN),
+            Filter::asset(&format!("{TOKEN}::test-sbtc")),
+        ] {
+            assert_eq!(f, Filter::Asset(TOKEN.into()));
+            assert!(f.matches(&token) && f.matches(&pending_token));
+            assert!(!f.matches(&escrow_stx));
+        }
+        assert!(valid_asset("STX") && valid_asset(TOKEN));
+        assert!(valid_asset(&format!("{TOKEN}::test-sbtc")));
+        assert!(
+            !valid_asset("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM"),
+            "not a contract"
+        );
+        assert!(!valid_asset(&format!("{TOKEN}::")));
+        assert!(!valid_asset("garbage.x"));
     }
 
     #[test]

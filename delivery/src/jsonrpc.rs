@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use nexus_core::domain::{PaymentEvent, PaymentId};
 
-use super::filter::{valid_principal, Filter};
+use super::filter::{valid_asset, valid_principal, Filter};
 
 /// JSON-RPC 2.0 error codes (the reserved ones, plus ours from -32000 down).
 pub mod code {
@@ -108,6 +108,7 @@ struct RawParams {
     event: String,
     payment_id: Option<String>,
     principal: Option<String>,
+    asset: Option<String>,
     since_seq: Option<u64>,
 }
 
@@ -195,6 +196,24 @@ pub fn parse_request(text: &str) -> Result<Request, RpcError> {
             }
             Filter::Principal(p)
         }
+        "asset" => {
+            if params.payment_id.is_some() || params.principal.is_some() {
+                return Err(bad(
+                    "event \"asset\" takes asset, not payment_id or principal".into(),
+                ));
+            }
+            let a = params
+                .asset
+                .ok_or_else(|| bad("event \"asset\" needs asset (STX or ADDR.contract)".into()))?;
+            if !valid_asset(&a) {
+                return Err(bad(format!(
+                    "invalid asset {:?}: STX, a token contract (ADDR.contract) or an asset \
+                     identifier (ADDR.contract::name)",
+                    truncate(&a)
+                )));
+            }
+            Filter::asset(&a)
+        }
         "all" => {
             if params.payment_id.is_some() || params.principal.is_some() {
                 return Err(bad("event \"all\" takes no payment_id or principal".into()));
@@ -203,7 +222,7 @@ pub fn parse_request(text: &str) -> Result<Request, RpcError> {
         }
         other => {
             return Err(bad(format!(
-                "unknown event {:?} (expected \"payment\", \"principal\" or \"all\")",
+                "unknown event {:?} (expected \"payment\", \"principal\", \"asset\" or \"all\")",
                 truncate(other)
             )))
         }
@@ -234,6 +253,32 @@ mod tests {
     fn err(text: &str) -> (i64, Value) {
         let e = parse_request(text).expect_err("an error");
         (e.code, e.id)
+    }
+
+    #[test]
+    fn parses_an_asset_subscription_and_refuses_a_bad_asset() {
+        let token = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.test-sbtc";
+        let r = parse_request(&format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"subscribe","params":{{"event":"asset","asset":"{token}::test-sbtc"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            r.method,
+            Method::Subscribe {
+                filter: Filter::Asset(token.into()),
+                since_seq: None
+            }
+        );
+        for params in [
+            r#"{"event":"asset"}"#,
+            r#"{"event":"asset","asset":"not a token"}"#,
+            r#"{"event":"asset","asset":"STX","principal":"SP2J6ZY48GV1EZ5V2V5RB9MP66SW86PYKKNRV9EJ7"}"#,
+        ] {
+            let (code, id) = err(&format!(
+                r#"{{"jsonrpc":"2.0","id":4,"method":"subscribe","params":{params}}}"#
+            ));
+            assert_eq!((code, id), (code::INVALID_PARAMS, json!(4)), "{params}");
+        }
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct Routes<T> {
     all: Vec<ConnId>,
     payments: HashMap<PaymentId, Vec<ConnId>>,
     principals: HashMap<String, Vec<ConnId>>,
+    /// By [`crate::filter::asset_key`].
+    assets: HashMap<String, Vec<ConnId>>,
     next: ConnId,
     /// Reused by [`Routes::route`] to dedupe a connection matched twice.
     scratch: Vec<ConnId>,
@@ -111,6 +113,7 @@ impl<T> Default for Routes<T> {
             all: Vec::new(),
             payments: HashMap::new(),
             principals: HashMap::new(),
+            assets: HashMap::new(),
             next: 1,
             scratch: Vec::new(),
         }
@@ -139,6 +142,7 @@ impl<T: Clone> Routes<T> {
             Filter::All => &mut self.all,
             Filter::Payment(id) => self.payments.entry(*id).or_default(),
             Filter::Principal(p) => self.principals.entry(p.clone()).or_default(),
+            Filter::Asset(a) => self.assets.entry(a.clone()).or_default(),
         };
         if !list.contains(&conn) {
             list.push(conn);
@@ -162,6 +166,14 @@ impl<T: Clone> Routes<T> {
                     remove_id(v, conn);
                     if v.is_empty() {
                         self.principals.remove(p);
+                    }
+                }
+            }
+            Filter::Asset(a) => {
+                if let Some(v) = self.assets.get_mut(a) {
+                    remove_id(v, conn);
+                    if v.is_empty() {
+                        self.assets.remove(a);
                     }
                 }
             }
@@ -200,6 +212,9 @@ impl<T: Clone> Routes<T> {
             }
         };
         take(self.payments.get(&event.payment_id));
+        if !self.assets.is_empty() {
+            take(self.assets.get(crate::filter::asset_key(event)));
+        }
         if let Some(s) = &event.sender {
             take(self.principals.get(s));
         }
@@ -272,6 +287,34 @@ mod tests {
             "sender or recipient; self-payment once"
         );
         assert_eq!(drain(&mut c), vec![Ok(2)]);
+    }
+
+    #[test]
+    fn asset_routes_reach_only_that_assets_subscribers() {
+        let mut routes = Routes::default();
+        let (oa, mut a) = queue(16);
+        let (ob, mut b) = queue(16);
+        let (ca, cb) = (routes.connect(oa), routes.connect(ob));
+        let token = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.test-sbtc";
+        routes.add(ca, &Filter::asset("STX"));
+        routes.add(ca, &Filter::Principal("SP_A".into()));
+        routes.add(cb, &Filter::asset(token));
+        let stx = event_of(1, 1, "SP_A", "SP_B");
+        let tok = PaymentEvent {
+            asset: Some(format!("{token}::test-sbtc")),
+            ..event_of(2, 2, "SP_A", "SP_B")
+        };
+        assert_eq!(
+            routes.route(&stx, &1),
+            1,
+            "STX: a once (asset and principal)"
+        );
+        assert_eq!(routes.route(&tok, &2), 2);
+        assert_eq!(drain(&mut a), vec![Ok(1), Ok(2)]);
+        assert_eq!(drain(&mut b), vec![Ok(2)]);
+        routes.remove(cb, &Filter::asset(token));
+        assert_eq!(routes.route(&tok, &3), 1);
+        assert!(drain(&mut b).is_empty());
     }
 
     #[test]

@@ -12,7 +12,8 @@
  *   observer a `/new_block` carrying exactly the signed bytes and the event
  *   the transfer emits (`stx_transfer_event`, or the token's
  *   `ft_transfer_event`; a `create-payment` gets the escrow's STX transfer
- *   and `payment-created` print), and it records the block's time so the
+ *   and `payment-created` print, a `create-payment-ft` the token's transfer
+ *   and the print naming the token), and it records the block's time so the
  *   suite can measure settle overhead.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -188,11 +189,22 @@ export class ChainDouble {
         const key = `${contract}|${sender}`;
         this.tokens.set(key, (this.tokens.get(key) ?? 0n) - moved);
         moved = 0n;
-      } else if (fn === "create-payment" && contract === this.opts.escrow) {
-        moved = (args[2] as { value: bigint }).value;
-        ev("stx_transfer_event", {
-          stx_transfer_event: { sender, recipient: contract, amount: moved.toString(), memo: "" },
-        });
+      } else if ((fn === "create-payment" || fn === "create-payment-ft") && contract === this.opts.escrow) {
+        const amount = (args[2] as { value: bigint }).value;
+        const token = fn === "create-payment-ft" ? cvToString(args[4]) : null;
+        if (token) {
+          // The token's transfer into escrow; its asset is named like the contract.
+          ev("ft_transfer_event", {
+            ft_transfer_event: { asset_identifier: `${token}::${token.split(".")[1]}`, sender, recipient: contract, amount: amount.toString() },
+          });
+          const key = `${token}|${sender}`;
+          this.tokens.set(key, (this.tokens.get(key) ?? 0n) - amount);
+        } else {
+          moved = amount;
+          ev("stx_transfer_event", {
+            stx_transfer_event: { sender, recipient: contract, amount: amount.toString(), memo: "" },
+          });
+        }
         const print = Cl.tuple({
           event: Cl.stringAscii("payment-created"),
           "payment-id": args[0],
@@ -201,6 +213,7 @@ export class ChainDouble {
           amount: args[2],
           memo: args[3],
           "expires-at": Cl.uint(this.height + 1 + 100),
+          token: token ? Cl.some(Cl.principal(token)) : Cl.none(),
           "block-height": Cl.uint(this.height + 1),
         });
         ev("contract_event", {

@@ -159,6 +159,25 @@ describe("x402-stacks client and middleware, nexus-node as facilitator", () => {
     expect(payment).toMatchObject({ status: "confirmed", amount: "5000", recipient: w.merchant.address, create_txid: txid });
   });
 
+  it("pays the escrow scheme in a token with the TypeScript helper: create-payment-ft, confirmed with its asset", async () => {
+    w.chain.tokens.set(`${w.token}|${w.payer.address}`, 10_000n);
+    const { status, body, txid, paymentId } = await payEscrow(w.api, "/report-sbtc", w.payer.privateKey, w.chain.url);
+    expect(status).toBe(200);
+    expect(body).toEqual({ report: "quarterly, paid in sBTC" });
+    const r = await fetch(`${w.node.api}/api/payments/${paymentId}`);
+    const { payment } = (await r.json()) as { payment: Record<string, unknown> };
+    expect(payment).toMatchObject({
+      status: "confirmed",
+      amount: "700",
+      recipient: w.merchant.address,
+      create_txid: txid,
+      asset: `${w.token}::test-sbtc`,
+    });
+    const listed = await fetch(`${w.node.api}/api/payments?asset=${w.token}&status=confirmed`);
+    const ids = ((await listed.json()) as { payments: Array<{ payment_id: string }> }).payments.map((p) => p.payment_id);
+    expect(ids).toContain(paymentId);
+  });
+
   it("refuses a create-payment to someone else for the escrow scheme", async () => {
     const nonce = w.chain.account(w.payer.address).nonce;
     const tx = await makeContractCall({

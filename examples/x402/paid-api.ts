@@ -6,6 +6,7 @@
  *   GET /premium     500 units of an sBTC-like token, `exact` token transfer
  *   GET /report    5,000 uSTX locked in the escrow (`escrow` scheme): the
  *                  merchant claims it, or the payer is refunded after expiry
+ *   GET /report-sbtc  the same, 700 units of the token locked in the escrow
  *
  * Run (nexus-node on :8402 with an rpc_url, a devnet or testnet chain):
  *   MERCHANT=ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG npx tsx examples/x402/paid-api.ts
@@ -47,6 +48,22 @@ export function paidApi(o: PaidApiOptions): express.Express {
     ),
     (_q, r) => {
       r.json({ report: "quarterly" });
+    },
+  );
+  app.get(
+    "/report-sbtc",
+    paymentMiddleware(
+      escrowMiddlewareConfig({
+        network,
+        amount: 700n,
+        payTo: o.merchant,
+        contract: o.escrow,
+        facilitatorUrl: o.facilitatorUrl,
+        token: o.token,
+      }) as never,
+    ),
+    (_q, r) => {
+      r.json({ report: "quarterly, paid in sBTC" });
     },
   );
   // Expired requirements, to show the refusal a late payer gets.

@@ -4,7 +4,7 @@
 use clarity::vm::types::{PrincipalData, Value};
 
 use nexus_core::x402::funds::{check as check_funds, Funds};
-use nexus_core::x402::{Paid, Reason, Refusal, Verified};
+use nexus_core::x402::{Reason, Refusal, Verified};
 use nexus_stacks::{ContractRef, StacksRpc};
 
 /// Reads what the payer holds and checks it can pay `v`. An RPC that is
@@ -39,8 +39,8 @@ async fn read(rpc: &dyn StacksRpc, v: &Verified) -> Result<Funds, String> {
         .account(&v.payer, &tip)
         .await
         .map_err(|e| format!("stacks-node /v2/accounts/{}: {e}", v.payer))?;
-    let token = match &v.paid {
-        Paid::Token(t) => {
+    let token = match v.paid.token() {
+        Some(t) => {
             let who = PrincipalData::parse(&v.payer).map_err(|e| e.to_string())?;
             let answer = rpc
                 .call_read(

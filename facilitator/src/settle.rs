@@ -219,8 +219,8 @@ fn relay_refusal(e: RelayError) -> Refusal {
 fn relayable(v: &Verified) -> Relayable {
     let mut r = match &v.paid {
         // The relay's own record of an escrow create.
-        nexus_core::x402::Paid::Escrow(call) => Relayable::escrow(ValidTx {
-            call: call.clone(),
+        nexus_core::x402::Paid::Escrow(call, _) => Relayable::escrow(ValidTx {
+            call: (**call).clone(),
             bytes: v.bytes.clone(),
         }),
         _ => {

@@ -184,6 +184,7 @@ async fn measure(
                 created_at: 1_000,
                 expires_at: 1_100,
                 status: ChainStatus::Pending,
+                token: None,
             },
         );
     }

@@ -199,6 +199,7 @@ async fn one_leader_a_killed_leader_is_replaced_within_a_lease_and_its_token_is_
             created_at: 5,
             expires_at: 105,
             status: ChainStatus::Pending,
+            token: None,
         },
     );
     history

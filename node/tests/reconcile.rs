@@ -66,6 +66,7 @@ fn chain(status: ChainStatus) -> ChainPayment {
         created_at: 5,
         expires_at: 105,
         status,
+        token: None,
     }
 }
 

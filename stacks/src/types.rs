@@ -358,6 +358,7 @@ mod tests {
                 created_at: 1,
                 expires_at: 2,
                 status: nexus_core::escrow::ChainStatus::Claimed,
+                token: None,
             }));
         for v in [
             Value::buff_from(vec![0x5a; 32]).unwrap(),

@@ -41,6 +41,7 @@ fn sample(status: ChainStatus) -> ChainPayment {
         created_at: 7,
         expires_at: 107,
         status,
+        token: None,
     }
 }
 

@@ -137,6 +137,9 @@ pub struct PaymentFilter {
     pub sender: Option<String>,
     pub recipient: Option<String>,
     pub status: Option<PaymentStatus>,
+    /// `STX`, or a token as `ADDR.contract` or `ADDR.contract::name` (both
+    /// match that token's payments).
+    pub asset: Option<String>,
     /// Keyset cursor: payment ids strictly greater than this.
     pub after: Option<String>,
     pub limit: u32,

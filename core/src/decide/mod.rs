@@ -184,6 +184,18 @@ pub fn correction(
         p.amount = Some(c.amount.to_string());
         p.memo = Some(format!("0x{}", hex::encode(&c.memo)));
         p.expires_at = Some(c.expires_at);
+        // The token's contract; a record that already names the asset in
+        // it (`ADDR.contract::name`, from the block) keeps that.
+        p.asset = match (&c.token, p.asset.take()) {
+            (None, _) => None,
+            (Some(t), Some(a))
+                if a.strip_prefix(t.as_str())
+                    .is_some_and(|r| r.starts_with("::")) =>
+            {
+                Some(a)
+            }
+            (Some(t), _) => Some(t.clone()),
+        };
     }
     match to {
         PaymentStatus::Confirmed => {

@@ -48,6 +48,7 @@ fn chain(status: ChainStatus) -> ChainPayment {
         created_at: 10,
         expires_at: 110,
         status,
+        token: None,
     }
 }
 

@@ -158,6 +158,26 @@ pub struct EscrowTx {
     /// An STX or SIP-010 transfer (an x402 `exact` payment candidate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// The SIP-010 assets (`ADDR.contract::name`) the transaction moved: a
+    /// token payment's print names only the token's contract, and its
+    /// transfer event the asset in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ft_assets: Vec<String>,
+}
+
+impl EscrowTx {
+    /// The asset identifier of `token` (`ADDR.contract`) this transaction
+    /// moved; the contract itself when no transfer event names it.
+    pub fn asset_of(&self, token: &str) -> String {
+        self.ft_assets
+            .iter()
+            .find(|a| {
+                a.strip_prefix(token)
+                    .is_some_and(|rest| rest.starts_with("::"))
+            })
+            .cloned()
+            .unwrap_or_else(|| token.to_string())
+    }
 }
 
 /// Something in a block we had to skip; becomes a dead-letter record.
@@ -262,6 +282,17 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         }
     }
 
+    // SIP-010 assets each transaction moved, for token payments' prints.
+    let mut ft_assets: HashMap<&str, Vec<String>> = HashMap::new();
+    for ev in &b.events {
+        if let (true, Some(ft)) = (ev.committed, ev.ft_transfer_event.as_ref()) {
+            let list = ft_assets.entry(ev.txid.as_str()).or_default();
+            if !list.contains(&ft.asset_identifier) {
+                list.push(ft.asset_identifier.clone());
+            }
+        }
+    }
+
     let mut txs = Vec::new();
     for t in &b.transactions {
         let prints = prints_by_tx.remove(t.txid.as_str()).unwrap_or_default();
@@ -319,6 +350,11 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
             tx_index: t.tx_index,
             outcome,
             call,
+            ft_assets: if payment_prints.iter().any(|p| p.token.is_some()) {
+                ft_assets.remove(t.txid.as_str()).unwrap_or_default()
+            } else {
+                Vec::new()
+            },
             prints: payment_prints,
             admin,
             transfer: None,

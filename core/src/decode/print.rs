@@ -13,7 +13,8 @@ pub enum PrintKind {
 }
 
 /// `{event: "payment-created" | "payment-claimed" | "payment-refunded", payment-id,
-/// sender, recipient, amount, memo, expires-at, block-height}`: one fixed shape for all three.
+/// sender, recipient, amount, memo, expires-at, token, block-height}`: one
+/// fixed shape for all three, STX and token payments alike.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PaymentPrint {
     pub kind: PrintKind,
@@ -24,15 +25,24 @@ pub struct PaymentPrint {
     pub memo: Vec<u8>,
     pub expires_at: u64,
     pub block_height: u64,
+    /// The SIP-010 token contract (`ADDR.contract`) a token payment holds;
+    /// `None` for STX (printed `none`, or absent in prints of contracts
+    /// from before tokens). `amount` is in the token's base unit then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
-/// `paused`, `unpaused`, `owner-proposed`, `owner-changed`.
+/// `paused`, `unpaused`, `owner-proposed`, `owner-changed`, `token-allowed`,
+/// `token-disallowed`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AdminPrint {
     pub event: String,
     pub sender: Option<String>,
     pub recipient: Option<String>,
     pub block_height: Option<u64>,
+    /// The allowlist events: the token contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// A decoded print of the escrow contract.
@@ -80,11 +90,13 @@ pub fn decode_print(raw_value: &str) -> Result<EscrowPrint, PrintError> {
         "payment-created" => PrintKind::Created,
         "payment-claimed" => PrintKind::Claimed,
         "payment-refunded" => PrintKind::Refunded,
-        "paused" | "unpaused" | "owner-proposed" | "owner-changed" => {
+        "paused" | "unpaused" | "owner-proposed" | "owner-changed" | "token-allowed"
+        | "token-disallowed" => {
             return Ok(EscrowPrint::Admin(AdminPrint {
                 sender: optional(&tuple, "sender", principal)?,
                 recipient: optional(&tuple, "recipient", principal)?,
                 block_height: optional(&tuple, "block-height", height)?,
+                token: optional(&tuple, "token", principal)?,
                 event,
             }))
         }
@@ -103,6 +115,7 @@ pub fn decode_print(raw_value: &str) -> Result<EscrowPrint, PrintError> {
         memo: buff(&tuple, "memo")?,
         expires_at: height(&tuple, "expires-at")?,
         block_height: height(&tuple, "block-height")?,
+        token: optional(&tuple, "token", optional_principal)?.flatten(),
     }))
 }
 
@@ -154,6 +167,24 @@ fn principal(t: &TupleData, name: &'static str) -> Result<String, PrintError> {
         _ => Err(PrintError::WrongType {
             field: name,
             expected: "a principal",
+        }),
+    }
+}
+
+/// An `(optional principal)` field.
+fn optional_principal(t: &TupleData, name: &'static str) -> Result<Option<String>, PrintError> {
+    match field(t, name)? {
+        Value::Optional(o) => match o.data.as_deref() {
+            None => Ok(None),
+            Some(Value::Principal(p)) => Ok(Some(p.to_string())),
+            Some(_) => Err(PrintError::WrongType {
+                field: name,
+                expected: "an optional principal",
+            }),
+        },
+        _ => Err(PrintError::WrongType {
+            field: name,
+            expected: "an optional principal",
         }),
     }
 }

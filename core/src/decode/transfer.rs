@@ -133,6 +133,7 @@ pub fn decode_transfers(b: &NewBlock, txids: &[&str]) -> Vec<EscrowTx> {
                 prints: Vec::new(),
                 admin: Vec::new(),
                 transfer: Some(transfer),
+                ft_assets: Vec::new(),
             })
         })
         .collect()

@@ -1,7 +1,7 @@
 //! Escrow contract-calls inside raw transactions (`transactions[].raw_tx`,
 //! `/new_mempool_tx` entries), decoded with `stacks-codec`.
 
-use clarity::vm::types::{SequenceData, Value};
+use clarity::vm::types::{PrincipalData, SequenceData, Value};
 use stacks_codec::codec::{
     StacksMessageCodec, StacksTransaction, TransactionPayload, TransactionVersion,
 };
@@ -9,29 +9,58 @@ use stacks_codec::codec::{
 use super::ContractId;
 use crate::domain::PaymentId;
 
-/// The escrow's public functions that move a payment.
+/// The escrow's public functions that move a payment: STX, and their `-ft`
+/// twins that take the SIP-010 token as their last argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EscrowFunction {
     CreatePayment,
     ClaimPayment,
     RefundExpired,
+    CreatePaymentFt,
+    ClaimPaymentFt,
+    RefundExpiredFt,
 }
 
 impl EscrowFunction {
+    /// Every payment function.
+    pub const ALL: [EscrowFunction; 6] = [
+        Self::CreatePayment,
+        Self::ClaimPayment,
+        Self::RefundExpired,
+        Self::CreatePaymentFt,
+        Self::ClaimPaymentFt,
+        Self::RefundExpiredFt,
+    ];
+
     /// The Clarity function name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CreatePayment => "create-payment",
             Self::ClaimPayment => "claim-payment",
             Self::RefundExpired => "refund-expired",
+            Self::CreatePaymentFt => "create-payment-ft",
+            Self::ClaimPaymentFt => "claim-payment-ft",
+            Self::RefundExpiredFt => "refund-expired-ft",
         }
     }
 
-    fn parse(name: &str) -> Option<Self> {
-        [Self::CreatePayment, Self::ClaimPayment, Self::RefundExpired]
-            .into_iter()
-            .find(|f| f.as_str() == name)
+    /// The function by its Clarity name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// It locks funds (STX or a token): a new payment.
+    pub fn creates(self) -> bool {
+        matches!(self, Self::CreatePayment | Self::CreatePaymentFt)
+    }
+
+    /// It moves a SIP-010 token (its last argument), not STX.
+    pub fn is_ft(self) -> bool {
+        matches!(
+            self,
+            Self::CreatePaymentFt | Self::ClaimPaymentFt | Self::RefundExpiredFt
+        )
     }
 }
 
@@ -43,10 +72,13 @@ pub struct EscrowCall {
     /// The transaction's origin (the `tx-sender`).
     pub sender: String,
     pub payment_id: PaymentId,
-    /// create-payment only.
+    /// Creates only.
     pub recipient: Option<String>,
     pub amount: Option<u128>,
     pub memo: Option<Vec<u8>>,
+    /// The `-ft` functions: the token contract (`ADDR.contract`) named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     pub nonce: u64,
     pub fee: u64,
     pub chain_id: u32,
@@ -117,7 +149,9 @@ pub fn decode_escrow_call(
     let args = &call.function_args;
     let expected = match function {
         EscrowFunction::CreatePayment => 4,
-        _ => 1,
+        EscrowFunction::CreatePaymentFt => 5,
+        EscrowFunction::ClaimPayment | EscrowFunction::RefundExpired => 1,
+        EscrowFunction::ClaimPaymentFt | EscrowFunction::RefundExpiredFt => 2,
     };
     if args.len() != expected {
         return Err(TxDecodeError::ArgCount {
@@ -146,11 +180,20 @@ pub fn decode_escrow_call(
         recipient: None,
         amount: None,
         memo: None,
+        token: None,
         nonce: origin.nonce(),
         fee: tx.get_tx_fee(),
         chain_id: tx.chain_id,
     };
-    if function == EscrowFunction::CreatePayment {
+    if function.is_ft() {
+        // A trait argument travels as the contract's principal.
+        let last = expected - 1;
+        out.token = match &args[last] {
+            Value::Principal(p @ PrincipalData::Contract(_)) => Some(p.to_string()),
+            _ => return Err(bad(last, "a contract principal (the SIP-010 token)")),
+        };
+    }
+    if function.creates() {
         out.recipient = match &args[1] {
             Value::Principal(p) => Some(p.to_string()),
             _ => return Err(bad(1, "a principal")),

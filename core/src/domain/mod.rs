@@ -8,6 +8,8 @@ mod proof;
 mod tip;
 
 pub use event::{EventSource, EventType, PaymentEvent, RetryInfo, Reverted};
-pub use payment::{ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus, Scheme};
+pub use payment::{
+    token_contract_of, ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus, Scheme,
+};
 pub use proof::{Proof, ProofView};
 pub use tip::Tip;

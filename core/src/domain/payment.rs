@@ -295,6 +295,13 @@ impl Payment {
         }
     }
 
+    /// The SIP-010 token contract (`ADDR.contract`) the payment moves, `None`
+    /// for STX: `asset` without its `::name`. The key lists filter by, since
+    /// a record knows the asset's name only once its block was seen.
+    pub fn token_contract(&self) -> Option<&str> {
+        token_contract_of(self.asset.as_deref()?)
+    }
+
     /// Whether this is an x402 `exact` transfer (not an escrow lock).
     pub fn is_exact(&self) -> bool {
         self.scheme == Some(Scheme::Exact)
@@ -304,4 +311,17 @@ impl Payment {
     pub fn expired(&self, tip_height: u64) -> bool {
         self.status == PaymentStatus::Confirmed && self.expires_at.is_some_and(|e| tip_height >= e)
     }
+}
+
+/// The token contract of an asset name as records and queries write it
+/// (`STX`, `ADDR.contract` or `ADDR.contract::name`); `None` for STX.
+pub fn token_contract_of(asset: &str) -> Option<&str> {
+    if asset.eq_ignore_ascii_case("STX") {
+        return None;
+    }
+    Some(
+        asset
+            .split_once("::")
+            .map_or(asset, |(contract, _)| contract),
+    )
 }

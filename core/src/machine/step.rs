@@ -1,8 +1,8 @@
 use std::collections::HashMap;
 
 use crate::decode::{
-    Abort, BlockRef, DecodedBlock, EscrowCall, EscrowFunction, EscrowTx, PaymentPrint, PrintKind,
-    Transfer, TxOutcome,
+    Abort, BlockRef, DecodedBlock, EscrowCall, EscrowTx, PaymentPrint, PrintKind, Transfer,
+    TxOutcome,
 };
 use crate::domain::{
     ChainPos, EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus,
@@ -116,7 +116,7 @@ pub fn step(
             (p, EventType::Failed, (Some(tx.txid.clone()), Some(here)))
         }
         Input::Mempool { call } => {
-            if call.function != EscrowFunction::CreatePayment {
+            if !call.function.creates() {
                 return None;
             }
             let same_tx = prev
@@ -134,6 +134,8 @@ pub fn step(
             p.amount = call.amount.map(|a| a.to_string());
             p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
             p.create_txid = Some(call.txid.clone());
+            // Until the block's transfer names the asset in it: the contract.
+            p.asset = call.token.clone();
             p.reason = None;
             p.replaced_by = None;
             (p, EventType::Submitted, (Some(call.txid.clone()), None))
@@ -179,6 +181,7 @@ pub fn step(
             p.amount = Some(print.amount.to_string());
             p.memo = Some(format!("0x{}", hex::encode(&print.memo)));
             p.expires_at = Some(print.expires_at);
+            p.asset = print.token.as_deref().map(|t| tx.asset_of(t));
             p.reason = None;
             p.replaced_by = None;
             if print.kind == PrintKind::Created {
@@ -216,6 +219,7 @@ pub fn step(
             p.recipient = call.recipient.clone();
             p.amount = call.amount.map(|a| a.to_string());
             p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
+            p.asset = call.token.clone();
             p.create_txid = Some(tx.txid.clone());
             p.reason = Some(abort.reason().to_string());
             let here = pos(block, tx);
@@ -299,9 +303,7 @@ pub fn apply_block(
                     abort,
                 },
             )],
-            (TxOutcome::Aborted(abort), Some(call))
-                if call.function == EscrowFunction::CreatePayment =>
-            {
+            (TxOutcome::Aborted(abort), Some(call)) if call.function.creates() => {
                 vec![(
                     call.payment_id,
                     Input::CreateAborted {

@@ -18,14 +18,20 @@
 //!   STX condition on the contract must admit some positive amount, and every
 //!   other condition must admit "sends nothing".
 //!
-//! The relay's rule on top: a create must be in Deny mode with an STX
-//! condition on the sender, so the wallet, not the contract, bounds what
-//! leaves the account. A claim or refund pays the caller or the payment's
-//! sender, so Allow mode is fine; in Deny mode the payout must be covered.
+//! The `-ft` functions are the same with the token in place of STX: the
+//! asset that moves is the SIP-010 token the call names (any asset defined in
+//! that contract), conditions on it play the part STX conditions play above,
+//! and an STX condition must admit "sends nothing".
+//!
+//! The relay's rule on top: a create must be in Deny mode with a condition
+//! on the sender for the asset it locks, so the wallet, not the contract,
+//! bounds what leaves the account. A claim or refund pays the caller or the
+//! payment's sender, so Allow mode is fine; in Deny mode the payout must be
+//! covered.
 //!
 //! [`check_transaction_postconditions`]: https://github.com/stacks-network/stacks-core/blob/master/stackslib/src/chainstate/stacks/db/transactions.rs
 
-use crate::decode::{ContractId, EscrowCall, EscrowFunction};
+use crate::decode::{ContractId, EscrowCall};
 use clarity::types::chainstate::StacksAddress;
 use stacks_codec::codec::{
     FungibleConditionCode, NonfungibleConditionCode, PostConditionPrincipal, StacksTransaction,
@@ -45,11 +51,36 @@ enum Who {
     Other(String),
 }
 
-/// What a successful call makes a principal send, in uSTX.
+/// What a successful call makes a principal send, in the moved asset's unit.
 enum Sent {
     Exactly(u128),
     /// An amount unknown without chain state, but above 0.
     SomePositive,
+}
+
+/// The asset a payment call moves.
+#[derive(Debug, PartialEq, Eq)]
+enum Moved<'a> {
+    Stx,
+    /// A SIP-010 token contract, `ADDR.contract`.
+    Token(&'a str),
+}
+
+impl Moved<'_> {
+    /// How a post-condition on this asset is written with the `Pc` builder.
+    fn pc_suffix(&self) -> String {
+        match self {
+            Moved::Stx => ".ustx()".into(),
+            Moved::Token(t) => format!(".ft(\"{t}\", \"<asset name>\")"),
+        }
+    }
+
+    fn unit(&self) -> String {
+        match self {
+            Moved::Stx => "uSTX".into(),
+            Moved::Token(t) => format!("of the token {t}"),
+        }
+    }
 }
 
 pub(super) fn check(
@@ -57,81 +88,66 @@ pub(super) fn check(
     call: &EscrowCall,
     contract: &ContractId,
 ) -> Result<(), ValidationError> {
-    let create_amount = match call.function {
-        EscrowFunction::CreatePayment => call.amount,
-        EscrowFunction::ClaimPayment | EscrowFunction::RefundExpired => None,
+    let create_amount = if call.function.creates() {
+        call.amount
+    } else {
+        None
+    };
+    let moved = match (call.function.is_ft(), call.token.as_deref()) {
+        (true, Some(t)) => Moved::Token(t),
+        _ => Moved::Stx,
     };
     let deny = tx.post_condition_mode == TransactionPostConditionMode::Deny;
+    let fn_name = call.function.as_str();
     if let Some(amount) = create_amount {
         if !deny {
             return Err(ValidationError::new(
                 "post_condition_mode",
                 format!(
-                    "a create-payment must be signed in Deny mode, so that nothing beyond your \
+                    "a {fn_name} must be signed in Deny mode, so that nothing beyond your \
                      post-conditions can leave your account: set postConditionMode \"deny\" and \
                      add {}",
-                    sender_eq(&call.sender, amount)
+                    sender_eq(&call.sender, amount, &moved)
                 ),
             ));
         }
     }
-    let fn_name = call.function.as_str();
     let origin = tx.origin_address();
     let mut covered = false;
     for (i, pc) in tx.post_conditions.iter().enumerate() {
         let n = i + 1;
-        match pc {
+        // `on_moved`: the condition is on the asset the call moves.
+        let (principal, code, limit, on_moved) = match pc {
             TransactionPostCondition::STX(principal, code, limit) => {
-                let who = whom(principal, &origin, contract);
-                let sent = match (&who, create_amount) {
-                    (Who::Sender, Some(amount)) => Sent::Exactly(amount),
-                    (Who::Escrow, None) => Sent::SomePositive,
-                    _ => Sent::Exactly(0),
-                };
-                let describe = || format!("{}({limit})", comparator(code));
-                if !admits(*code, u128::from(*limit), &sent) {
-                    let message = match sent {
-                        Sent::Exactly(0) => format!(
-                            "post-condition {n} ({} {}) fails: {} sends nothing in a \
-                             {fn_name}; remove it",
-                            display(&who, &call.sender, contract),
-                            describe(),
-                            display(&who, &call.sender, contract),
-                        ),
-                        Sent::Exactly(amount) => format!(
-                            "post-condition {n} (sender {}) does not admit the {amount} uSTX \
-                             this create-payment sends: use {}",
-                            describe(),
-                            sender_eq(&call.sender, amount)
-                        ),
-                        Sent::SomePositive => format!(
-                            "post-condition {n} ({contract} {}) does not admit any payout, but \
-                             the contract sends the payment's amount (above 0): use {}",
-                            describe(),
-                            escrow_eq(contract)
-                        ),
-                    };
-                    return Err(ValidationError::new("post_conditions", message));
-                }
-                covered |= match create_amount {
-                    Some(_) => who == Who::Sender,
-                    None => who == Who::Escrow,
-                };
+                (principal, code, u128::from(*limit), moved == Moved::Stx)
             }
             TransactionPostCondition::Fungible(principal, asset, code, limit) => {
-                if !code.check(u128::from(*limit), 0) {
-                    return Err(ValidationError::new(
-                        "post_conditions",
-                        format!(
-                            "post-condition {n} requires {} to send {limit} of the token {}.{}::{}, \
-                             but a {fn_name} moves only STX: remove it",
-                            display(&whom(principal, &origin, contract), &call.sender, contract),
-                            asset.contract_address,
-                            asset.contract_name.as_str(),
-                            asset.asset_name.as_str()
-                        ),
-                    ));
+                let token = format!(
+                    "{}.{}",
+                    asset.contract_address,
+                    asset.contract_name.as_str()
+                );
+                let on_moved = matches!(moved, Moved::Token(t) if t == token);
+                if !on_moved {
+                    // Another token: nothing of it moves in an escrow call.
+                    if !code.check(u128::from(*limit), 0) {
+                        return Err(ValidationError::new(
+                            "post_conditions",
+                            format!(
+                                "post-condition {n} requires {} to send {limit} of the token \
+                                 {token}::{}, but a {fn_name} does not move that token: remove it",
+                                display(
+                                    &whom(principal, &origin, contract),
+                                    &call.sender,
+                                    contract
+                                ),
+                                asset.asset_name.as_str()
+                            ),
+                        ));
+                    }
+                    continue;
                 }
+                (principal, code, u128::from(*limit), true)
             }
             TransactionPostCondition::Nonfungible(principal, asset, _, code) => {
                 if *code == NonfungibleConditionCode::Sent {
@@ -139,7 +155,7 @@ pub(super) fn check(
                         "post_conditions",
                         format!(
                             "post-condition {n} requires {} to send an NFT of {}.{}::{}, but a \
-                             {fn_name} moves only STX: remove it",
+                             {fn_name} moves no NFT: remove it",
                             display(&whom(principal, &origin, contract), &call.sender, contract),
                             asset.contract_address,
                             asset.contract_name.as_str(),
@@ -147,20 +163,65 @@ pub(super) fn check(
                         ),
                     ));
                 }
+                continue;
             }
+        };
+        let who = whom(principal, &origin, contract);
+        let sent = match (&who, create_amount, on_moved) {
+            (_, _, false) => Sent::Exactly(0),
+            (Who::Sender, Some(amount), true) => Sent::Exactly(amount),
+            (Who::Escrow, None, true) => Sent::SomePositive,
+            _ => Sent::Exactly(0),
+        };
+        let describe = || format!("{}({limit})", comparator(code));
+        if !admits(*code, limit, &sent) {
+            let message = match sent {
+                Sent::Exactly(0) => format!(
+                    "post-condition {n} ({} {}) fails: {} sends nothing in a {fn_name}; \
+                     remove it",
+                    display(&who, &call.sender, contract),
+                    describe(),
+                    display(&who, &call.sender, contract),
+                ),
+                Sent::Exactly(amount) => format!(
+                    "post-condition {n} (sender {}) does not admit the {amount} {} this \
+                     {fn_name} sends: use {}",
+                    describe(),
+                    moved.unit(),
+                    sender_eq(&call.sender, amount, &moved)
+                ),
+                Sent::SomePositive => format!(
+                    "post-condition {n} ({contract} {}) does not admit any payout, but \
+                     the contract sends the payment's amount (above 0): use {}",
+                    describe(),
+                    escrow_eq(contract, &moved)
+                ),
+            };
+            return Err(ValidationError::new("post_conditions", message));
+        }
+        if on_moved {
+            covered |= match create_amount {
+                Some(_) => who == Who::Sender,
+                None => who == Who::Escrow,
+            };
         }
     }
     if deny && !covered {
+        let what = match moved {
+            Moved::Stx => "STX post-condition".to_string(),
+            Moved::Token(t) => format!("post-condition for the token {t}"),
+        };
         let message = match create_amount {
             Some(amount) => format!(
-                "no STX post-condition on the sender: in Deny mode the transfer of {amount} uSTX \
+                "no {what} on the sender: in Deny mode the transfer of {amount} {} \
                  into escrow would abort the transaction; add {}",
-                sender_eq(&call.sender, amount)
+                moved.unit(),
+                sender_eq(&call.sender, amount, &moved)
             ),
             None => format!(
-                "no STX post-condition on {contract}: in Deny mode the payout from escrow would \
+                "no {what} on {contract}: in Deny mode the payout from escrow would \
                  abort the transaction; add {} or sign in Allow mode",
-                escrow_eq(contract)
+                escrow_eq(contract, &moved)
             ),
         };
         return Err(ValidationError::new("post_conditions", message));
@@ -216,10 +277,16 @@ fn comparator(code: &FungibleConditionCode) -> &'static str {
     }
 }
 
-fn sender_eq(sender: &str, amount: u128) -> String {
-    format!("Pc.principal(\"{sender}\").willSendEq({amount}).ustx()")
+fn sender_eq(sender: &str, amount: u128, moved: &Moved) -> String {
+    format!(
+        "Pc.principal(\"{sender}\").willSendEq({amount}){}",
+        moved.pc_suffix()
+    )
 }
 
-fn escrow_eq(contract: &ContractId) -> String {
-    format!("Pc.principal(\"{contract}\").willSendEq(<the payment's amount>).ustx()")
+fn escrow_eq(contract: &ContractId, moved: &Moved) -> String {
+    format!(
+        "Pc.principal(\"{contract}\").willSendEq(<the payment's amount>){}",
+        moved.pc_suffix()
+    )
 }

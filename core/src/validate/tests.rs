@@ -40,6 +40,7 @@ struct Case {
     recipient: Option<String>,
     amount: Option<String>,
     memo: Option<String>,
+    token: Option<String>,
     nonce: Option<u64>,
     fee: Option<u64>,
 }
@@ -83,6 +84,7 @@ fn check_valid_case(case: &Case, policy: &RelayPolicy) {
         "{}",
         case.label
     );
+    assert_eq!(call.token, case.token, "{}", case.label);
     assert_eq!(Some(call.nonce), case.nonce, "{}", case.label);
     assert_eq!(Some(call.fee), case.fee, "{}", case.label);
     assert_eq!(call.chain_id, policy.chain_id, "{}", case.label);
@@ -115,7 +117,7 @@ fn relay_fixture_cases_meet_their_expectations() {
             }
         }
     }
-    assert!(valid >= 8, "fixture lost valid cases");
+    assert!(valid >= 11, "fixture lost valid cases");
 }
 
 /// Every message names the field and says what to do; print them for review

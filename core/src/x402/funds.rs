@@ -4,7 +4,7 @@
 //! [`check`]. Pure.
 
 use super::reason::{Reason, Refusal};
-use super::rules::{Paid, Verified};
+use super::rules::Verified;
 
 /// The payer's state at the node's tip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +31,9 @@ pub fn check(v: &Verified, f: &Funds) -> Result<(), Refusal> {
         ));
     }
     let fee = if v.sponsored { 0 } else { u128::from(v.fee) };
-    let (stx_needed, what) = match &v.paid {
-        Paid::Token(_) => (fee, "the fee"),
-        Paid::Stx | Paid::Escrow(_) => (v.amount.saturating_add(fee), "the amount and the fee"),
+    let (stx_needed, what) = match v.paid.token() {
+        Some(_) => (fee, "the fee"),
+        None => (v.amount.saturating_add(fee), "the amount and the fee"),
     };
     if f.stx < stx_needed {
         return Err(Refusal::new(
@@ -44,7 +44,7 @@ pub fn check(v: &Verified, f: &Funds) -> Result<(), Refusal> {
             ),
         ));
     }
-    if let Paid::Token(t) = &v.paid {
+    if let Some(t) = v.paid.token() {
         let have = f.token.unwrap_or(0);
         if have < v.amount {
             return Err(Refusal::new(

@@ -38,8 +38,19 @@ pub enum Paid {
     Stx,
     /// A SIP-010 `transfer` of an allowed token.
     Token(Token),
-    /// A `create-payment` on our escrow.
-    Escrow(EscrowCall),
+    /// A `create-payment` on our escrow, or a `create-payment-ft` locking
+    /// the allowed token. Boxed: the call is most of the enum's size.
+    Escrow(Box<EscrowCall>, Option<Token>),
+}
+
+impl Paid {
+    /// The SIP-010 token that moves, `None` for STX.
+    pub fn token(&self) -> Option<&Token> {
+        match self {
+            Paid::Token(t) | Paid::Escrow(_, Some(t)) => Some(t),
+            Paid::Stx | Paid::Escrow(_, None) => None,
+        }
+    }
 }
 
 /// A payment that passed every check that needs no chain state.
@@ -155,12 +166,10 @@ fn paid_by(
             let (to, amount, memo) = token_transfer(tx, &token, payer)?;
             (Paid::Token(token), to, amount, memo, "transfer")
         }
-        Asset::Stx => {
-            let call = escrow_create(&bytes, policy)?;
-            let to = call.recipient.clone().unwrap_or_default();
-            let amount = call.amount.unwrap_or(0);
-            let memo = call.memo.clone().unwrap_or_default();
-            (Paid::Escrow(call), to, amount, memo, "create-payment")
+        Asset::Stx => escrow_paid(escrow_create(&bytes, policy, None)?, None),
+        Asset::EscrowToken(token) => {
+            let call = escrow_create(&bytes, policy, Some(&token))?;
+            escrow_paid(call, Some(token))
         }
     };
     if recipient != pay_to {
@@ -178,14 +187,14 @@ fn paid_by(
     check_memo(r, &memo)?;
     let txid = txid_of(tx);
     let payment_id = match &paid {
-        Paid::Escrow(call) => call.payment_id,
+        Paid::Escrow(call, _) => call.payment_id,
         _ => PaymentId::exact(&txid),
     };
     Ok(Verified {
         scheme,
-        asset: match &paid {
-            Paid::Token(t) => t.asset_id(),
-            _ => "STX".to_string(),
+        asset: match paid.token() {
+            Some(t) => t.asset_id(),
+            None => "STX".to_string(),
         },
         paid,
         payer: payer.to_string(),
@@ -262,33 +271,48 @@ fn parse_pay_to(s: &str, mainnet: bool) -> Result<String, Refusal> {
     Ok(p.to_string())
 }
 
-/// What the requirements ask to be paid in.
+/// An escrow create as x402 sees it: recipient, amount, memo, function.
+fn escrow_paid(
+    call: EscrowCall,
+    token: Option<Token>,
+) -> (Paid, String, u128, Vec<u8>, &'static str) {
+    let to = call.recipient.clone().unwrap_or_default();
+    let amount = call.amount.unwrap_or(0);
+    let memo = call.memo.clone().unwrap_or_default();
+    let function = call.function.as_str();
+    (
+        Paid::Escrow(Box::new(call), token),
+        to,
+        amount,
+        memo,
+        function,
+    )
+}
+
+/// What the requirements ask to be paid in, and how: STX (by transfer, or
+/// locked in the escrow), a token by transfer, or a token locked in the
+/// escrow.
 enum Asset {
     Stx,
     Token(Token),
+    EscrowToken(Token),
 }
 
 impl Asset {
     fn of(r: &Requirements, scheme: Scheme, policy: &Policy) -> Result<Asset, Refusal> {
         let bad = |m: String| refuse(Reason::InvalidPaymentRequirements, m);
-        if r.asset.eq_ignore_ascii_case("STX") {
-            if scheme == Scheme::Escrow {
-                if let Some(c) = r.extra.get("contract").and_then(|v| v.as_str()) {
-                    if c != policy.escrow.as_str() {
-                        return Err(bad(format!(
-                            "extra.contract is {c}; this facilitator's escrow is {}",
-                            policy.escrow
-                        )));
-                    }
+        if scheme == Scheme::Escrow {
+            if let Some(c) = r.extra.get("contract").and_then(|v| v.as_str()) {
+                if c != policy.escrow.as_str() {
+                    return Err(bad(format!(
+                        "extra.contract is {c}; this facilitator's escrow is {}",
+                        policy.escrow
+                    )));
                 }
             }
-            return Ok(Asset::Stx);
         }
-        if scheme == Scheme::Escrow {
-            return Err(bad(format!(
-                "asset {}: the escrow scheme locks STX only",
-                r.asset
-            )));
+        if r.asset.eq_ignore_ascii_case("STX") {
+            return Ok(Asset::Stx);
         }
         // `ADDR.contract::token`, `ADDR.contract` (what x402-stacks sends),
         // or `extra.tokenContract: {address, name}`.
@@ -329,7 +353,10 @@ impl Asset {
                 )));
             }
         }
-        Ok(Asset::Token(token.clone()))
+        Ok(match scheme {
+            Scheme::Escrow => Asset::EscrowToken(token.clone()),
+            Scheme::Exact => Asset::Token(token.clone()),
+        })
     }
 }
 
@@ -477,22 +504,44 @@ fn token_transfer(
     Ok((recipient.to_string(), amount, memo))
 }
 
-/// The relay's own validation of an escrow call, which must be a create.
-fn escrow_create(bytes: &[u8], policy: &Policy) -> Result<EscrowCall, Refusal> {
+/// The relay's own validation of an escrow call, which must be a create:
+/// `create-payment` for STX, `create-payment-ft` naming `token` for a token.
+fn escrow_create(
+    bytes: &[u8],
+    policy: &Policy,
+    token: Option<&Token>,
+) -> Result<EscrowCall, Refusal> {
     let relay = RelayPolicy {
         contract: policy.escrow.clone(),
         chain_id: policy.chain_id,
         mainnet: policy.mainnet,
     };
     let valid = validate(bytes, &relay).map_err(|e| payload_refusal(&e))?;
-    if valid.call.function != EscrowFunction::CreatePayment {
+    let want = match token {
+        None => EscrowFunction::CreatePayment,
+        Some(_) => EscrowFunction::CreatePaymentFt,
+    };
+    if valid.call.function != want {
         return Err(refuse(
             Reason::InvalidPayload,
             format!(
-                "calls {}; the escrow scheme is paid with create-payment",
-                valid.call.function.as_str()
+                "calls {}; the escrow scheme is paid in this asset with {}",
+                valid.call.function.as_str(),
+                want.as_str()
             ),
         ));
+    }
+    if let Some(t) = token {
+        if valid.call.token.as_deref() != Some(t.contract.as_str()) {
+            return Err(refuse(
+                Reason::InvalidPayload,
+                format!(
+                    "create-payment-ft locks {}; the requirements ask for {}",
+                    valid.call.token.as_deref().unwrap_or("no token"),
+                    t.asset_id()
+                ),
+            ));
+        }
     }
     Ok(valid.call)
 }

@@ -148,11 +148,82 @@ fn an_escrow_create_to_pay_to_is_valid_and_keeps_its_payment_id() {
     )
     .unwrap();
     assert_eq!(v.scheme, crate::domain::Scheme::Escrow);
-    let Paid::Escrow(call) = &v.paid else {
+    let Paid::Escrow(call, None) = &v.paid else {
         panic!("not an escrow payment")
     };
     assert_eq!(v.payment_id, call.payment_id);
     assert_eq!(v.function, "create-payment");
+}
+
+#[test]
+fn a_token_escrow_create_locks_the_allowed_token() {
+    let f = fixture();
+    let v = run(
+        &f.body("escrow token create", "escrow", &f.token, "1000"),
+        &f.policy(),
+    )
+    .unwrap();
+    let Paid::Escrow(call, Some(token)) = &v.paid else {
+        panic!("not a token escrow payment: {:?}", v.paid)
+    };
+    assert_eq!(token.asset_id(), f.token);
+    assert_eq!(v.asset, f.token);
+    assert_eq!(v.payment_id, call.payment_id);
+    assert_eq!(v.function, "create-payment-ft");
+    // The token pays, STX only the fee: a payer without the token is refused.
+    let broke = Funds {
+        stx: u128::from(f.fee),
+        nonce: f.nonce,
+        token: Some(999),
+    };
+    assert_eq!(
+        check(&v, &broke).unwrap_err().reason,
+        Reason::InsufficientFunds
+    );
+    let enough = Funds {
+        token: Some(1000),
+        ..broke
+    };
+    check(&v, &enough).unwrap();
+}
+
+#[test]
+fn a_token_escrow_must_lock_the_asked_token_with_create_payment_ft() {
+    let f = fixture();
+    // STX requirements, token create: and the other way round.
+    let stx_asked = run(
+        &f.body("escrow token create", "escrow", "STX", "1000"),
+        &f.policy(),
+    )
+    .unwrap_err();
+    assert_eq!(stx_asked.reason, Reason::InvalidPayload, "{stx_asked:?}");
+    assert!(
+        stx_asked.message.contains("create-payment"),
+        "{stx_asked:?}"
+    );
+    let token_asked = run(
+        &f.body("escrow create", "escrow", &f.token, "1000"),
+        &f.policy(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        token_asked.reason,
+        Reason::InvalidPayload,
+        "{token_asked:?}"
+    );
+    assert!(
+        token_asked.message.contains("create-payment-ft"),
+        "{token_asked:?}"
+    );
+    // A token this facilitator does not accept.
+    let mut policy = f.policy();
+    policy.tokens.clear();
+    let refused = run(
+        &f.body("escrow token create", "escrow", &f.token, "1000"),
+        &policy,
+    )
+    .unwrap_err();
+    assert_eq!(refused.reason, Reason::InvalidPaymentRequirements);
 }
 
 #[test]
@@ -225,9 +296,10 @@ fn malformed_requirements() {
             "{field} = {value}"
         );
     }
-    // Escrow locks STX only, in our contract only.
+    // Escrow locks STX or an accepted token, in our contract only.
     let mut b = f.body("escrow create", "escrow", "STX", "1000");
-    b["paymentRequirements"]["asset"] = json!(f.token);
+    b["paymentRequirements"]["asset"] =
+        json!("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.other::other");
     assert_eq!(reason(&b, &p), Reason::InvalidPaymentRequirements);
     let mut b = f.body("escrow create", "escrow", "STX", "1000");
     b["paymentRequirements"]["extra"] =

@@ -1,6 +1,7 @@
 //! The decoders against real bytes: prints and signed transactions recorded
 //! from the real escrow contract in the Clarinet simnet
-//! (`tests/fixtures/escrow-simnet.json`), and payloads POSTed by a real
+//! (`tests/fixtures/escrow-simnet.json`, and `escrow-ft-simnet.json` for
+//! token payments), and payloads POSTed by a real
 //! stacks-node 4.x (`shared/fixtures/stacks-node-events/stacks-node-mocknet/`),
 //! whose own test escrow prints a different shape than ours.
 
@@ -22,6 +23,8 @@ use nexus_core::observer::NewBlock;
 mod mocknet;
 // Blocks built here around the recorded transactions: order, look-alikes, bad input.
 mod synthetic;
+// Token payments recorded from the contract in the simnet.
+mod tokens;
 
 use synthetic::*;
 

@@ -263,6 +263,7 @@ fn params_of(filter: &Filter, since_seq: Option<u64>) -> Value {
     let mut v = match filter {
         Filter::Payment(id) => json!({"event": "payment", "payment_id": id}),
         Filter::Principal(p) => json!({"event": "principal", "principal": p}),
+        Filter::Asset(a) => json!({"event": "asset", "asset": a}),
         Filter::All => json!({"event": "all"}),
     };
     if let Some(s) = since_seq {

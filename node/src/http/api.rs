@@ -142,10 +142,35 @@ pub struct ListQuery {
     sender: Option<String>,
     recipient: Option<String>,
     status: Option<String>,
+    /// `STX`, or a SIP-010 token by contract (`ADDR.contract`) or asset
+    /// identifier (`ADDR.contract::name`): either matches that token's payments.
+    asset: Option<String>,
     /// Keyset cursor from the previous page's `next`.
     after: Option<String>,
     /// 1..=500, default 100.
     limit: Option<u32>,
+}
+
+/// An `asset` filter is `STX` or a well-formed token contract, with or
+/// without its asset name.
+fn check_asset(asset: &str) -> Result<(), ApiError> {
+    let Some(contract) = nexus_core::domain::token_contract_of(asset) else {
+        return Ok(());
+    };
+    let name_ok = asset.split_once("::").is_none_or(|(_, name)| {
+        !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic())
+    });
+    if contract.parse::<nexus_core::decode::ContractId>().is_err() || !name_ok {
+        return Err(ApiError::bad_request(
+            "asset",
+            format!(
+                "asset must be STX, a token contract (ADDR.contract) or an asset identifier \
+                 (ADDR.contract::name), got {:?}",
+                asset.chars().take(200).collect::<String>()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Payments, filtered, in payment-id order (keyset pagination).
@@ -177,10 +202,14 @@ pub(crate) async fn list_payments(
         a.parse::<PaymentId>()
             .map_err(|e| ApiError::bad_request("after", e.to_string()))?;
     }
+    if let Some(a) = &q.asset {
+        check_asset(a)?;
+    }
     let filter = PaymentFilter {
         sender: q.sender,
         recipient: q.recipient,
         status,
+        asset: q.asset,
         after: q.after,
         limit,
     };

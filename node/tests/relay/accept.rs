@@ -75,6 +75,48 @@ async fn accepted_then_submitted_production() {
     accepted_then_submitted(Stores::Production).await;
 }
 
+/// A token escrow payment through the relay: the create is accepted and
+/// broadcast, its record names the token, and its claim is relayed too.
+async fn a_token_create_and_its_claim_are_relayed(stores: Stores) {
+    let rpc = scripted::start().await;
+    let node = relay_node(stores, &[&rpc], |_| {}).await;
+    let create = case("create-payment-ft: Deny");
+    let (code, body, _) = Post::json(&tx_hex(&create)).send(&node).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["function"], "create-payment-ft");
+    assert_eq!(body["payment"]["asset"], create["token"]);
+    assert_eq!(body["payment"]["amount"], create["amount"]);
+    let id = body["payment_id"].as_str().unwrap().to_string();
+    let p = status_becomes(&node, &id, "submitted").await;
+    assert_eq!(p["payment"]["asset"], create["token"]);
+    let (code, _) = node
+        .get(&format!(
+            "/api/payments?asset={}",
+            create["token"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let claim = case("claim-payment-ft: Deny");
+    let (code, body, _) = Post::raw(tx_bytes(&claim)).send(&node).await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["function"], "claim-payment-ft");
+    eventually("both are broadcast", WAIT, || async {
+        rpc.script.broadcasts() == vec![tx_bytes(&create), tx_bytes(&claim)]
+    })
+    .await;
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_create_and_its_claim_are_relayed_embedded() {
+    a_token_create_and_its_claim_are_relayed(Stores::Embedded).await;
+}
+
+#[tokio::test]
+async fn a_token_create_and_its_claim_are_relayed_production() {
+    a_token_create_and_its_claim_are_relayed(Stores::Production).await;
+}
+
 /// Every invalid fixture case: 400 naming the field, and nothing stored or sent.
 async fn invalid_requests_store_nothing(stores: Stores) {
     let rpc = scripted::start().await;

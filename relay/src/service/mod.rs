@@ -24,7 +24,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use nexus_core::decode::EscrowFunction;
 use nexus_core::domain::{EventSource, EventType, Payment, PaymentEvent, PaymentId, PaymentStatus};
 use nexus_indexer::ingest::{Decision, Ingestor};
 
@@ -100,13 +99,16 @@ impl Relayable {
     /// An escrow call the relay's validation accepted.
     pub fn escrow(valid: ValidTx) -> Self {
         let call = &valid.call;
-        let creates = (call.function == EscrowFunction::CreatePayment).then(|| {
+        let creates = call.function.creates().then(|| {
             let mut p = Payment::new(call.payment_id, PaymentStatus::Pending, "");
             p.sender = Some(call.sender.clone());
             p.recipient = call.recipient.clone();
             p.amount = call.amount.map(|a| a.to_string());
             p.memo = call.memo.as_ref().map(|m| format!("0x{}", hex::encode(m)));
             p.create_txid = Some(call.txid.clone());
+            // A token create: the token's contract, until its block's
+            // transfer names the asset in it.
+            p.asset = call.token.clone();
             p
         });
         Relayable {
@@ -123,7 +125,10 @@ impl Relayable {
 /// Whether a broadcast of `function` is the one that starts its payment
 /// (its failure fails the payment): an escrow create, or an x402 transfer.
 pub fn starts_payment(function: &str) -> bool {
-    matches!(function, "create-payment" | "token-transfer" | "transfer")
+    matches!(
+        function,
+        "create-payment" | "create-payment-ft" | "token-transfer" | "transfer"
+    )
 }
 
 /// A validated request on its way through the stages.

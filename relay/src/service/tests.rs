@@ -1,7 +1,7 @@
 //! `decide`: one batch's outcomes and jobs against the current records.
 
 use super::*;
-use nexus_core::decode::EscrowCall;
+use nexus_core::decode::{EscrowCall, EscrowFunction};
 use nexus_store::broadcasts::{Attempt, AttemptOutcome, Broadcast, BroadcastState, Next};
 
 const AT: &str = "2026-11-23T00:00:00.000Z";
@@ -31,6 +31,7 @@ fn job(n: u8, function: EscrowFunction, txid: &str) -> (Job, oneshot::Receiver<J
         recipient: Some("ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG".into()),
         amount: Some(1_000),
         memo: None,
+        token: None,
         nonce: 0,
         fee: 200,
         chain_id: 0x8000_0000,

@@ -228,6 +228,11 @@ fn migrator() -> Migrator {
             "idempotency",
             include_str!("../../migrations/postgres/0009_idempotency.sql"),
         ),
+        (
+            10,
+            "payment asset",
+            include_str!("../../migrations/postgres/0010_payment_asset.sql"),
+        ),
     ];
     let migrations = FILES
         .iter()

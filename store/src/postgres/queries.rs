@@ -1,6 +1,7 @@
 //! [`Queries`] on postgres: payments, events and dead letters as the API reads them.
 
 use super::*;
+use nexus_core::domain::token_contract_of;
 
 #[async_trait]
 impl Queries for PgHistory {
@@ -69,6 +70,12 @@ impl Queries for PgHistory {
         }
         if let Some(st) = filter.status {
             q.push(" AND status = ").push_bind(st.as_str());
+        }
+        if let Some(a) = &filter.asset {
+            match token_contract_of(a) {
+                None => q.push(" AND asset IS NULL"),
+                Some(t) => q.push(" AND asset = ").push_bind(sanitize_text(t)),
+            };
         }
         if let Some(a) = &filter.after {
             q.push(" AND payment_id > ").push_bind(sanitize_text(a));

@@ -58,6 +58,8 @@ struct PaymentRow {
     status: &'static str,
     sender: Option<String>,
     recipient: Option<String>,
+    /// The token contract (`Payment::token_contract`), `None` for STX.
+    asset: Option<String>,
     updated_seq: i64,
     body: String,
 }
@@ -133,6 +135,7 @@ impl Rows {
                     status: p.status.as_str(),
                     sender: p.sender.as_deref().map(sanitize_text),
                     recipient: p.recipient.as_deref().map(sanitize_text),
+                    asset: p.token_contract().map(sanitize_text),
                     updated_seq: C.write_int(p.updated_seq)?,
                     body: C.write_json(p)?,
                 };
@@ -319,20 +322,23 @@ type PaymentColumns = (
     Vec<Option<String>>,
     Vec<i64>,
     Vec<String>,
+    Vec<Option<String>>,
 );
 type EventColumns = (Vec<i64>, Vec<String>, Vec<&'static str>, Vec<String>);
 
 /// The upsert of `payments` (the same as [`Rows::write`]'s), its arrays from `$first`.
 fn payments_upsert(first: usize, cond: &str) -> String {
-    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    let p: Vec<String> = (first..first + PAYMENT_COLUMNS)
+        .map(|i| format!("${i}"))
+        .collect();
     format!(
-        "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
-         SELECT * FROM UNNEST({}::text[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::text[]) \
+        "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body, asset) \
+         SELECT * FROM UNNEST({}::text[], {}::text[], {}::text[], {}::text[], {}::bigint[], {}::text[], {}::text[]) \
          WHERE {cond} \
          ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, \
          sender = EXCLUDED.sender, recipient = EXCLUDED.recipient, \
-         updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body",
-        p[0], p[1], p[2], p[3], p[4], p[5]
+         updated_seq = EXCLUDED.updated_seq, body = EXCLUDED.body, asset = EXCLUDED.asset",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6]
     )
 }
 
@@ -373,7 +379,7 @@ impl Rows {
         if !payments.is_empty() {
             out.statements
                 .push(payments_upsert(first + out.params, cond));
-            out.params += 6;
+            out.params += PAYMENT_COLUMNS;
             out.payments = Some(payment_columns(payments));
         }
         let events = std::mem::take(&mut self.events);
@@ -411,6 +417,7 @@ fn payment_columns(payments: Vec<PaymentRow>) -> PaymentColumns {
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
+        Vec::with_capacity(n),
     );
     for p in payments {
         cols.0.push(p.id);
@@ -419,6 +426,7 @@ fn payment_columns(payments: Vec<PaymentRow>) -> PaymentColumns {
         cols.3.push(p.recipient);
         cols.4.push(p.updated_seq);
         cols.5.push(p.body);
+        cols.6.push(p.asset);
     }
     cols
 }
@@ -441,7 +449,11 @@ fn bind_payments(q: PgQuery<'_>, c: PaymentColumns) -> PgQuery<'_> {
         .bind(c.3)
         .bind(c.4)
         .bind(c.5)
+        .bind(c.6)
 }
+
+/// The arrays [`payments_upsert`] binds.
+const PAYMENT_COLUMNS: usize = 7;
 
 fn bind_events(q: PgQuery<'_>, c: EventColumns) -> PgQuery<'_> {
     q.bind(c.0).bind(c.1).bind(c.2).bind(c.3)

@@ -110,11 +110,11 @@ pub(super) fn write_batch(
     if !batch.payments.is_empty() {
         let mut s = tx
             .prepare_cached(
-                "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                "INSERT INTO payments (payment_id, status, sender, recipient, updated_seq, body, asset) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                  ON CONFLICT (payment_id) DO UPDATE SET status = excluded.status, \
                  sender = excluded.sender, recipient = excluded.recipient, \
-                 updated_seq = excluded.updated_seq, body = excluded.body",
+                 updated_seq = excluded.updated_seq, body = excluded.body, asset = excluded.asset",
             )
             .map_err(sq_err)?;
         for p in last_per_id(&batch.payments) {
@@ -125,6 +125,7 @@ pub(super) fn write_batch(
                 p.recipient.as_deref().map(sanitize_text),
                 C.write_int(p.updated_seq)?,
                 C.write_json(p)?,
+                p.token_contract().map(sanitize_text),
             ])
             .map_err(sq_err)?;
         }

@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     // Relay idempotency keys (the nexus-relay crate; Redis in production).
     include_str!("../../migrations/sqlite/0008_idempotency.sql"),
     include_str!("../../migrations/sqlite/0009_block_sets.sql"),
+    include_str!("../../migrations/sqlite/0010_payment_asset.sql"),
 ];
 
 /// Another process holding the write lock (a second indexer, a backup) makes

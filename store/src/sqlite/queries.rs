@@ -1,6 +1,7 @@
 //! [`Queries`] on sqlite: payments, events and dead letters as the API reads them.
 
 use super::*;
+use nexus_core::domain::token_contract_of;
 
 #[async_trait]
 impl Queries for SqliteHistory {
@@ -55,8 +56,20 @@ impl Queries for SqliteHistory {
         if let Some(st) = filter.status {
             pred("status =", st.as_str().to_string());
         }
+        let stx_only = match filter.asset.as_deref().map(token_contract_of) {
+            Some(Some(t)) => {
+                pred("asset =", sanitize_text(t));
+                false
+            }
+            Some(None) => true,
+            None => false,
+        };
+
         if let Some(a) = &filter.after {
             pred("payment_id >", sanitize_text(a));
+        }
+        if stx_only {
+            sql.push_str(" AND asset IS NULL");
         }
         args.push(Value::Integer(i64::from(filter.limit)));
         sql.push_str(&format!(" ORDER BY payment_id LIMIT ?{}", args.len()));

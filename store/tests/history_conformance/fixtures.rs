@@ -97,9 +97,12 @@ pub fn escrow_tx(i: u32, id: PaymentId) -> EscrowTx {
             memo: vec![0, 1, 2],
             expires_at: 500,
             block_height: 7,
+            // A token payment, so the stored print round-trips its token.
+            token: Some("ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.test-sbtc".into()),
         }],
         admin: vec![],
         transfer: None,
+        ft_assets: vec!["ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.test-sbtc::test-sbtc".into()],
     }
 }
 

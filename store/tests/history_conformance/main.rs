@@ -47,6 +47,7 @@ conformance!(
     seq_contiguous_across_commits,
     blocks_known_idempotent_and_tip,
     payments_upsert_filter_paginate,
+    payments_filter_by_asset,
     payments_changed_since,
     events_ordering_and_limit,
     payments_for_txids_from_mempool,

@@ -72,6 +72,7 @@ pub async fn payments_upsert_filter_paginate(h: Arc<dyn History>) {
             sender: sender.map(str::to_string),
             recipient: recipient.map(str::to_string),
             status,
+            asset: None,
             after: None,
             limit: 100,
         }
@@ -113,6 +114,57 @@ pub async fn payments_upsert_filter_paginate(h: Arc<dyn History>) {
     assert_eq!(q(by(Some(CAROL), None, None)).await, [pid(4), pid(5)]);
     assert_eq!(q(by(None, None, Some(Claimed))).await, [pid(2), pid(5)]);
     assert_eq!(h.list_payments(&filter(100)).await.unwrap().len(), 5);
+}
+
+/// `?asset=`: STX records (no asset, or `STX`) and each token's, named by its
+/// contract or its full asset identifier, whichever the record holds.
+pub async fn payments_filter_by_asset(h: Arc<dyn History>) {
+    const TOKEN: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.test-sbtc";
+    let with_asset = |n: u8, asset: Option<&str>| {
+        let mut p = payment(pid(n), PaymentStatus::Confirmed, ALICE, BOB);
+        p.asset = asset.map(str::to_string);
+        p
+    };
+    let asset_id = format!("{TOKEN}::test-sbtc");
+    h.commit(CommitBatch {
+        payments: vec![
+            with_asset(1, None),
+            with_asset(2, Some("STX")),
+            with_asset(3, Some(TOKEN)),
+            with_asset(4, Some(&asset_id)),
+            with_asset(
+                5,
+                Some("ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG.other::other"),
+            ),
+        ],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let q = |asset: &str| {
+        let h = h.clone();
+        let f = PaymentFilter {
+            asset: Some(asset.to_string()),
+            limit: 100,
+            ..Default::default()
+        };
+        async move { ids(&h.list_payments(&f).await.unwrap()) }
+    };
+    assert_eq!(q("STX").await, [pid(1), pid(2)]);
+    assert_eq!(q("stx").await, [pid(1), pid(2)]);
+    assert_eq!(q(TOKEN).await, [pid(3), pid(4)]);
+    assert_eq!(q(&asset_id).await, [pid(3), pid(4)]);
+    assert!(q("ST2CY5V39NHDPWSXMW9QDT3HC3GD6Q6XX4CFRK9AG.nothing")
+        .await
+        .is_empty());
+    // A record moving to another asset moves in the index too.
+    h.commit(CommitBatch {
+        payments: vec![with_asset(3, None)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(q("STX").await, [pid(1), pid(2), pid(3)]);
 }
 
 pub async fn payments_changed_since(h: Arc<dyn History>) {

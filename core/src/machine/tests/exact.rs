@@ -20,6 +20,7 @@ fn transfer(amount: u128) -> Transfer {
 fn transfer_tx(txid: &str, outcome: TxOutcome, amount: u128) -> EscrowTx {
     EscrowTx {
         transfer: Some(transfer(amount)),
+        ft_assets: Vec::new(),
         ..escrow_tx(txid, 0, outcome, None, Vec::new())
     }
 }

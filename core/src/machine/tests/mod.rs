@@ -68,6 +68,7 @@ fn create_call(txid: &str, id: PaymentId, sender: &str) -> EscrowCall {
         recipient: Some(PAYEE.to_string()),
         amount: Some(1_000_000),
         memo: Some(b"invoice-1".to_vec()),
+        token: None,
         nonce: 0,
         fee: 2000,
         chain_id: 0x8000_0000,
@@ -83,6 +84,7 @@ fn claim_call(txid: &str, id: PaymentId) -> EscrowCall {
         recipient: None,
         amount: None,
         memo: None,
+        token: None,
         nonce: 3,
         fee: 2000,
         chain_id: 0x8000_0000,
@@ -99,6 +101,7 @@ fn print(kind: PrintKind, id: PaymentId, height: u64) -> PaymentPrint {
         memo: b"invoice-1".to_vec(),
         expires_at: 103,
         block_height: height,
+        token: None,
     }
 }
 
@@ -117,6 +120,7 @@ fn escrow_tx(
         prints,
         admin: Vec::new(),
         transfer: None,
+        ft_assets: Vec::new(),
     }
 }
 

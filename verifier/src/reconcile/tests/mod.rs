@@ -163,6 +163,7 @@ fn on_chain(status: ChainStatus) -> ChainPayment {
         created_at: 10,
         expires_at: 110,
         status,
+        token: None,
     }
 }
 
