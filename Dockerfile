@@ -24,8 +24,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # --- run ---------------------------------------------------------------------
 # debian-slim, not distroless: HEALTHCHECK needs an HTTP client and the node
 # has no health subcommand of its own, so curl comes along (a few MB). The
-# binary needs only glibc and libgcc_s (reqwest and sqlx are built without
-# TLS, so no OpenSSL either).
+# binary needs only glibc and libgcc_s (outbound https goes through rustls and
+# sqlx is built without TLS, so no OpenSSL either); ca-certificates is the
+# root store those https calls trust (plus NEXUS_CA_CERT_PATH's, if set).
 FROM debian:bookworm-slim
 # Unpinned on purpose: bookworm's curl only moves for security fixes, and a
 # pinned version stops building the day Debian publishes one.

@@ -49,6 +49,9 @@ pub enum DeliveryError {
     Fanout(#[from] fanout::FanoutError),
     #[error(transparent)]
     Webhook(#[from] webhook::WebhookConfigError),
+    /// Permanent, like every `OutboundError`.
+    #[error("could not build the webhook HTTP client")]
+    Client(#[source] nexus_outbound::OutboundError),
 }
 
 /// The Redis fan-out between instances: where, and under which key prefix.
@@ -68,6 +71,8 @@ pub struct Setup {
     pub endpoints: Vec<webhook::Endpoint>,
     pub webhook_settings: webhook::Settings,
     pub webhook_store: Arc<dyn WebhookStore>,
+    /// Builds the webhook sender's client (rustls, the operator's extra roots).
+    pub outbound: nexus_outbound::Outbound,
 }
 
 /// What the ingest path publishes to, besides the in-process bus: the Redis
@@ -147,6 +152,10 @@ impl Delivery {
         };
         if !endpoints.is_empty() {
             tracing::info!(endpoints = endpoints.len(), "webhooks enabled");
+            let client = setup
+                .outbound
+                .client(setup.webhook_settings.timeout)
+                .map_err(DeliveryError::Client)?;
             let engine = webhook::Engine {
                 store: webhooks.store.clone(),
                 history: hub.history().clone(),
@@ -155,7 +164,7 @@ impl Delivery {
                 clock: webhooks.clock.clone(),
                 metrics: metrics.clone(),
                 wake: webhooks.wake.clone(),
-                client: reqwest::Client::new(),
+                client,
             };
             tracker.spawn(engine.run(hub.subscribe(), shutdown.clone()));
         }

@@ -26,4 +26,6 @@ pub struct App {
     pub relay: crate::relay::Relay,
     /// `/x402/*`: the x402 facilitator.
     pub facilitator: Arc<nexus_facilitator::Facilitator>,
+    /// Whether the observer is stuck on a permanent error (`/health`, metrics, logs).
+    pub stall: crate::stall::StallWatch,
 }

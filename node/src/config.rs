@@ -40,7 +40,7 @@ pub struct Config {
     /// answered 503, so a stalled store cannot block ingestion forever
     /// (`NEXUS_DELIVERY_TIMEOUT_SECS`).
     pub delivery_timeout_secs: u64,
-    /// stacks-node RPC (`http://host:20443`) when `rpc_urls` is empty: the
+    /// stacks-node RPC (`http://host:20443`, or `https://`) when `rpc_urls` is empty: the
     /// blocks of a gap are read from it, the verifier reads and the relay
     /// broadcasts through it; no RPC at all = gaps stay open until the
     /// blocks are delivered (`NEXUS_RPC_URL`).
@@ -124,6 +124,15 @@ pub struct Config {
     pub rate_limit_per_ip: Option<nexus_relay::ratelimit::Quota>,
     /// Per API key, on `/api/*` requests that carry one (`NEXUS_RATE_LIMIT_PER_KEY`).
     pub rate_limit_per_key: Option<nexus_relay::ratelimit::Quota>,
+    /// Reverse proxies (CIDRs, or single addresses) whose `X-Forwarded-For`
+    /// / `Forwarded: for=` name the client for the per-IP rate limit and the
+    /// request logs; from any other peer those headers are ignored
+    /// (`NEXUS_TRUSTED_PROXIES`, e.g. `["127.0.0.1/32","10.0.0.0/8"]`).
+    pub trusted_proxies: Vec<crate::forwarded::Cidr>,
+    /// PEM certificate(s) trusted, besides the platform's roots, by every
+    /// outbound call (RPC providers, webhooks): a private CA; unset = the
+    /// platform's roots only (`NEXUS_CA_CERT_PATH`).
+    pub ca_cert_path: Option<PathBuf>,
     /// Longest `/x402/settle` waits for the confirming block before it answers
     /// `transaction_pending` (x402-stacks' middleware gives up at 50 s), also
     /// bounded by the requirements' `maxTimeoutSeconds` (`NEXUS_X402_SETTLE_WAIT_SECS`).
@@ -188,6 +197,8 @@ impl Default for Config {
                 per_second: 500.0,
                 burst: 1_000,
             }),
+            trusted_proxies: Vec::new(),
+            ca_cert_path: None,
         }
     }
 }
@@ -201,6 +212,9 @@ pub enum ConfigError {
     Contract(#[source] nexus_core::decode::ContractIdError),
     #[error("x402_tokens: {0:?} is not ADDR.contract::token")]
     X402Token(String),
+    /// `ca_cert_path` names no usable PEM certificate (the message names the file).
+    #[error(transparent)]
+    CaCert(nexus_outbound::OutboundError),
 }
 
 /// The prefix of the node's environment variables.
@@ -247,7 +261,16 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         cfg.contract().map_err(ConfigError::Contract)?;
+        // Read now, so a bad file is a configuration error (exit 2), not a
+        // start failure that a supervisor retries forever.
+        cfg.outbound()?;
         Ok(cfg)
+    }
+
+    /// What every outbound HTTP client trusts: the platform's roots, plus
+    /// `ca_cert_path`'s certificates.
+    pub fn outbound(&self) -> Result<nexus_outbound::Outbound, ConfigError> {
+        nexus_outbound::Outbound::new(self.ca_cert_path.as_deref()).map_err(ConfigError::CaCert)
     }
 
     /// The parsed contract id.
@@ -381,6 +404,44 @@ mod tests {
                 cfg.rpc_provider_urls(),
                 vec!["http://a:20443", "http://b:20443"]
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_checked_at_load() {
+        figment::Jail::expect_with(|jail| {
+            let cfg = Config::load("absent.toml".as_ref(), &Overrides::default()).expect("loads");
+            assert!(cfg.trusted_proxies.is_empty(), "none by default");
+            jail.set_env(
+                "NEXUS_TRUSTED_PROXIES",
+                r#"["127.0.0.1/8","fd00::/8","10.1.2.3"]"#,
+            );
+            let cfg = Config::load("absent.toml".as_ref(), &Overrides::default()).expect("loads");
+            let shown: Vec<String> = cfg.trusted_proxies.iter().map(|c| c.to_string()).collect();
+            assert_eq!(shown, ["127.0.0.0/8", "fd00::/8", "10.1.2.3/32"]);
+            jail.set_env("NEXUS_TRUSTED_PROXIES", r#"["10.0.0.0/8","10.0.0.0/33"]"#);
+            let err = Config::load("absent.toml".as_ref(), &Overrides::default()).unwrap_err();
+            let text = nexus_core::error_chain(&err);
+            assert!(
+                text.contains("10.0.0.0/33") && text.to_lowercase().contains("trusted_proxies"),
+                "{text}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_ca_cert_path_stops_the_load_naming_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("not-a-cert.pem", "hello\n")?;
+            for path in ["missing.pem", "not-a-cert.pem"] {
+                jail.set_env("NEXUS_CA_CERT_PATH", path);
+                let err = Config::load("absent.toml".as_ref(), &Overrides::default()).unwrap_err();
+                assert!(matches!(err, ConfigError::CaCert(_)), "{err:?}");
+                let text = nexus_core::error_chain(&err);
+                assert!(text.contains(path), "{text}");
+            }
             Ok(())
         });
     }

@@ -9,17 +9,20 @@ use nexus_core::backoff::{Backoff, Jitter};
 use nexus_delivery::webhook::{Endpoint, Settings, WebhookConfigError, WebhookStore};
 use nexus_delivery::ws::WsConfig;
 use nexus_delivery::{DeliveryError, FanoutConfig, Setup};
+use nexus_outbound::Outbound;
 
 use crate::config::Config;
 
-/// Everything `Delivery::start` needs; opens the webhook store.
-pub async fn setup(cfg: &Config) -> Result<Setup, DeliveryError> {
+/// Everything `Delivery::start` needs; opens the webhook store. Webhooks
+/// are sent with a client `outbound` builds.
+pub async fn setup(cfg: &Config, outbound: &Outbound) -> Result<Setup, DeliveryError> {
     Ok(Setup {
         fanout: fanout(cfg),
         ws: ws_config(cfg),
         endpoints: endpoints(cfg)?,
         webhook_settings: settings(cfg),
         webhook_store: open_store(cfg).await?,
+        outbound: outbound.clone(),
     })
 }
 

@@ -1,15 +1,18 @@
 //! x402-Nexus node: configuration, the observer and API listeners, metrics,
 //! and the demo. A thin layer over `nexus-indexer` and `nexus-verifier`.
 
+pub mod analytics;
 pub mod app;
 pub mod config;
 pub mod delivery;
 pub mod demo;
+pub mod forwarded;
 pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod relay;
 pub mod server;
+pub mod stall;
 pub mod verifier;
 
 /// The allocator of every program built on this crate (the node, its tests

@@ -36,6 +36,8 @@ pub struct RequestLabel {
 /// in-process tests can run several nodes side by side.
 pub struct Metrics {
     registry: Registry,
+    /// Series without the `nexus_` prefix.
+    root: Registry,
     pub blocks_ingested: Counter,
     pub events: Family<TypeLabel, Counter>,
     pub dead_letters: Counter,
@@ -52,6 +54,10 @@ pub struct Metrics {
     pub gaps_detected: Counter,
     /// Gaps still open at the last `/health` check.
     pub open_gaps: Gauge,
+    /// 1 while the observer refuses deliveries for good (`crate::stall`).
+    pub ingest_stalled: Gauge,
+    /// Unix seconds of the stall's first failure; 0 when not stalled.
+    pub ingest_stalled_since: Gauge,
     /// WebSocket, fan-out and webhook series (`nexus_delivery::metrics`).
     pub delivery: nexus_delivery::metrics::DeliveryMetrics,
     /// RPC providers, breakers and the reconcile loop.
@@ -63,6 +69,14 @@ pub struct Metrics {
     /// Time from a `/x402/settle` request to its answer (mostly the wait
     /// for the confirming block).
     pub x402_settle_seconds: Histogram,
+    /// Success rate, processing time, retries, revenue recovered, errors
+    /// (`crate::analytics`, fed by the event bus).
+    pub analytics: crate::analytics::AnalyticsMetrics,
+    /// 1 while the Redis state store answered its last ping, 0 after a
+    /// failed one; absent on the embedded default (no Redis).
+    pub redis_connected: Gauge,
+    /// Unix time the process started (`process_start_time_seconds`, no prefix).
+    pub start_time: Gauge,
 }
 
 impl Metrics {
@@ -89,6 +103,8 @@ impl Metrics {
             ),
             gaps_detected: Counter::default(),
             open_gaps: Gauge::default(),
+            ingest_stalled: Gauge::default(),
+            ingest_stalled_since: Gauge::default(),
             delivery: Default::default(),
             verifier: crate::verifier::VerifierMetrics::default(),
             relay: Default::default(),
@@ -97,8 +113,24 @@ impl Metrics {
             x402_settle_seconds: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 14),
             ),
+            analytics: Default::default(),
+            redis_connected: Gauge::default(),
+            start_time: Gauge::default(),
             registry: Registry::default(),
+            root: Registry::default(),
         };
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        m.start_time.set(i64::try_from(started).unwrap_or(0));
+        // The conventional name, which dashboards and alerts expect unprefixed.
+        let mut root = Registry::default();
+        root.register(
+            "process_start_time_seconds",
+            "Unix time the process started",
+            m.start_time.clone(),
+        );
         registry.register(
             "blocks_ingested",
             "Blocks committed",
@@ -165,6 +197,16 @@ impl Metrics {
             m.open_gaps.clone(),
         );
         registry.register(
+            "ingest_stalled",
+            "1 while the observer answers a permanent error (500): stacks-node resends and the chain waits",
+            m.ingest_stalled.clone(),
+        );
+        registry.register(
+            "ingest_stalled_since_seconds",
+            "Unix time of the first failure of the current stall; 0 when not stalled",
+            m.ingest_stalled_since.clone(),
+        );
+        registry.register(
             "x402_requests",
             "x402 facilitator answers, by call (verify, settle) and outcome (ok or the x402 reason)",
             m.x402.clone(),
@@ -177,7 +219,17 @@ impl Metrics {
         m.delivery.register(&mut registry);
         m.verifier.register(&mut registry);
         m.relay.register(&mut registry);
-        Metrics { registry, ..m }
+        m.analytics.register(&mut registry);
+        registry.register(
+            "redis_connected",
+            "1 while the state store (Redis in production; the in-memory one always answers) answered its last ping, every 5 s; 0 after a failed one",
+            m.redis_connected.clone(),
+        );
+        Metrics {
+            registry,
+            root,
+            ..m
+        }
     }
 
     /// Count an x402 answer: `reason` `None` is a valid or settled payment.
@@ -218,7 +270,8 @@ impl Metrics {
     /// Prometheus text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        prometheus_client::encoding::text::encode_registry(&mut out, &self.root)
+            .and_then(|()| prometheus_client::encoding::text::encode(&mut out, &self.registry))
             .expect("writing to a String cannot fail");
         out
     }

@@ -42,6 +42,8 @@ pub enum StartError {
     Relay(#[from] crate::relay::RelayStartError),
     #[error("invalid x402 settings")]
     X402(#[source] crate::config::ConfigError),
+    #[error("cannot build the outbound HTTP clients")]
+    Outbound(#[source] crate::config::ConfigError),
 }
 
 /// A running node: its bound addresses and the handle to stop it.
@@ -91,6 +93,11 @@ pub async fn open_stores(
 /// Start the node: stores, ingest pipeline, observer and API listeners.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let contract = cfg.contract()?;
+    // Before any store or listener: a bad `ca_cert_path` stops the start.
+    let outbound = cfg.outbound().map_err(StartError::Outbound)?;
+    if outbound.extra_roots() > 0 {
+        tracing::info!(ca_cert_path = ?cfg.ca_cert_path, certificates = outbound.extra_roots(), "outbound calls also trust these roots");
+    }
     let (state, history) = open_stores(&cfg).await?;
     if cfg.is_embedded() {
         tracing::info!(sqlite = %cfg.sqlite_path.display(), "embedded default: state in memory, history in SQLite (set redis_url/database_url for production)");
@@ -116,7 +123,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         &origin,
     )?;
     let delivery = nexus_delivery::Delivery::start(
-        crate::delivery::setup(&cfg).await?,
+        crate::delivery::setup(&cfg, &outbound).await?,
         &bus,
         history.clone(),
         metrics.delivery.clone(),
@@ -139,7 +146,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     .with_delivery_timeout(std::time::Duration::from_secs(
         cfg.delivery_timeout_secs.max(1),
     ));
-    let rpc = crate::verifier::providers(&cfg, &metrics.verifier).map_err(StartError::Rpc)?;
+    let rpc =
+        crate::verifier::providers(&cfg, &metrics.verifier, &outbound).map_err(StartError::Rpc)?;
     let ingestor = match &rpc {
         Some(providers) => {
             tracing::info!(providers = ?providers.names(), auth = cfg.rpc_auth_token.is_some(), "gaps are filled from the stacks-node RPC");
@@ -164,7 +172,13 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         bus: bus.clone(),
         shutdown: shutdown.clone(),
     });
+    let stall = crate::stall::StallWatch::new(
+        ingestor.clock().clone(),
+        metrics.ingest_stalled.clone(),
+        metrics.ingest_stalled_since.clone(),
+    );
     let app = Arc::new(App {
+        stall,
         facilitator,
         relay,
         ingestor,
@@ -223,6 +237,22 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             .tcp_nodelay(true)
             .with_graceful_shutdown(token.cancelled_owned())
             .await
+        });
+    }
+    {
+        // The design's figures, from every committed event.
+        let events = app.bus.subscribe();
+        let metrics = app.metrics.analytics.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            crate::analytics::run(events, metrics, token).await;
+            Ok(())
+        });
+        let app = app.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            crate::analytics::probe_state(&app, token).await;
+            Ok(())
         });
     }
     if let Some(reconciler) = app.reconciler.clone() {

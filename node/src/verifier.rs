@@ -59,6 +59,8 @@ pub struct VerifierMetrics {
     pub degraded: Gauge,
     /// 1 while this node holds the reconciler lease.
     pub leader: Gauge,
+    /// The chain tip height the last cycle read (`/v2/info`).
+    pub tip_height: Gauge,
 }
 
 impl Default for VerifierMetrics {
@@ -83,6 +85,7 @@ impl Default for VerifierMetrics {
             proofs: Counter::default(),
             degraded: Gauge::default(),
             leader: Gauge::default(),
+            tip_height: Gauge::default(),
         }
     }
 }
@@ -109,6 +112,11 @@ impl VerifierMetrics {
             "reconcile_cycles",
             "Reconcile cycles run",
             self.cycles.clone(),
+        );
+        registry.register(
+            "reconcile_tip_height",
+            "The chain tip height the last reconcile cycle read from the RPC (its lag behind nexus_last_block_height is the node's or the provider's)",
+            self.tip_height.clone(),
         );
         registry.register(
             "reconcile_slow_cycles",
@@ -194,6 +202,9 @@ impl ReconcileObserver for VerifierMetrics {
         self.carried_over.set(r.carried_over as i64);
         self.proofs.inc_by(r.proofs as u64);
         self.degraded.set(i64::from(r.degraded.is_some()));
+        if let Some(h) = r.tip_height {
+            self.tip_height.set(i64::try_from(h).unwrap_or(i64::MAX));
+        }
     }
 
     fn discrepancy(&self, from: PaymentStatus, to: PaymentStatus) {
@@ -209,22 +220,25 @@ impl ReconcileObserver for VerifierMetrics {
 /// The node's one RPC client, when the configuration names a node
 /// (`rpc_urls`, else `rpc_url`): the verifier reads through it, the relay
 /// broadcasts through it and the ingest path fills gaps through it, all
-/// sharing its breakers.
+/// sharing its breakers. Its clients are built by `outbound` (rustls, the
+/// platform's roots and `ca_cert_path`'s).
 pub fn providers(
     cfg: &Config,
     metrics: &VerifierMetrics,
+    outbound: &nexus_outbound::Outbound,
 ) -> Result<Option<Arc<Providers>>, RpcError> {
     let urls = cfg.rpc_provider_urls();
     if urls.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Arc::new(Providers::new(
+    Ok(Some(Arc::new(Providers::with_outbound(
         &urls,
         cfg.rpc_auth_token.clone(),
         Duration::from_millis(cfg.rpc_timeout_ms.max(1)),
         breaker::DEFAULT_FAILURE_THRESHOLD,
         breaker::DEFAULT_COOLDOWN,
         Arc::new(metrics.clone()),
+        outbound,
     )?)))
 }
 

@@ -116,6 +116,29 @@ async fn token_payments_carry_their_asset(stores: Stores) {
         assert_eq!(err["error"]["field"], "asset", "{err}");
     }
 
+    // The figures count them: two payments confirmed (first seen in the
+    // mempool), two creates refused by the contract with u114.
+    common::eventually("the payment figures", Duration::from_secs(15), || async {
+        node.metric(r#"nexus_payment_outcomes_total{origin="observer",outcome="confirmed"}"#)
+            .await
+            == 2.0
+            && node
+                .metric(r#"nexus_contract_errors_total{error="(err u114)"}"#)
+                .await
+                == 2.0
+    })
+    .await;
+    assert_eq!(
+        node.metric(r#"nexus_payment_outcomes_total{origin="observer",outcome="failed"}"#)
+            .await,
+        2.0
+    );
+    assert_eq!(
+        node.metric(r#"nexus_payment_errors_total{reason="AbortByResponse"}"#)
+            .await,
+        2.0
+    );
+
     // The subscription saw the token's events (the failed creates and the
     // four transitions of t1 and t2 at least), all of them in the token.
     let mut seen = 0;

@@ -467,10 +467,10 @@ async fn bad_webhook_config_is_refused_at_start() {
     for (ep, why) in [
         (
             EndpointConfig {
-                url: "https://example.com/h".into(),
+                url: "ftp://example.com/h".into(),
                 ..endpoint("127.0.0.1:1".parse().unwrap())
             },
-            "https",
+            "scheme",
         ),
         (
             EndpointConfig {

@@ -17,6 +17,7 @@ use super::breaker::{BreakerState, CircuitBreaker};
 use super::http::HttpProvider;
 use super::types::{Account, BroadcastAnswer, NodeInfo, Tip};
 use super::{ContractRef, RpcError, StacksRpc};
+use nexus_outbound::Outbound;
 
 /// Sees every call and breaker change (the node turns them into Prometheus metrics).
 pub trait RpcObserver: Send + Sync + 'static {
@@ -67,7 +68,8 @@ impl std::fmt::Debug for Providers {
 
 impl Providers {
     /// Providers at `urls` (at least one), each with its own breaker
-    /// (`threshold` consecutive failures open it for `cooldown`).
+    /// (`threshold` consecutive failures open it for `cooldown`), trusting
+    /// the platform's roots only.
     pub fn new(
         urls: &[String],
         auth_token: Option<String>,
@@ -76,6 +78,23 @@ impl Providers {
         cooldown: Duration,
         observer: Arc<dyn RpcObserver>,
     ) -> Result<Self, RpcError> {
+        let outbound = Outbound::default();
+        Self::with_outbound(
+            urls, auth_token, timeout, threshold, cooldown, observer, &outbound,
+        )
+    }
+
+    /// [`Providers::new`], each provider's client built by `outbound` (the
+    /// node's, which also trusts `ca_cert_path`).
+    pub fn with_outbound(
+        urls: &[String],
+        auth_token: Option<String>,
+        timeout: Duration,
+        threshold: u32,
+        cooldown: Duration,
+        observer: Arc<dyn RpcObserver>,
+        outbound: &Outbound,
+    ) -> Result<Self, RpcError> {
         if urls.is_empty() {
             return Err(RpcError::Config("no RPC provider configured".into()));
         }
@@ -83,7 +102,12 @@ impl Providers {
             .iter()
             .map(|u| {
                 Ok(Slot {
-                    provider: HttpProvider::new(u, auth_token.clone(), timeout)?,
+                    provider: HttpProvider::with_outbound(
+                        u,
+                        auth_token.clone(),
+                        timeout,
+                        outbound,
+                    )?,
                     // A probe is one call: the longest one is a block replay.
                     breaker: Mutex::new(
                         CircuitBreaker::new(threshold, cooldown)

@@ -12,6 +12,8 @@ use super::types::{
     AccountResponse, BroadcastAnswer, CallReadResponse, MapEntryResponse, NodeInfo, Tip,
 };
 use super::{ContractRef, RpcError, StacksRpc};
+use nexus_core::error_chain;
+use nexus_outbound::Outbound;
 
 /// Default bound on one request: the verifier would rather fall over to the
 /// next provider than wait on a slow one.
@@ -80,26 +82,35 @@ impl RawAnswer {
 }
 
 impl HttpProvider {
-    /// A provider at `base_url` (`http://host:20443`), `timeout` per request.
+    /// A provider at `base_url` (`http://host:20443` or `https://…`),
+    /// `timeout` per request, trusting the platform's roots only.
     pub fn new(
         base_url: &str,
         auth_token: Option<String>,
         timeout: Duration,
     ) -> Result<Self, RpcError> {
+        Self::with_outbound(base_url, auth_token, timeout, &Outbound::default())
+    }
+
+    /// [`HttpProvider::new`] with the client `outbound` builds (the node's
+    /// one, which also trusts `ca_cert_path`).
+    pub fn with_outbound(
+        base_url: &str,
+        auth_token: Option<String>,
+        timeout: Duration,
+        outbound: &Outbound,
+    ) -> Result<Self, RpcError> {
         let url = reqwest::Url::parse(base_url)
             .map_err(|e| RpcError::Config(format!("rpc url {base_url:?}: {e}")))?;
-        // reqwest is built without TLS in this workspace (node RPCs sit on a
-        // private network): refuse https now rather than fail every call.
-        if url.scheme() != "http" || url.cannot_be_a_base() {
+        // Anything else would fail every call: refuse it at start instead.
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
             return Err(RpcError::Config(format!(
-                "rpc url {base_url:?}: expected http://host:port (https is not supported)"
+                "rpc url {base_url:?}: expected http://host:port or https://host:port"
             )));
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| RpcError::Config(format!("HTTP client: {e}")))?;
+        let client = outbound
+            .client(timeout)
+            .map_err(|e| RpcError::Config(format!("HTTP client: {}", error_chain(&e))))?;
         Ok(HttpProvider {
             client,
             timeout,
@@ -326,10 +337,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_url_must_be_http_and_token_stays_hidden() {
+    fn base_url_must_be_http_or_https_and_token_stays_hidden() {
         let t = DEFAULT_TIMEOUT;
         assert!(HttpProvider::new("http://127.0.0.1:20443/", None, t).is_ok());
-        for bad in ["127.0.0.1:20443", "https://n:20443", "unix:/tmp/x"] {
+        assert!(HttpProvider::new("https://node.example:20443", None, t).is_ok());
+        for bad in ["127.0.0.1:20443", "ftp://n:20443", "unix:/tmp/x"] {
             assert!(
                 matches!(HttpProvider::new(bad, None, t), Err(RpcError::Config(_))),
                 "{bad}"

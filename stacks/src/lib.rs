@@ -2,8 +2,9 @@
 //! gap fill read it: the node's one RPC client, with one [`RpcError`].
 //!
 //! * [`StacksRpc`]: the narrow trait the reconciler depends on.
-//! * [`HttpProvider`]: one node over HTTP (reqwest), typed answers decoded
-//!   with the real Clarity codec ([`types`]).
+//! * [`HttpProvider`]: one node over HTTP or HTTPS (reqwest; its client
+//!   from `nexus-outbound`), typed answers decoded with the real Clarity
+//!   codec ([`types`]).
 //! * [`Providers`]: several nodes, each behind a [`CircuitBreaker`], with
 //!   failover; also a `StacksRpc`.
 //! * [`RpcError`]: temporary vs permanent, with `Retry-After`.

@@ -8,9 +8,14 @@
 //! beside the repository. Without the folder those tests pass without
 //! running (`make test` says so once); with [`REQUIRE`] set to `1`, as
 //! `.ci/run` does, an absent folder fails them instead.
+//!
+//! Also: a fresh PostgreSQL database ([`pg`]) or Redis key prefix
+//! ([`redis`]) per test, and a local TLS server whose test CA is made per
+//! run ([`tls`]), for the https calls.
 
 pub mod pg;
 pub mod redis;
+pub mod tls;
 
 use std::path::PathBuf;
 

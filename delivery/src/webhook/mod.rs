@@ -36,7 +36,8 @@ use super::filter::{valid_principal, Filter, TypedFilter};
 pub struct EndpointConfig {
     /// Unique, stable name: deliveries are stored under it.
     pub name: String,
-    /// `http://` URL the events are POSTed to.
+    /// `http://` or `https://` URL the events are POSTed to (https trusts
+    /// the platform's roots and `ca_cert_path`'s).
     pub url: String,
     /// HMAC key of the signature.
     pub secret: String,
@@ -100,11 +101,11 @@ impl EndpointConfig {
             .url
             .parse()
             .map_err(|e| bad(format!("invalid url: {e}")))?;
-        if url.scheme() != "http" {
-            // reqwest is built without TLS in this workspace (see rpc_url).
-            return Err(bad(
-                "only http:// URLs are supported (terminate TLS in a proxy in front of the receiver)".into(),
-            ));
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(format!(
+                "url must be http:// or https://, not {}://",
+                url.scheme()
+            )));
         }
         let types = self
             .events

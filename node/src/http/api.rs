@@ -17,9 +17,10 @@ use super::schema::PaymentView;
 use crate::app::App;
 use nexus_core::error_chain;
 
-/// Store reachability, the chain tip, open gaps and the reconciler's state.
+/// Store reachability, the chain tip, open gaps, a stalled observer and the
+/// reconciler's state.
 #[utoipa::path(get, path = "/health", tag = "node", responses(
-    (status = 200, description = "Both stores answer (`status` is `degraded` if the RPC is down)", body = Object),
+    (status = 200, description = "Both stores answer (`status` is `stalled` while the observer refuses deliveries for good, `degraded` if the RPC is down)", body = Object),
     (status = 503, description = "A store is unreachable", body = Object),
 ))]
 pub(crate) async fn health(State(app): State<Arc<App>>) -> Response {
@@ -42,8 +43,17 @@ pub(crate) async fn health(State(app): State<Arc<App>>) -> Response {
     let rpc_degraded = reconciler
         .as_ref()
         .is_some_and(|r| r["degraded"] == json!(true));
+    // A permanent store error: the chain waits on us. Still 200 (README,
+    // "Health"): the stores answer and the API serves; a restart would not help.
+    let stalled = app.stall.current();
+    let status = match (&stalled, ok && !rpc_degraded) {
+        (Some(_), _) => "stalled",
+        (None, true) => "ok",
+        (None, false) => "degraded",
+    };
     let body = json!({
-        "status": if ok && !rpc_degraded { "ok" } else { "degraded" },
+        "status": status,
+        "stalled": stalled,
         "reconciler": reconciler,
         "mode": if app.config.is_embedded() { "embedded" } else { "production" },
         "state_store": show(&state),

@@ -1,7 +1,8 @@
-//! Request guards of the API listener: correlation ids, API keys and rate
-//! limits (the seeds' API conventions).
+//! Request guards of the API listener: correlation ids, the client's
+//! address (behind `trusted_proxies`), API keys and rate limits (the seeds'
+//! API conventions).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -20,6 +21,11 @@ use crate::http::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The client's address: the TCP peer, or the address a trusted proxy
+/// forwards for (`crate::forwarded`). Keys the per-IP rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// A client's id is kept if it is 1..=128 visible ASCII characters;
@@ -28,9 +34,10 @@ fn acceptable(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Accept or generate the request id, run the request inside a span that
-/// carries it (so every log line of the request has it), return it.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
+/// Accept or generate the request id, find the client's address, run the
+/// request inside a span that carries both (so every log line of the
+/// request has them), return the id.
+pub async fn request_id(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID)
@@ -39,7 +46,14 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| hex::encode(rand::random::<[u8; 12]>()));
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| crate::forwarded::client_ip(c.0.ip(), req.headers(), &app.config.trusted_proxies));
+    if let Some(ip) = client {
+        req.extensions_mut().insert(ClientAddr(ip));
+    }
+    let span = tracing::info_span!("request", request_id = %id, client = client.map(tracing::field::display), method = %req.method(), path = %req.uri().path());
     let mut resp = next.run(req).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, v);
@@ -137,10 +151,7 @@ pub async fn rate_limit(State(app): State<Arc<App>>, req: Request, next: Next) -
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let ip = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let mut checks: Vec<(String, Quota)> = Vec::with_capacity(2);
     if let (Some(q), Some(ip)) = (enabled(app.config.rate_limit_per_ip), ip) {
         checks.push((format!("ip:{ip}"), q));

@@ -7,7 +7,7 @@
 //! * [`webhooks`]: webhook dead letters.
 //! * [`ws`]: the `GET /ws` upgrade.
 //! * [`x402`]: the x402 facilitator (`/x402/supported`, `/verify`, `/settle`).
-//! * [`guard`]: request ids, API keys, rate limits.
+//! * [`guard`]: request ids, the client's address, API keys, rate limits.
 //! * [`observer`]: stacks-node's `[[events_observer]]` POSTs.
 //! * [`error`], [`schema`], [`openapi`]: the one error body, the response
 //!   bodies, and the OpenAPI document generated from the handlers.
@@ -55,7 +55,11 @@ pub fn api_router(app: Arc<App>) -> Router {
             app.clone(),
             guard::rate_limit,
         ))
-        // Outermost: every response, a 429 included, carries the request id.
-        .layer(axum::middleware::from_fn(guard::request_id))
+        // Outermost: every response, a 429 included, carries the request id,
+        // and the rate limit finds the client's address it settled.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            guard::request_id,
+        ))
         .with_state(app)
 }

@@ -11,7 +11,7 @@
 //! | a bad escrow event inside a good block | 200 + dead letter for that event | the rest of the block is applied |
 //! | body over `body_limit_bytes` | 413 | we cannot store it; raise the limit (the node retries) |
 //! | storage unavailable (Redis or the database down) | 503 | temporary: the node retries the same payload and nothing is lost |
-//! | any other storage failure | 500 | |
+//! | any other storage failure (a rejected write, unreadable rows), a panicked delivery | 500 | permanent: the chain stalls until someone fixes it, so it is made loud (`crate::stall`: `/health` says `stalled`, `nexus_ingest_stalled` is 1, logged once a minute) |
 //! | the state store came back empty (rebuilt from history during the delivery) | 200 after one reconcile cycle (bounded) | the chain wins before anything else is acknowledged |
 //!
 //! `/stackerdb_chunks`, `/proposal_response`, `/mined_*` and other paths are
@@ -62,6 +62,15 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
                     .last_block_at
                     .set(app.ingestor.clock().now_ms().div_euclid(1000));
             }
+            if let Some(r) = app.stall.delivered() {
+                tracing::info!(
+                    path = uri.path(),
+                    stalled_since = %r.stall.since,
+                    failures = r.stall.failures,
+                    suppressed = r.suppressed,
+                    "delivery committed: the stall is over, the chain moves again"
+                );
+            }
             tracing::debug!(
                 path = uri.path(),
                 events = outcome.events.len(),
@@ -79,7 +88,11 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
         }
         Ok(Err(e)) => {
             let temporary = e.is_temporary();
-            tracing::error!(path = uri.path(), error = %error_chain(&e), temporary, "delivery not committed; stacks-node will retry");
+            if temporary {
+                tracing::error!(path = uri.path(), error = %error_chain(&e), temporary, "delivery not committed; stacks-node will retry");
+            } else {
+                stalled(&app, uri.path(), error_chain(&e));
+            }
             let code = if temporary {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -95,7 +108,7 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
             (code, (code, body).into_response())
         }
         Err(join) => {
-            tracing::error!(path = uri.path(), error = %join, "delivery task panicked");
+            stalled(&app, uri.path(), format!("delivery task panicked: {join}"));
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -116,6 +129,24 @@ async fn observe(State(app): State<Arc<App>>, uri: Uri, body: Bytes) -> Response
         })
         .inc();
     response
+}
+
+/// A delivery failed for good: stacks-node will resend it, and it will
+/// fail again until someone acts. Counted on every resend, logged once a
+/// minute at most (with how many were not logged).
+fn stalled(app: &App, path: &str, error: String) {
+    let Some(suppressed) = app.stall.failed(error.clone()) else {
+        return;
+    };
+    let since = app.stall.current().map(|s| s.since).unwrap_or_default();
+    tracing::error!(
+        path,
+        error = %error,
+        temporary = false,
+        stalled_since = %since,
+        suppressed,
+        "delivery not committed; stacks-node will retry (the chain is stalled until this is fixed; logged once a minute)"
+    );
 }
 
 /// The state store came back empty and was rebuilt from history during this
