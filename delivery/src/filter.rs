@@ -62,22 +62,8 @@ impl TypedFilter {
     }
 }
 
-/// A valid asset name for a filter: `STX`, or a token contract with or
-/// without its asset name (`ADDR.contract[::name]`).
-pub fn valid_asset(s: &str) -> bool {
-    let Some(contract) = token_contract_of(s) else {
-        return true;
-    };
-    let name_ok = s.split_once("::").is_none_or(|(_, n)| {
-        !n.is_empty() && n.len() <= 128 && n.bytes().all(|b| b.is_ascii_graphic())
-    });
-    name_ok
-        && contract.contains('.')
-        && matches!(
-            clarity::vm::types::PrincipalData::parse(contract),
-            Ok(clarity::vm::types::PrincipalData::Contract(_))
-        )
-}
+/// A valid asset name for a filter ([`nexus_core::domain::is_asset_name`]).
+pub use nexus_core::domain::is_asset_name as valid_asset;
 
 /// A valid Stacks principal (standard `S…` address or `S….contract-name`),
 /// checked with the c32check checksum, not just the shape.

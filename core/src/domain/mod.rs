@@ -9,7 +9,8 @@ mod tip;
 
 pub use event::{EventSource, EventType, PaymentEvent, RetryInfo, Reverted};
 pub use payment::{
-    token_contract_of, ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus, Scheme,
+    is_asset_name, token_contract_of, ChainPos, Payment, PaymentId, PaymentIdError, PaymentStatus,
+    Scheme,
 };
 pub use proof::{Proof, ProofView};
 pub use tip::Tip;

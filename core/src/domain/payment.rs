@@ -313,6 +313,23 @@ impl Payment {
     }
 }
 
+/// Whether `s` names an asset the way filters take it: `STX`, a token
+/// contract (`ADDR.contract`) or an asset identifier (`ADDR.contract::name`),
+/// with a well-formed (checksummed) contract principal.
+pub fn is_asset_name(s: &str) -> bool {
+    let Some(contract) = token_contract_of(s) else {
+        return true;
+    };
+    let name_ok = s.split_once("::").is_none_or(|(_, n)| {
+        !n.is_empty() && n.len() <= 128 && n.bytes().all(|b| b.is_ascii_graphic())
+    });
+    name_ok
+        && matches!(
+            clarity::vm::types::PrincipalData::parse(contract),
+            Ok(clarity::vm::types::PrincipalData::Contract(_))
+        )
+}
+
 /// The token contract of an asset name as records and queries write it
 /// (`STX`, `ADDR.contract` or `ADDR.contract::name`); `None` for STX.
 pub fn token_contract_of(asset: &str) -> Option<&str> {

@@ -1,32 +1,12 @@
 //! The figures from event sequences: what each payment's life adds.
 
 use super::*;
-use nexus_core::domain::{PaymentStatus, Scheme};
+use nexus_core::domain::{Payment, PaymentStatus, Scheme};
 
 fn event(id: u8, ty: EventType, source: EventSource, at: &str) -> PaymentEvent {
-    PaymentEvent {
-        seq: 0,
-        event_type: ty,
-        payment_id: PaymentId([id; 32]),
-        status: PaymentStatus::Submitted,
-        sender: Some("SP_A".into()),
-        recipient: Some("SP_B".into()),
-        amount: Some("2500".into()),
-        scheme: None,
-        asset: None,
-        txid: None,
-        block_height: None,
-        index_block_hash: None,
-        burn_block_height: None,
-        confirmations: 0,
-        is_final: false,
-        source,
-        reason: None,
-        reverted: None,
-        at: at.into(),
-        reason_data: None,
-        retry: None,
-    }
+    let mut p = Payment::new(PaymentId([id; 32]), PaymentStatus::Submitted, at);
+    p.amount = Some("2500".into());
+    PaymentEvent::about(&p, ty, source, at)
 }
 
 fn outcome(c: &[Count]) -> Option<(&'static str, &'static str, Option<Duration>)> {

@@ -164,13 +164,7 @@ pub struct ListQuery {
 /// An `asset` filter is `STX` or a well-formed token contract, with or
 /// without its asset name.
 fn check_asset(asset: &str) -> Result<(), ApiError> {
-    let Some(contract) = nexus_core::domain::token_contract_of(asset) else {
-        return Ok(());
-    };
-    let name_ok = asset.split_once("::").is_none_or(|(_, name)| {
-        !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic())
-    });
-    if contract.parse::<nexus_core::decode::ContractId>().is_err() || !name_ok {
+    if !nexus_core::domain::is_asset_name(asset) {
         return Err(ApiError::bad_request(
             "asset",
             format!(
