@@ -1,7 +1,9 @@
 /**
- * The x402 end-to-end suite (`npm run test:e2e`): a real nexus-node binary,
- * the chain double and x402-stacks, in plain Node (not the Clarinet simnet
- * environment of `vitest.config.ts`). `make test-e2e` builds the node first.
+ * The end-to-end suites (`npm run test:e2e`), in plain Node (not the
+ * Clarinet simnet environment of `vitest.config.ts`), each against a real
+ * nexus-node binary: `e2e/x402/` (the chain double and x402-stacks) and
+ * `e2e/dashboard/` (the dashboard in Debian's chromium, and the metric names
+ * the deploy files use). `make test-e2e` builds the node first.
  */
 import { defineConfig } from "vitest/config";
 

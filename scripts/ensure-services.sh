@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the real Redis and PostgreSQL the integration tests use answer.
 # Starts local ones if they are installed but stopped; otherwise says what to install.
+# Also installs Debian's chromium for the dashboard's browser test when it can (root + apt-get).
 set -euo pipefail
 
 REDIS_HOST=127.0.0.1 REDIS_PORT=6379 PG_HOST=127.0.0.1 PG_PORT=5432
@@ -39,3 +40,19 @@ if ! psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d test -tAc 'select 1' >/dev/
   psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -tAc 'create database test' >/dev/null
 fi
 echo "services: Redis and PostgreSQL are up"
+
+# The dashboard's browser test (e2e/dashboard) drives Debian's chromium
+# through playwright-core, which never downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium (the dashboard's browser test)"
+    log=$(mktemp)
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$log" 2>&1; then
+      tail -n 20 "$log" >&2
+      echo "warning: could not install chromium: the dashboard's browser test will fail under NEXUS_REQUIRE_BROWSER=1, and be skipped otherwise" >&2
+    fi
+    rm -f "$log"
+  else
+    echo "note: chromium is not installed: the dashboard's browser test is skipped (Debian: apt-get install chromium, as root)"
+  fi
+fi

@@ -3,6 +3,7 @@
 //! (delivery, relay, verifier wiring) import nothing from here.
 //!
 //! * [`api`]: health, metrics, payments, proofs, observer dead letters.
+//! * [`dashboard`]: `GET /`, the live dashboard page built into the binary.
 //! * [`relay`]: `POST /api/payments`, provider statistics.
 //! * [`webhooks`]: webhook dead letters.
 //! * [`ws`]: the `GET /ws` upgrade.
@@ -13,6 +14,7 @@
 //!   bodies, and the OpenAPI document generated from the handlers.
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod guard;
 pub mod observer;
@@ -33,6 +35,7 @@ use crate::app::App;
 /// Routes of the API listener.
 pub fn api_router(app: Arc<App>) -> Router {
     Router::new()
+        .merge(dashboard::router())
         .route("/health", get(api::health))
         .route("/metrics", get(api::metrics))
         .route("/api/payments", get(api::list_payments))
