@@ -586,6 +586,219 @@
   )
 )
 
+;; Token payments in test-sbtc. Two calls in three first mint the caller
+;; the amount, so both the success path and ERR-TRANSFER-FAILED are reached.
+(define-private (sbtc-balance (who principal))
+  (unwrap-panic (contract-call? .test-sbtc get-balance who))
+)
+
+(define-public (test-create-payment-ft
+    (pick uint)
+    (recipient principal)
+    (amount uint)
+    (memo (buff 34))
+  )
+  (let (
+      (funded (if (> (mod pick u3) u0)
+        (is-ok (contract-call? .test-sbtc mint amount tx-sender))
+        false
+      ))
+      (id (if (and (is-eq (mod pick u4) u0) (> (var-get ghost-next-seed) u0))
+        (recent-id pick)
+        (fresh-id)
+      ))
+      (caller tx-sender)
+      (locked-before (get-token-locked .test-sbtc))
+      (stx-locked-before (var-get total-locked))
+      (escrow-before (sbtc-balance current-contract))
+      (caller-before (sbtc-balance caller))
+      (expected-error (if (var-get paused)
+        (some u101)
+        (if (is-eq amount u0)
+          (some u102)
+          (if (is-eq caller recipient)
+            (some u103)
+            (if (is-some (map-get? payments id))
+              (some u104)
+              (if (not (is-token-allowed .test-sbtc))
+                (some u114)
+                (if (> amount caller-before)
+                  (some u110)
+                  none
+                )
+              )
+            )
+          )
+        )
+      ))
+      (result (create-payment-ft id recipient amount memo .test-sbtc))
+    )
+    (asserts! (or funded (is-eq (mod pick u3) u0) (is-eq amount u0)) (err u940))
+    (match expected-error
+      code (begin
+        (asserts! (is-eq result (err code)) (err u941))
+        (asserts! (is-eq (get-token-locked .test-sbtc) locked-before) (err u942))
+        (asserts! (is-eq (sbtc-balance caller) caller-before) (err u943))
+        (ok true)
+      )
+      (begin
+        (asserts! (is-eq result (ok true)) (err u944))
+        (asserts!
+          (is-eq (map-get? payments id)
+            (some {
+              sender: caller,
+              recipient: recipient,
+              amount: amount,
+              memo: memo,
+              created-at: stacks-block-height,
+              expires-at: (+ stacks-block-height PAYMENT-TIMEOUT),
+              status: STATUS-PENDING,
+              token: (some .test-sbtc),
+            })
+          )
+          (err u945)
+        )
+        (asserts! (is-eq (get-token-locked .test-sbtc) (+ locked-before amount))
+          (err u946)
+        )
+        (asserts! (is-eq (sbtc-balance current-contract) (+ escrow-before amount))
+          (err u947)
+        )
+        (asserts! (is-eq (sbtc-balance caller) (- caller-before amount)) (err u948))
+        ;; STX books untouched.
+        (asserts! (is-eq (var-get total-locked) stx-locked-before) (err u949))
+        (ok true)
+      )
+    )
+  )
+)
+
+;; Shared by the token claim and refund properties: the exact error a call
+;; on `before` must give (u0: none), given what each one checks.
+(define-private (ft-settle-error
+    (before (optional {
+      sender: principal,
+      recipient: principal,
+      amount: uint,
+      memo: (buff 34),
+      created-at: uint,
+      expires-at: uint,
+      status: (string-ascii 8),
+      token: (optional principal),
+    }))
+    (claim bool)
+    (caller principal)
+  )
+  (match before
+    payment (if (and claim (var-get paused))
+      u101
+      (if (and claim (not (is-eq caller (get recipient payment))))
+        u106
+        (if (not (is-eq (get status payment) STATUS-PENDING))
+          u107
+          (if (if claim
+              (>= stacks-block-height (get expires-at payment))
+              (< stacks-block-height (get expires-at payment))
+            )
+            (if claim
+              u108
+              u109
+            )
+            (if (is-eq (get token payment) (some .test-sbtc))
+              u0
+              u115
+            )
+          )
+        )
+      )
+    )
+    u105
+  )
+)
+
+(define-public (test-claim-payment-ft (pick uint))
+  (let (
+      (id (recent-id pick))
+      (caller tx-sender)
+      (before (map-get? payments id))
+      (locked-before (get-token-locked .test-sbtc))
+      (caller-before (sbtc-balance caller))
+      (expected-error (ft-settle-error before true caller))
+      (result (claim-payment-ft id .test-sbtc))
+    )
+    (if (> expected-error u0)
+      (begin
+        (asserts! (is-eq result (err expected-error)) (err u950))
+        (asserts! (is-eq (map-get? payments id) before) (err u951))
+        (asserts! (is-eq (get-token-locked .test-sbtc) locked-before) (err u952))
+        (ok true)
+      )
+      (let ((payment (unwrap! before (err u953))))
+        (asserts! (is-eq result (ok true)) (err u954))
+        (asserts!
+          (is-eq (map-get? payments id)
+            (some (merge payment { status: STATUS-CLAIMED }))
+          )
+          (err u955)
+        )
+        (asserts!
+          (is-eq (get-token-locked .test-sbtc) (- locked-before (get amount payment)))
+          (err u956)
+        )
+        (asserts!
+          (is-eq (sbtc-balance caller) (+ caller-before (get amount payment)))
+          (err u957)
+        )
+        (ok true)
+      )
+    )
+  )
+)
+
+(define-public (test-refund-expired-ft (pick uint))
+  (let (
+      (id (recent-id pick))
+      (before (map-get? payments id))
+      (locked-before (get-token-locked .test-sbtc))
+      (payer-before (match before
+        payment (sbtc-balance (get sender payment))
+        u0
+      ))
+      (expected-error (ft-settle-error before false tx-sender))
+      (result (refund-expired-ft id .test-sbtc))
+    )
+    (if (> expected-error u0)
+      (begin
+        (asserts! (is-eq result (err expected-error)) (err u960))
+        (asserts! (is-eq (map-get? payments id) before) (err u961))
+        (asserts! (is-eq (get-token-locked .test-sbtc) locked-before) (err u962))
+        (ok true)
+      )
+      (let ((payment (unwrap! before (err u963))))
+        (asserts! (is-eq result (ok true)) (err u964))
+        (asserts!
+          (is-eq (map-get? payments id)
+            (some (merge payment { status: STATUS-REFUNDED }))
+          )
+          (err u965)
+        )
+        (asserts!
+          (is-eq (get-token-locked .test-sbtc) (- locked-before (get amount payment)))
+          (err u966)
+        )
+        ;; The tokens go back to the payer, whoever calls.
+        (asserts!
+          (is-eq (sbtc-balance (get sender payment))
+            (+ payer-before (get amount payment))
+          )
+          (err u967)
+        )
+        (ok true)
+      )
+    )
+  )
+)
+
 ;; Toggle the pause flag so the other properties also run while paused.
 (define-public (test-toggle-pause)
   (let (
