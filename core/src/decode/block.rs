@@ -282,16 +282,20 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
         }
     }
 
-    // SIP-010 assets each transaction moved, for token payments' prints.
-    let mut ft_assets: HashMap<&str, Vec<String>> = HashMap::new();
-    for ev in &b.events {
-        if let (true, Some(ft)) = (ev.committed, ev.ft_transfer_event.as_ref()) {
-            let list = ft_assets.entry(ev.txid.as_str()).or_default();
-            if !list.contains(&ft.asset_identifier) {
-                list.push(ft.asset_identifier.clone());
+    // The SIP-010 assets a transaction moved, read only for one whose print
+    // names a token: most blocks carry none, and the ingest path should not
+    // pay a pass over every event for them.
+    let ft_assets_of = |txid: &str| -> Vec<String> {
+        let mut list: Vec<String> = Vec::new();
+        for ev in b.events.iter().filter(|ev| ev.committed && ev.txid == txid) {
+            if let Some(ft) = &ev.ft_transfer_event {
+                if !list.contains(&ft.asset_identifier) {
+                    list.push(ft.asset_identifier.clone());
+                }
             }
         }
-    }
+        list
+    };
 
     let mut txs = Vec::new();
     for t in &b.transactions {
@@ -351,7 +355,7 @@ pub fn decode_block(b: &NewBlock, contract: &ContractId) -> DecodedBlock {
             outcome,
             call,
             ft_assets: if payment_prints.iter().any(|p| p.token.is_some()) {
-                ft_assets.remove(t.txid.as_str()).unwrap_or_default()
+                ft_assets_of(&t.txid)
             } else {
                 Vec::new()
             },
