@@ -56,20 +56,14 @@ impl Queries for SqliteHistory {
         if let Some(st) = filter.status {
             pred("status =", st.as_str().to_string());
         }
-        let stx_only = match filter.asset.as_deref().map(token_contract_of) {
-            Some(Some(t)) => {
-                pred("asset =", sanitize_text(t));
-                false
-            }
-            Some(None) => true,
-            None => false,
-        };
-
         if let Some(a) = &filter.after {
             pred("payment_id >", sanitize_text(a));
         }
-        if stx_only {
-            sql.push_str(" AND asset IS NULL");
+        if let Some(a) = &filter.asset {
+            // `IS` matches a bound NULL (STX) as well as a token contract,
+            // and SQLite still uses the (asset, payment_id) index for it.
+            args.push(token_contract_of(a).map_or(Value::Null, |t| Value::Text(sanitize_text(t))));
+            sql.push_str(&format!(" AND asset IS ?{}", args.len()));
         }
         args.push(Value::Integer(i64::from(filter.limit)));
         sql.push_str(&format!(" ORDER BY payment_id LIMIT ?{}", args.len()));
