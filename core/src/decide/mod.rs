@@ -188,10 +188,7 @@ pub fn correction(
         // it (`ADDR.contract::name`, from the block) keeps that.
         p.asset = match (&c.token, p.asset.take()) {
             (None, _) => None,
-            (Some(t), Some(a))
-                if a.strip_prefix(t.as_str())
-                    .is_some_and(|r| r.starts_with("::")) =>
-            {
+            (Some(t), Some(a)) if crate::domain::token_contract_of(&a) == Some(t.as_str()) => {
                 Some(a)
             }
             (Some(t), _) => Some(t.clone()),

@@ -171,10 +171,7 @@ impl EscrowTx {
     pub fn asset_of(&self, token: &str) -> String {
         self.ft_assets
             .iter()
-            .find(|a| {
-                a.strip_prefix(token)
-                    .is_some_and(|rest| rest.starts_with("::"))
-            })
+            .find(|a| crate::domain::token_contract_of(a) == Some(token))
             .cloned()
             .unwrap_or_else(|| token.to_string())
     }
